@@ -1,0 +1,92 @@
+// Command planb is a Matrix homeserver that keeps working when a whole data
+// center is lost. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "planb:", err)
+		os.Exit(1)
+	}
+}
+
+// command is one subcommand.
+type command interface {
+	// flags registers the command's flags.
+	flags(fs *flag.FlagSet)
+	// validate checks the parsed flags, reporting every problem.
+	validate() error
+	// run executes the command.
+	run(ctx context.Context, log *slog.Logger) error
+}
+
+const usage = `planb — a Matrix homeserver that survives the loss of a data center
+
+Usage:
+  planb dev    [flags]   run a local cluster for development (open registration)
+  planb serve  [flags]   run one node
+
+Run 'planb <command> -h' for the flags of a command.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	var cmd command
+	switch args[0] {
+	case "serve":
+		cmd = newServeCmd()
+	case "dev":
+		cmd = &devCmd{stdout: stdout}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	fs := flag.NewFlagSet("planb "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cmd.flags(fs)
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	if err := cmd.validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return cmd.run(ctx, log)
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return fmt.Sprint(*l) }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }

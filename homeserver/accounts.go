@@ -1,0 +1,552 @@
+package homeserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/jetstream"
+)
+
+// account is the record of one user in the accounts bucket.
+type account struct {
+	UserID       string `json:"user_id"`
+	PasswordHash string `json:"password_hash"`
+	DisplayName  string `json:"displayname,omitempty"`
+	AvatarURL    string `json:"avatar_url,omitempty"`
+	CreatedTS    int64  `json:"created_ts"`
+	Deactivated  bool   `json:"deactivated,omitempty"`
+}
+
+// Session is what an access token stands for.
+type Session struct {
+	UserID   string `json:"user_id"`
+	DeviceID string `json:"device_id"`
+}
+
+// device is the record of one device in the devices bucket.
+type device struct {
+	DeviceID    string `json:"device_id"`
+	DisplayName string `json:"display_name,omitempty"`
+	TokenHash   string `json:"token_hash"`
+	CreatedTS   int64  `json:"created_ts"`
+}
+
+// Argon2id parameters (OWASP's minimum recommendation: 19 MiB, 2 passes).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// hashPassword returns a PHC-formatted argon2id hash.
+func hashPassword(pw string) string {
+	salt := []byte(planb.RandomString(16))
+	sum := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(sum))
+}
+
+// checkPassword reports whether pw matches a hash made by hashPassword.
+func checkPassword(hash, pw string) bool {
+	f := strings.Split(hash, "$")
+	if len(f) != 6 || f[1] != "argon2id" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(f[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(f[5])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+func tokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// localpartOf returns the localpart of a user given as "@local:server" or
+// "local"; it fails for users of other servers.
+func (s *Service) localpartOf(user string) (string, error) {
+	if !strings.HasPrefix(user, "@") {
+		return strings.ToLower(user), nil
+	}
+	_, local, server, err := planb.SplitID(user)
+	if err != nil || server != s.cfg.ServerName {
+		return "", planb.Forbidden("unknown user %s", user)
+	}
+	return local, nil
+}
+
+func (s *Service) getAccount(ctx context.Context, local string) (*account, uint64, error) {
+	e, err := s.engine.Get(ctx, jetstream.BucketAccounts, key(local))
+	if err != nil {
+		return nil, 0, err
+	}
+	var a account
+	if err := json.Unmarshal(e.Value, &a); err != nil {
+		return nil, 0, fmt.Errorf("decode account %s: %w", local, err)
+	}
+	return &a, e.Revision, nil
+}
+
+// UsernameAvailable answers GET /register/available.
+func (s *Service) UsernameAvailable(ctx context.Context, local string) error {
+	if !planb.ValidLocalpart(local) {
+		return planb.Errorf(planb.CodeInvalidUsername, 400, "user names may contain only a-z, 0-9 and ._=-/+")
+	}
+	_, _, err := s.getAccount(ctx, local)
+	switch {
+	case err == nil:
+		return planb.Errorf(planb.CodeUserInUse, 400, "user name %s is taken", local)
+	case errors.Is(err, planb.ErrNotFound):
+		return nil
+	default:
+		return s.unavailable(err)
+	}
+}
+
+// RegisterRequest is the body of POST /register.
+type RegisterRequest struct {
+	Auth                     json.RawMessage `json:"auth"`
+	Username                 string          `json:"username"`
+	Password                 string          `json:"password"`
+	DeviceID                 string          `json:"device_id"`
+	InitialDeviceDisplayName string          `json:"initial_device_display_name"`
+	InhibitLogin             bool            `json:"inhibit_login"`
+}
+
+// LoginResponse is the body returned by /login and /register.
+type LoginResponse struct {
+	UserID      string `json:"user_id"`
+	AccessToken string `json:"access_token,omitempty"`
+	DeviceID    string `json:"device_id,omitempty"`
+	HomeServer  string `json:"home_server,omitempty"`
+}
+
+// uiaRequired is the 401 user-interactive-auth response naming the flows.
+func uiaRequired(session string, stages ...string) *planb.Error {
+	flows := []map[string]any{}
+	for _, st := range stages {
+		flows = append(flows, map[string]any{"stages": []string{st}})
+	}
+	return &planb.Error{Status: http.StatusUnauthorized, Extra: map[string]any{
+		"flows": flows, "params": map[string]any{}, "session": session}}
+}
+
+// Register creates an account (POST /register).
+func (s *Service) Register(ctx context.Context, req RegisterRequest) (*LoginResponse, error) {
+	var stages []string
+	if s.cfg.OpenRegistration {
+		stages = append(stages, "m.login.dummy")
+	}
+	if len(s.cfg.RegistrationTokens) > 0 {
+		stages = append(stages, "m.login.registration_token")
+	}
+	if len(stages) == 0 {
+		return nil, planb.Forbidden("registration is disabled on this server; ask an operator for an account")
+	}
+	var auth struct {
+		Type    string `json:"type"`
+		Session string `json:"session"`
+		Token   string `json:"token"`
+	}
+	if len(req.Auth) > 0 && string(req.Auth) != "null" {
+		if err := json.Unmarshal(req.Auth, &auth); err != nil {
+			return nil, planb.BadJSON("auth: %v", err)
+		}
+	}
+	switch {
+	case auth.Type == "m.login.dummy" && s.cfg.OpenRegistration:
+	case auth.Type == "m.login.registration_token" && len(s.cfg.RegistrationTokens) > 0:
+		ok := false
+		for _, t := range s.cfg.RegistrationTokens {
+			if subtle.ConstantTimeCompare([]byte(t), []byte(auth.Token)) == 1 {
+				ok = true
+			}
+		}
+		if !ok {
+			e := uiaRequired(auth.Session, stages...)
+			e.Code, e.Message = planb.CodeForbidden, "invalid registration token"
+			return nil, e
+		}
+	default:
+		session := auth.Session
+		if session == "" {
+			session = planb.RandomString(12)
+		}
+		return nil, uiaRequired(session, stages...)
+	}
+	local := req.Username
+	if local == "" {
+		local = strings.ToLower(planb.RandomLetters(10))
+	}
+	if !planb.ValidLocalpart(local) {
+		return nil, planb.Errorf(planb.CodeInvalidUsername, 400, "user names may contain only a-z, 0-9 and ._=-/+")
+	}
+	if len(req.Password) == 0 {
+		return nil, planb.MissingParam("password is required")
+	}
+	if len(req.Password) > 512 {
+		return nil, planb.InvalidParam("password is too long")
+	}
+	userID := planb.UserID(local, s.cfg.ServerName)
+	if len(userID) > planb.MaxIDLength {
+		return nil, planb.Errorf(planb.CodeInvalidUsername, 400, "user name is too long")
+	}
+	a := account{UserID: userID, PasswordHash: hashPassword(req.Password), CreatedTS: time.Now().UnixMilli()}
+	b, _ := json.Marshal(a)
+	if _, err := s.engine.Create(ctx, jetstream.BucketAccounts, key(local), b); err != nil {
+		if errors.Is(err, planb.ErrExists) {
+			return nil, planb.Errorf(planb.CodeUserInUse, 400, "user name %s is taken", local)
+		}
+		return nil, s.unavailable(err)
+	}
+	if req.InhibitLogin {
+		return &LoginResponse{UserID: userID, HomeServer: s.cfg.ServerName}, nil
+	}
+	return s.newSession(ctx, userID, req.DeviceID, req.InitialDeviceDisplayName)
+}
+
+// newSession creates (or takes over) a device and a fresh access token.
+func (s *Service) newSession(ctx context.Context, userID, deviceID, displayName string) (*LoginResponse, error) {
+	if deviceID == "" {
+		deviceID = planb.RandomLetters(10)
+	}
+	if len(deviceID) > 255 {
+		return nil, planb.InvalidParam("device_id is too long")
+	}
+	dkey := key(userID) + "." + key(deviceID)
+	if old, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey); err == nil {
+		var d device
+		if json.Unmarshal(old.Value, &d) == nil {
+			if displayName == "" {
+				displayName = d.DisplayName
+			}
+			if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
+				return nil, s.unavailable(err)
+			}
+		}
+	}
+	token := "pb_" + planb.RandomString(32) // 256 random bits
+	sess, _ := json.Marshal(Session{UserID: userID, DeviceID: deviceID})
+	th := tokenHash(token)
+	if _, err := s.engine.Put(ctx, jetstream.BucketTokens, th, sess); err != nil {
+		return nil, s.unavailable(err)
+	}
+	dev, _ := json.Marshal(device{DeviceID: deviceID, DisplayName: displayName, TokenHash: th, CreatedTS: time.Now().UnixMilli()})
+	if _, err := s.engine.Put(ctx, jetstream.BucketDevices, dkey, dev); err != nil {
+		return nil, s.unavailable(err)
+	}
+	return &LoginResponse{UserID: userID, AccessToken: token, DeviceID: deviceID, HomeServer: s.cfg.ServerName}, nil
+}
+
+// LoginRequest is the body of POST /login.
+type LoginRequest struct {
+	Type       string `json:"type"`
+	Identifier *struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
+	User                     string `json:"user"`
+	Password                 string `json:"password"`
+	DeviceID                 string `json:"device_id"`
+	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+}
+
+// Login checks a password and issues a token (POST /login).
+func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResponse, error) {
+	if req.Type != "m.login.password" {
+		return nil, planb.Errorf(planb.CodeUnknown, 400, "unsupported login type %q", req.Type)
+	}
+	user := req.User
+	if req.Identifier != nil {
+		if req.Identifier.Type != "m.id.user" {
+			return nil, planb.Errorf(planb.CodeUnknown, 400, "unsupported identifier type %q", req.Identifier.Type)
+		}
+		user = req.Identifier.User
+	}
+	if user == "" {
+		return nil, planb.MissingParam("identifier.user is required")
+	}
+	a, err := s.checkCredentials(ctx, user, req.Password)
+	if err != nil {
+		return nil, err
+	}
+	return s.newSession(ctx, a.UserID, req.DeviceID, req.InitialDeviceDisplayName)
+}
+
+func (s *Service) checkCredentials(ctx context.Context, user, password string) (*account, error) {
+	bad := planb.Forbidden("invalid user name or password")
+	local, err := s.localpartOf(user)
+	if err != nil {
+		return nil, bad
+	}
+	a, _, err := s.getAccount(ctx, local)
+	if errors.Is(err, planb.ErrNotFound) {
+		checkPassword(hashPassword("x"), password) // spend similar time either way
+		return nil, bad
+	}
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	if !checkPassword(a.PasswordHash, password) {
+		return nil, bad
+	}
+	if a.Deactivated {
+		return nil, planb.Errorf(planb.CodeUserDeactivated, 403, "this account has been deactivated")
+	}
+	return a, nil
+}
+
+// Authenticate returns the session of an access token, or M_UNKNOWN_TOKEN.
+func (s *Service) Authenticate(ctx context.Context, token string) (Session, error) {
+	e, err := s.engine.Get(ctx, jetstream.BucketTokens, tokenHash(token))
+	if errors.Is(err, planb.ErrNotFound) {
+		return Session{}, &planb.Error{Code: planb.CodeUnknownToken, Status: 401,
+			Message: "unknown or expired access token", Extra: map[string]any{"soft_logout": false}}
+	}
+	if err != nil {
+		return Session{}, s.unavailable(err)
+	}
+	var sess Session
+	if err := json.Unmarshal(e.Value, &sess); err != nil {
+		return Session{}, fmt.Errorf("decode session: %w", err)
+	}
+	return sess, nil
+}
+
+// Logout deletes the session's token and device (POST /logout).
+func (s *Service) Logout(ctx context.Context, sess Session) error {
+	return s.deleteDevice(ctx, sess.UserID, sess.DeviceID)
+}
+
+func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) error {
+	dkey := key(userID) + "." + key(deviceID)
+	e, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey)
+	if errors.Is(err, planb.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return s.unavailable(err)
+	}
+	var d device
+	if json.Unmarshal(e.Value, &d) == nil && d.TokenHash != "" {
+		if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
+			return s.unavailable(err)
+		}
+	}
+	if err := s.engine.Delete(ctx, jetstream.BucketDevices, dkey); err != nil {
+		return s.unavailable(err)
+	}
+	return nil
+}
+
+// Devices returns the user's devices.
+func (s *Service) Devices(ctx context.Context, userID string) ([]map[string]any, error) {
+	keys, err := s.engine.Keys(ctx, jetstream.BucketDevices, key(userID)+".*")
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	out := []map[string]any{}
+	for _, k := range keys {
+		e, err := s.engine.Get(ctx, jetstream.BucketDevices, k)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		var d device
+		if json.Unmarshal(e.Value, &d) == nil {
+			m := map[string]any{"device_id": d.DeviceID}
+			if d.DisplayName != "" {
+				m["display_name"] = d.DisplayName
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// LogoutAll deletes every device of the user except keep (POST /logout/all
+// passes keep = "").
+func (s *Service) LogoutAll(ctx context.Context, userID, keep string) error {
+	devs, err := s.Devices(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		id, _ := d["device_id"].(string)
+		if id == keep {
+			continue
+		}
+		if err := s.deleteDevice(ctx, userID, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PasswordRequest is the body of POST /account/password.
+type PasswordRequest struct {
+	NewPassword   string `json:"new_password"`
+	LogoutDevices *bool  `json:"logout_devices"`
+	Auth          *struct {
+		Type       string `json:"type"`
+		Session    string `json:"session"`
+		Password   string `json:"password"`
+		User       string `json:"user"`
+		Identifier *struct {
+			Type string `json:"type"`
+			User string `json:"user"`
+		} `json:"identifier"`
+	} `json:"auth"`
+}
+
+// ChangePassword changes the password after user-interactive auth with the
+// current password.
+func (s *Service) ChangePassword(ctx context.Context, sess Session, req PasswordRequest) error {
+	if req.Auth == nil || req.Auth.Type != "m.login.password" {
+		session := planb.RandomString(12)
+		if req.Auth != nil && req.Auth.Session != "" {
+			session = req.Auth.Session
+		}
+		return uiaRequired(session, "m.login.password")
+	}
+	user := req.Auth.User
+	if req.Auth.Identifier != nil {
+		user = req.Auth.Identifier.User
+	}
+	if user == "" {
+		user = sess.UserID
+	}
+	a, err := s.checkCredentials(ctx, user, req.Auth.Password)
+	if err != nil {
+		return err
+	}
+	if a.UserID != sess.UserID {
+		return planb.Forbidden("you can only change your own password")
+	}
+	if req.NewPassword == "" {
+		return planb.MissingParam("new_password is required")
+	}
+	if len(req.NewPassword) > 512 {
+		return planb.InvalidParam("password is too long")
+	}
+	if err := s.updateAccount(ctx, sess.UserID, func(a *account) { a.PasswordHash = hashPassword(req.NewPassword) }); err != nil {
+		return err
+	}
+	if req.LogoutDevices == nil || *req.LogoutDevices {
+		return s.LogoutAll(ctx, sess.UserID, sess.DeviceID)
+	}
+	return nil
+}
+
+// updateAccount applies fn to the account with compare-and-set.
+func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*account)) error {
+	local, err := s.localpartOf(userID)
+	if err != nil {
+		return err
+	}
+	for range 10 {
+		e, err := s.engine.GetLeader(ctx, jetstream.BucketAccounts, key(local))
+		if errors.Is(err, planb.ErrNotFound) {
+			return planb.NotFound("no such user %s", userID)
+		}
+		if err != nil {
+			return s.unavailable(err)
+		}
+		var a account
+		if err := json.Unmarshal(e.Value, &a); err != nil {
+			return fmt.Errorf("decode account: %w", err)
+		}
+		fn(&a)
+		b, _ := json.Marshal(a)
+		_, err = s.engine.Update(ctx, jetstream.BucketAccounts, key(local), b, e.Revision)
+		if errors.Is(err, planb.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return s.unavailable(err)
+		}
+		return nil
+	}
+	return s.unavailable(errors.New("account record kept changing"))
+}
+
+// Profile returns a user's display name and avatar URL.
+func (s *Service) Profile(ctx context.Context, userID string) (displayName, avatarURL string, err error) {
+	local, err := s.localpartOf(userID)
+	if err != nil {
+		return "", "", planb.NotFound("no such user %s", userID)
+	}
+	a, _, err := s.getAccount(ctx, local)
+	if errors.Is(err, planb.ErrNotFound) {
+		return "", "", planb.NotFound("no such user %s", userID)
+	}
+	if err != nil {
+		return "", "", s.unavailable(err)
+	}
+	return a.DisplayName, a.AvatarURL, nil
+}
+
+// SetProfile sets the display name or avatar URL (field "displayname" or
+// "avatar_url") and updates the user's member event in every joined room.
+func (s *Service) SetProfile(ctx context.Context, sess Session, userID, field, value string) error {
+	if userID != sess.UserID {
+		return planb.Forbidden("you can only change your own profile")
+	}
+	if len(value) > 1024 {
+		return planb.InvalidParam("%s is too long", field)
+	}
+	err := s.updateAccount(ctx, userID, func(a *account) {
+		if field == "displayname" {
+			a.DisplayName = value
+		} else {
+			a.AvatarURL = value
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, roomID := range s.model.JoinedRooms(userID) {
+		_, err := s.commit(ctx, roomID, nil, func(v roomView) ([]*planb.Event, error) {
+			cur := v.State().Get(planb.TypeMember, userID)
+			if cur == nil || cur.Membership() != planb.MembershipJoin {
+				return nil, errSkip
+			}
+			var c map[string]any
+			if err := json.Unmarshal(cur.Content, &c); err != nil {
+				return nil, fmt.Errorf("decode member content: %w", err)
+			}
+			if value == "" {
+				delete(c, field)
+			} else {
+				c[field] = value
+			}
+			ev, err := s.buildEvent(v, userID, planb.TypeMember, planb.StrPtr(userID), c)
+			return []*planb.Event{ev}, err
+		})
+		if err != nil && !errors.Is(err, errSkip) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/planb-chat/planb"
+)
+
+// Media is a stored upload.
+type Media struct {
+	ContentType string
+	FileName    string
+	Size        uint64
+	Body        io.ReadCloser
+}
+
+// Upload stores media from r (at most MaxUploadBytes) and returns its
+// mxc:// URI. The object store replicates it like every other write, so it
+// is committed in a quorum before the client hears back.
+func (s *Service) Upload(ctx context.Context, sess Session, contentType, fileName string, size int64, r io.Reader) (string, error) {
+	if size > s.cfg.MaxUploadBytes {
+		return "", planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	if len(fileName) > 255 || strings.ContainsAny(fileName, "/\\\x00") {
+		return "", planb.InvalidParam("invalid file name")
+	}
+	id := planb.RandomString(18)
+	lr := &limitReader{r: r, left: s.cfg.MaxUploadBytes}
+	meta := natsjs.ObjectMeta{Name: id, Headers: map[string][]string{
+		"Content-Type": {contentType}, "X-Planb-Filename": {fileName}, "X-Planb-Uploader": {sess.UserID},
+	}}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+time.Duration(size/(1<<20))*time.Second)
+	defer cancel()
+	if _, err := s.engine.Media().Put(wctx, meta, lr); err != nil {
+		if lr.over {
+			return "", planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
+		}
+		return "", s.unavailable(fmt.Errorf("store media: %w", err))
+	}
+	return "mxc://" + s.cfg.ServerName + "/" + id, nil
+}
+
+// limitReader fails once more than left bytes were read.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+var errTooLarge = errors.New("upload too large")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.over = true
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+// Download opens stored media. Returns M_NOT_FOUND for unknown media or
+// media of other servers.
+func (s *Service) Download(ctx context.Context, server, mediaID string) (*Media, error) {
+	if server != s.cfg.ServerName || mediaID == "" || len(mediaID) > 255 || strings.ContainsAny(mediaID, "./\\ *>") {
+		return nil, planb.NotFound("media not found")
+	}
+	obj, err := s.engine.Media().Get(ctx, mediaID)
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return nil, planb.NotFound("media not found")
+	}
+	if err != nil {
+		return nil, s.unavailable(fmt.Errorf("read media: %w", err))
+	}
+	info, err := obj.Info()
+	if err != nil {
+		obj.Close()
+		return nil, s.unavailable(fmt.Errorf("media info: %w", err))
+	}
+	m := &Media{Body: obj, Size: info.Size, ContentType: "application/octet-stream"}
+	if h := http.Header(info.Headers); h != nil {
+		if ct := h.Get("Content-Type"); ct != "" {
+			m.ContentType = ct
+		}
+		m.FileName = h.Get("X-Planb-Filename")
+	}
+	return m, nil
+}

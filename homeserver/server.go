@@ -1,0 +1,261 @@
+// Package homeserver is planb's Matrix logic: accounts, rooms, sync, media
+// and the rest of the client-server API, on the jetstream engine and the
+// projection read models. The HTTP edge (package httpapi) only decodes
+// requests and encodes responses.
+package homeserver
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
+)
+
+// Endpoint is one data center's client-facing base URL.
+type Endpoint struct {
+	Name    string `json:"name"`
+	BaseURL string `json:"base_url"`
+}
+
+// Config is the homeserver's behaviour.
+type Config struct {
+	// ServerName is the Matrix server name (the part after ':' in IDs).
+	ServerName string
+	// OpenRegistration lets anyone register with m.login.dummy.
+	OpenRegistration bool
+	// RegistrationTokens allow registration with m.login.registration_token.
+	RegistrationTokens []string
+	// MaxUploadBytes limits media uploads.
+	MaxUploadBytes int64
+	// PublicBaseURL is this node's client URL (m.homeserver in well-known).
+	PublicBaseURL string
+	// Endpoints lists every data center's client URL.
+	Endpoints []Endpoint
+	// DataCenter names this node's data center.
+	DataCenter string
+	// WriteTimeout bounds how long a write waits for a quorum.
+	WriteTimeout time.Duration
+}
+
+// Service is one homeserver node.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	engine *jetstream.Engine
+	model  *projection.Model
+	caught atomic.Bool // read models caught up with the log at start
+}
+
+// New returns a service over a started engine. Call Run to follow the log.
+func New(cfg Config, engine *jetstream.Engine, log *slog.Logger) *Service {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 50 << 20
+	}
+	return &Service{cfg: cfg, log: log, engine: engine,
+		model: projection.New(engine.Partitions(), engine.Partition)}
+}
+
+// Config returns the service's configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Model returns the read model (for metrics and benchmarks).
+func (s *Service) Model() *projection.Model { return s.model }
+
+// Engine returns the engine.
+func (s *Service) Engine() *jetstream.Engine { return s.engine }
+
+// typingSubject carries typing notifications between nodes (core NATS: it
+// is ephemeral and needs no storage).
+const typingSubject = "planb.typing"
+
+type typingMsg struct {
+	RoomID  string `json:"room_id"`
+	UserID  string `json:"user_id"`
+	Typing  bool   `json:"typing"`
+	UntilMS int64  `json:"until_ms"`
+}
+
+// Run follows the log and buckets into the read models until ctx ends. It
+// first replays everything (a rebuild), then follows live.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for p := 0; p < s.engine.Partitions(); p++ {
+		g.Go(func() error { return s.followPartition(ctx, p) })
+	}
+	g.Go(func() error { return s.followReceipts(ctx) })
+	g.Go(func() error { return s.followAccountData(ctx) })
+	sub, err := s.engine.Conn().Subscribe(typingSubject, func(m *nats.Msg) {
+		var t typingMsg
+		if json.Unmarshal(m.Data, &t) == nil {
+			s.model.SetTyping(t.RoomID, t.UserID, t.Typing, time.UnixMilli(t.UntilMS))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe typing: %w", err)
+	}
+	g.Go(func() error {
+		defer sub.Unsubscribe()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-tick.C:
+				s.model.ExpireTyping(now)
+			}
+		}
+	})
+	g.Go(func() error { return s.catchUp(ctx) })
+	return g.Wait()
+}
+
+// catchUp marks the node caught up once the read models reach the log's end
+// as it was at start.
+func (s *Service) catchUp(ctx context.Context) error {
+	start := time.Now()
+	var target projection.Token
+	for {
+		t, err := s.logEnd(ctx)
+		if err == nil {
+			target = t
+			break
+		}
+		s.log.Warn("reading log end", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	if err := s.model.WaitFor(ctx, target); err != nil {
+		return nil // ctx ended
+	}
+	st := s.model.Stats()
+	s.log.Info("read models rebuilt", "events", st.Events, "rooms", st.Rooms, "users", st.Users, "took", time.Since(start).Round(time.Millisecond))
+	s.caught.Store(true)
+	return nil
+}
+
+// logEnd returns the last sequence of every followed stream.
+func (s *Service) logEnd(ctx context.Context) (projection.Token, error) {
+	t := projection.Token{Parts: make([]uint64, s.engine.Partitions())}
+	for p := range t.Parts {
+		seq, err := s.engine.StreamLastSeq(ctx, jetstream.EventStream(p))
+		if err != nil {
+			return t, err
+		}
+		t.Parts[p] = seq
+	}
+	var err error
+	if t.Receipts, err = s.engine.StreamLastSeq(ctx, jetstream.BucketStream(jetstream.BucketReceipts)); err != nil {
+		return t, err
+	}
+	if t.AccountData, err = s.engine.StreamLastSeq(ctx, jetstream.BucketStream(jetstream.BucketAccountData)); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// CaughtUp reports whether the read models have replayed the log.
+func (s *Service) CaughtUp() bool { return s.caught.Load() }
+
+func (s *Service) followPartition(ctx context.Context, p int) error {
+	return s.engine.Follow(ctx, jetstream.EventStream(p), 1, func(m jetstream.RawMsg) error {
+		var rec planb.Record
+		if err := json.Unmarshal(m.Data, &rec); err != nil {
+			s.log.Error("undecodable record skipped", "stream", jetstream.EventStream(p), "seq", m.Seq, "err", err)
+			rec = planb.Record{}
+		}
+		return s.model.ApplyRecord(p, m.Seq, &rec)
+	})
+}
+
+func (s *Service) followReceipts(ctx context.Context) error {
+	b := jetstream.BucketReceipts
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), 1, func(m jetstream.RawMsg) error {
+		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
+		var r struct {
+			EventID  string `json:"event_id"`
+			TS       int64  `json:"ts"`
+			ThreadID string `json:"thread_id"`
+		}
+		if len(parts) != 3 || json.Unmarshal(m.Data, &r) != nil {
+			s.model.SkipReceiptPos(m.Seq)
+			return nil
+		}
+		room, user, rtype := decodeKey(parts[0]), decodeKey(parts[1]), decodeKey(parts[2])
+		s.model.ApplyReceipt(m.Seq, room, user, rtype, projection.Receipt{EventID: r.EventID, TS: r.TS, ThreadID: r.ThreadID})
+		return nil
+	})
+}
+
+func (s *Service) followAccountData(ctx context.Context) error {
+	b := jetstream.BucketAccountData
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), 1, func(m jetstream.RawMsg) error {
+		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
+		if len(parts) != 3 {
+			return nil
+		}
+		user, room, dtype := decodeKey(parts[0]), "", decodeKey(parts[2])
+		if parts[1] != "_" {
+			room = decodeKey(parts[1])
+		}
+		content := json.RawMessage(m.Data)
+		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(m.Data) == 0 {
+			content = nil
+		}
+		s.model.ApplyAccountData(m.Seq, user, room, dtype, content)
+		return nil
+	})
+}
+
+// key encodes one part of a KV key (keys allow only [-/_=.a-zA-Z0-9]).
+func key(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func decodeKey(s string) string {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// unavailable turns an engine failure into the honest 503 clients see.
+func (s *Service) unavailable(err error) error {
+	if e, ok := planb.AsError(err); ok {
+		return e
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	s.log.Warn("write not committed", "err", err)
+	return &planb.Error{Code: planb.CodeUnavailable, Status: 503, RetryAfter: 2 * time.Second,
+		Message: "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)"}
+}
+
+// CanCommit probes whether this node can commit writes now: it asks the
+// meta leader through JetStream within timeout.
+func (s *Service) CanCommit(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := s.engine.JetStream().AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}

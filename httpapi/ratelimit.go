@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ipLimiter rate-limits per client IP. It is per node on purpose: limits
+// protect this node's CPU (password hashing) and need no agreement.
+type ipLimiter struct {
+	perMinute, burst int
+
+	mu      sync.Mutex // guards buckets and lastGC
+	buckets map[string]*rate.Limiter
+	lastGC  time.Time
+}
+
+func newIPLimiter(perMinute, burst int) *ipLimiter {
+	return &ipLimiter{perMinute: perMinute, burst: burst, buckets: map[string]*rate.Limiter{}, lastGC: time.Now()}
+}
+
+// allow reports whether ip may make a request now, or how long to wait.
+func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.lastGC) > 10*time.Minute {
+		for k, b := range l.buckets {
+			if b.TokensAt(now) >= float64(l.burst) {
+				delete(l.buckets, k)
+			}
+		}
+		l.lastGC = now
+	}
+	b := l.buckets[ip]
+	if b == nil {
+		b = rate.NewLimiter(rate.Limit(float64(l.perMinute)/60), l.burst)
+		l.buckets[ip] = b
+	}
+	res := b.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}

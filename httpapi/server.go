@@ -1,0 +1,246 @@
+// Package httpapi is planb's HTTP edge: the Matrix client-server API routes,
+// request decoding, the one table that turns domain errors into Matrix error
+// responses, CORS, rate limits and metrics.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/homeserver"
+)
+
+// Options configure the HTTP edge.
+type Options struct {
+	// LoginPerMinute limits login and registration attempts per client IP.
+	LoginPerMinute int
+	// LoginBurst is the burst allowed above that rate.
+	LoginBurst int
+	// Registry receives the HTTP metrics; nil disables them.
+	Registry *prometheus.Registry
+	// Extra registers more routes (health, admin, web client) on the mux.
+	Extra func(mux *http.ServeMux)
+}
+
+// API serves the Matrix client-server API of one node.
+type API struct {
+	hs      *homeserver.Service
+	log     *slog.Logger
+	mux     *http.ServeMux
+	limiter *ipLimiter
+	metrics *metrics
+}
+
+// New returns the HTTP handler for hs.
+func New(hs *homeserver.Service, log *slog.Logger, opts Options) *API {
+	if opts.LoginPerMinute <= 0 {
+		opts.LoginPerMinute = 30
+	}
+	if opts.LoginBurst <= 0 {
+		opts.LoginBurst = 10
+	}
+	a := &API{hs: hs, log: log, mux: http.NewServeMux(),
+		limiter: newIPLimiter(opts.LoginPerMinute, opts.LoginBurst),
+		metrics: newMetrics(opts.Registry)}
+	a.routesAuth()
+	a.routesRooms()
+	a.routesSync()
+	a.routesMedia()
+	if opts.Extra != nil {
+		opts.Extra(a.mux)
+	}
+	return a
+}
+
+// ServeHTTP adds CORS, answers unknown endpoints with M_UNRECOGNIZED and
+// records metrics.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	_, pattern := a.mux.Handler(r)
+	if pattern == "" {
+		a.unrecognized(w, r)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	a.mux.ServeHTTP(sw, r) // sets the path values
+	a.metrics.observe(pattern, sw.status, time.Since(start))
+}
+
+// unrecognized answers 405 when the path exists for another method and 404
+// otherwise, both with M_UNRECOGNIZED as the spec asks.
+func (a *API) unrecognized(w http.ResponseWriter, r *http.Request) {
+	for _, m := range []string{"GET", "PUT", "POST", "DELETE"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := a.mux.Handler(r2); p != "" {
+			writeError(w, a.log, planb.Errorf(planb.CodeUnrecognized, http.StatusMethodNotAllowed, "method %s is not allowed here", r.Method))
+			return
+		}
+	}
+	writeError(w, a.log, planb.Errorf(planb.CodeUnrecognized, http.StatusNotFound, "unrecognized request %s %s", r.Method, r.URL.Path))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// writeJSON writes v with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
+}
+
+// writeError is the one table from errors to Matrix error responses.
+func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
+	if e, ok := planb.AsError(err); ok {
+		body := map[string]any{}
+		for k, v := range e.Extra {
+			body[k] = v
+		}
+		if e.Code != "" {
+			body["errcode"] = e.Code
+			body["error"] = e.Message
+		}
+		if e.RetryAfter > 0 {
+			body["retry_after_ms"] = e.RetryAfter.Milliseconds()
+			w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		}
+		status := e.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		writeJSON(w, status, body)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		w.Header().Set("Retry-After", "2")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errcode": planb.CodeUnavailable,
+			"error": "the request took too long; retry", "retry_after_ms": 2000})
+		return
+	}
+	log.Error("internal error", "err", err)
+	writeJSON(w, http.StatusInternalServerError, map[string]any{"errcode": planb.CodeUnknown, "error": "internal server error"})
+}
+
+// maxBody is the largest JSON request body accepted.
+const maxBody = 1 << 20
+
+// readBody reads a JSON request body; M_TOO_LARGE when it is too big and
+// M_NOT_JSON when it is not JSON. An empty body reads as "{}".
+func readBody(r *http.Request) (json.RawMessage, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, planb.Errorf(planb.CodeUnknown, 400, "reading request body: %v", err)
+	}
+	if len(b) > maxBody {
+		return nil, planb.Errorf(planb.CodeTooLarge, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return json.RawMessage(`{}`), nil
+	}
+	if !json.Valid(b) {
+		return nil, planb.Errorf(planb.CodeNotJSON, 400, "request body is not valid JSON")
+	}
+	return b, nil
+}
+
+// decode reads a JSON object body into v; M_BAD_JSON when it has the wrong
+// shape.
+func decode(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if err := checkObject(b); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return planb.BadJSON("request body has the wrong shape: %v", err)
+	}
+	return nil
+}
+
+// checkObject requires a JSON object.
+func checkObject(b json.RawMessage) error {
+	s := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(s, "{") {
+		return planb.BadJSON("request body must be a JSON object")
+	}
+	return nil
+}
+
+// clientIP returns the request's remote IP.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authed wraps a handler that needs an access token.
+func (a *API) authed(h func(http.ResponseWriter, *http.Request, homeserver.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := ""
+		if v := r.Header.Get("Authorization"); v != "" {
+			scheme, rest, ok := strings.Cut(v, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
+				writeError(w, a.log, planb.Errorf(planb.CodeMissingToken, 401, "Authorization header must be 'Bearer <token>'"))
+				return
+			}
+			tok = strings.TrimSpace(rest)
+		} else {
+			tok = r.URL.Query().Get("access_token")
+		}
+		if tok == "" {
+			writeError(w, a.log, planb.Errorf(planb.CodeMissingToken, 401, "missing access token"))
+			return
+		}
+		sess, err := a.hs.Authenticate(r.Context(), tok)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		h(w, r, sess)
+	}
+}
+
+// handle registers an authenticated JSON route.
+func (a *API) handle(pattern string, h func(http.ResponseWriter, *http.Request, homeserver.Session)) {
+	a.mux.Handle(pattern, a.authed(h))
+}

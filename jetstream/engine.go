@@ -1,0 +1,281 @@
+// Package jetstream is planb's engine: an embedded NATS JetStream server (or
+// a connection to an external cluster), the declared streams, key-value
+// buckets and object store, and the primitives the homeserver builds on:
+// appending to a room's log with optimistic concurrency, idempotent
+// publishes, leader reads and ordered replay.
+//
+// Every write goes through JetStream with the configured replica count and
+// the server's SyncAlways policy, so an acknowledged write is fsynced on a
+// quorum of replicas — in a three-data-center cluster, one per data center.
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Config describes how to start or reach the engine.
+type Config struct {
+	// DataDir is where the embedded server keeps JetStream's files.
+	DataDir string
+	// NodeName names this node's embedded NATS server (unique in the cluster).
+	NodeName string
+	// DataCenter is this node's data center; the server carries tag "dc:<name>".
+	DataCenter string
+	// ClusterName is the NATS cluster name shared by all nodes.
+	ClusterName string
+	// ClusterListen is host:port for cluster routes; empty runs standalone.
+	ClusterListen string
+	// ClusterAdvertise is the host:port other nodes reach us at; with
+	// NoAdvertise set, gossip is off and only Routes are used (needed when
+	// links go through a fault-injection proxy).
+	ClusterAdvertise string
+	// Routes are nats-route:// URLs of the other nodes.
+	Routes []string
+	// NoAdvertise turns off route gossip.
+	NoAdvertise bool
+	// ClientListen, when set, opens a NATS client port (host:port) for tools;
+	// by default planb talks to its server in-process only.
+	ClientListen string
+	// Replicas is the replica count of every stream, bucket and object store.
+	Replicas int
+	// Partitions is the number of room-event streams.
+	Partitions int
+	// ExternalURLs connects to an operator's existing JetStream cluster
+	// instead of starting an embedded server.
+	ExternalURLs []string
+	// CredsFile is the NATS credentials file for ExternalURLs.
+	CredsFile string
+}
+
+// Engine is a running JetStream engine. Its methods are safe for concurrent
+// use.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil with an external cluster
+	nc     *nats.Conn
+	js     natsjs.JetStream
+	kv     map[string]natsjs.KeyValue // fixed after Start
+	media  natsjs.ObjectStore
+	events []natsjs.Stream // index = partition
+}
+
+// Start starts the embedded server (or connects to ExternalURLs), waits
+// until JetStream is usable and reconciles the declared schema. It returns
+// an error if the engine cannot be ready before ctx ends.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Engine, error) {
+	if cfg.Replicas < 1 {
+		cfg.Replicas = 1
+	}
+	if cfg.Partitions < 1 {
+		cfg.Partitions = DefaultPartitions
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "planb"
+	}
+	e := &Engine{cfg: cfg, log: log, kv: map[string]natsjs.KeyValue{}}
+	var err error
+	if len(cfg.ExternalURLs) > 0 {
+		err = e.connectExternal()
+	} else {
+		err = e.startEmbedded(ctx)
+	}
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.reconcile(ctx); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("reconcile schema: %w", err)
+	}
+	return e, nil
+}
+
+func (e *Engine) startEmbedded(ctx context.Context) error {
+	cfg := e.cfg
+	if cfg.DataDir == "" {
+		return errors.New("engine: data directory is required")
+	}
+	storeDir := filepath.Join(cfg.DataDir, "jetstream")
+	if err := os.MkdirAll(storeDir, 0o750); err != nil {
+		return fmt.Errorf("create store dir: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:          cfg.NodeName,
+		JetStream:           true,
+		StoreDir:            storeDir,
+		SyncAlways:          true, // fsync before ack: RPO = 0 needs it
+		NoSigs:              true,
+		DontListen:          cfg.ClientListen == "",
+		JetStreamUniqueTag:  "dc:",
+		MaxPayload:          8 * 1024 * 1024,
+		LameDuckDuration:    5 * time.Second,
+		LameDuckGracePeriod: time.Second,
+	}
+	if cfg.DataCenter != "" {
+		opts.Tags = []string{"dc:" + cfg.DataCenter}
+	}
+	if cfg.ClientListen != "" {
+		host, port, err := splitHostPort(cfg.ClientListen)
+		if err != nil {
+			return fmt.Errorf("client listen: %w", err)
+		}
+		opts.Host, opts.Port = host, port
+	}
+	if cfg.ClusterListen != "" {
+		host, port, err := splitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return fmt.Errorf("cluster listen: %w", err)
+		}
+		opts.Cluster = server.ClusterOpts{
+			Name:        cfg.ClusterName,
+			Host:        host,
+			Port:        port,
+			NoAdvertise: cfg.NoAdvertise,
+			Advertise:   cfg.ClusterAdvertise,
+		}
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return fmt.Errorf("route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("new nats server: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{log: e.log.With("component", "nats")}, false, false, false)
+	e.srv = srv
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		return errors.New("nats server not ready after 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("planb-"+cfg.NodeName),
+		nats.MaxReconnects(-1), nats.PingInterval(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect in-process: %w", err)
+	}
+	e.nc = nc
+	return e.initJS(ctx)
+}
+
+func (e *Engine) connectExternal() error {
+	opts := []nats.Option{nats.Name("planb-" + e.cfg.NodeName), nats.MaxReconnects(-1)}
+	if e.cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(e.cfg.CredsFile))
+	}
+	nc, err := nats.Connect(strings.Join(e.cfg.ExternalURLs, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("connect %v: %w", e.cfg.ExternalURLs, err)
+	}
+	e.nc = nc
+	return e.initJS(context.Background())
+}
+
+func (e *Engine) initJS(ctx context.Context) error {
+	js, err := natsjs.New(e.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream context: %w", err)
+	}
+	e.js = js
+	// Wait for the JetStream API to answer (in a cluster: a meta leader).
+	return retry(ctx, e.log, "jetstream api", func(ctx context.Context) error {
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+}
+
+// Close drains the connection and shuts the embedded server down.
+func (e *Engine) Close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+}
+
+// Conn returns the engine's NATS connection (for core pub/sub such as typing).
+func (e *Engine) Conn() *nats.Conn { return e.nc }
+
+// JetStream returns the JetStream API handle.
+func (e *Engine) JetStream() natsjs.JetStream { return e.js }
+
+// Server returns the embedded server, or nil when the engine is external.
+func (e *Engine) Server() *server.Server { return e.srv }
+
+// Partitions returns the number of room-event partitions.
+func (e *Engine) Partitions() int { return e.cfg.Partitions }
+
+// Replicas returns the configured replica count.
+func (e *Engine) Replicas() int { return e.cfg.Replicas }
+
+// retry calls fn until it succeeds or ctx ends, with capped backoff.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return perm.error
+		}
+		if attempt%10 == 0 {
+			log.Info("still waiting", "what", what, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := strings.LastIndexByte(hp, ':')
+	if i < 0 {
+		return "", 0, fmt.Errorf("%q: want host:port", hp)
+	}
+	var port int
+	if _, err := fmt.Sscanf(hp[i+1:], "%d", &port); err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", hp)
+	}
+	return hp[:i], port, nil
+}
+
+// natsLogger adapts slog to nats-server's Logger interface.
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Tracef(f string, v ...any)  {}
+
+// permanentError stops retry at once.
+type permanentError struct{ error }
+
+func (p permanentError) Unwrap() error { return p.error }
+
+func permanent(err error) error { return permanentError{err} }

@@ -1,0 +1,122 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/planb-chat/planb"
+)
+
+// KV returns the declared bucket name. It panics on an undeclared name,
+// which is a programming error.
+func (e *Engine) KV(name string) natsjs.KeyValue {
+	kv, ok := e.kv[name]
+	if !ok {
+		panic("undeclared bucket " + name)
+	}
+	return kv
+}
+
+// Media returns the media object store.
+func (e *Engine) Media() natsjs.ObjectStore { return e.media }
+
+// Entry is a key-value record with its revision (its stream sequence).
+type Entry struct {
+	Value    []byte
+	Revision uint64
+}
+
+// Get reads key from bucket. It first asks the nearest replica (fast, may
+// lag behind by a few milliseconds) and, when that has no such key, asks the
+// bucket's leader — so a record written a moment ago in another data center
+// (a new access token, say) is found. Returns planb.ErrNotFound when the key
+// does not exist or was deleted.
+func (e *Engine) Get(ctx context.Context, bucket, key string) (Entry, error) {
+	v, err := e.KV(bucket).Get(ctx, key)
+	if err == nil {
+		return Entry{Value: v.Value(), Revision: v.Revision()}, nil
+	}
+	if !errors.Is(err, natsjs.ErrKeyNotFound) && !errors.Is(err, natsjs.ErrKeyDeleted) {
+		return Entry{}, fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	return e.GetLeader(ctx, bucket, key)
+}
+
+// GetLeader reads key through the bucket's leader: it sees every committed
+// write. Returns planb.ErrNotFound when the key does not exist or was deleted.
+func (e *Engine) GetLeader(ctx context.Context, bucket, key string) (Entry, error) {
+	m, err := e.LeaderGet(ctx, "KV_"+bucket, 0, "$KV."+bucket+"."+key)
+	if err != nil {
+		return Entry{}, err
+	}
+	if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return Entry{}, planb.ErrNotFound
+	}
+	return Entry{Value: m.Data, Revision: m.Seq}, nil
+}
+
+// Create stores key only if it does not exist; planb.ErrExists otherwise.
+func (e *Engine) Create(ctx context.Context, bucket, key string, value []byte) (uint64, error) {
+	rev, err := e.KV(bucket).Create(ctx, key, value)
+	if errors.Is(err, natsjs.ErrKeyExists) {
+		return 0, planb.ErrExists
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
+	}
+	return rev, nil
+}
+
+// Update stores key only if its revision is still rev; planb.ErrConflict
+// otherwise.
+func (e *Engine) Update(ctx context.Context, bucket, key string, value []byte, rev uint64) (uint64, error) {
+	n, err := e.KV(bucket).Update(ctx, key, value, rev)
+	if isWrongLastSeq(err) || errors.Is(err, natsjs.ErrKeyExists) {
+		return 0, planb.ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
+	}
+	return n, nil
+}
+
+// Put stores key unconditionally and returns the new revision.
+func (e *Engine) Put(ctx context.Context, bucket, key string, value []byte) (uint64, error) {
+	n, err := e.KV(bucket).Put(ctx, key, value)
+	if err != nil {
+		return 0, fmt.Errorf("put %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
+	}
+	return n, nil
+}
+
+// Delete removes key (a tombstone that followers of the bucket observe).
+func (e *Engine) Delete(ctx context.Context, bucket, key string) error {
+	if err := e.KV(bucket).Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
+	}
+	return nil
+}
+
+// Keys lists the keys of bucket matching filter (NATS wildcards allowed).
+func (e *Engine) Keys(ctx context.Context, bucket, filter string) ([]string, error) {
+	l, err := e.KV(bucket).ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list %s/%s: %w", bucket, filter, err)
+	}
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// BucketStream returns the stream behind a bucket, for Follow.
+func BucketStream(bucket string) string { return "KV_" + bucket }
+
+// BucketKey returns the key of a message of a bucket's stream.
+func BucketKey(bucket, subject string) string {
+	return subject[len("$KV."+bucket+"."):]
+}

@@ -1,0 +1,247 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/planb-chat/planb"
+)
+
+// Ack is the engine's receipt for a committed record.
+type Ack struct {
+	Partition int
+	Seq       uint64
+	// Duplicate is true when the record was a retry of one already stored
+	// under the same message ID; Seq is then the original's sequence.
+	Duplicate bool
+}
+
+// Partition returns the partition that holds roomID's log.
+func (e *Engine) Partition(roomID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(roomID))
+	return int(h.Sum32() % uint32(e.cfg.Partitions))
+}
+
+// RoomSubject returns the subject of roomID's records.
+func (e *Engine) RoomSubject(roomID string) string {
+	return eventSubjectPrefix(e.Partition(roomID)) + base64.RawURLEncoding.EncodeToString([]byte(roomID))
+}
+
+// RoomFromSubject decodes the room ID from a record's subject.
+func RoomFromSubject(subject string) (string, error) {
+	i := strings.LastIndexByte(subject, '.')
+	b, err := base64.RawURLEncoding.DecodeString(subject[i+1:])
+	if err != nil {
+		return "", fmt.Errorf("decode room subject %q: %w", subject, err)
+	}
+	return string(b), nil
+}
+
+// AppendRoom commits data as the next record of roomID's log, provided the
+// room's last record still has sequence expectLast (0: the room has no
+// records yet). msgID, when not empty, makes retries within the duplicate
+// window return the original record's sequence with Duplicate set.
+//
+// It returns planb.ErrConflict when the room moved on, and an error wrapping
+// planb.ErrNoQuorum when the engine did not confirm the commit in time — the
+// record may still land, so callers retry idempotently.
+func (e *Engine) AppendRoom(ctx context.Context, roomID string, data []byte, expectLast uint64, msgID string) (Ack, error) {
+	p := e.Partition(roomID)
+	msg := nats.NewMsg(e.RoomSubject(roomID))
+	msg.Data = data
+	opts := []natsjs.PublishOpt{natsjs.WithExpectLastSequencePerSubject(expectLast)}
+	if msgID != "" {
+		opts = append(opts, natsjs.WithMsgID(msgID))
+	}
+	ack, err := e.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		if isWrongLastSeq(err) {
+			return Ack{}, planb.ErrConflict
+		}
+		return Ack{}, fmt.Errorf("append to %s: %w: %w", EventStream(p), planb.ErrNoQuorum, err)
+	}
+	return Ack{Partition: p, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+func isWrongLastSeq(err error) bool {
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}
+
+// RawMsg is one stored message.
+type RawMsg struct {
+	Subject string
+	Seq     uint64
+	Data    []byte
+	Header  nats.Header
+	Time    time.Time
+}
+
+// LeaderGet reads a message from a stream through its leader, so that it
+// sees every committed write (direct gets may be served by a lagging
+// replica). Give either seq or lastBySubject. Returns planb.ErrNotFound when
+// there is no such message.
+func (e *Engine) LeaderGet(ctx context.Context, stream string, seq uint64, lastBySubject string) (*RawMsg, error) {
+	req := map[string]any{}
+	if lastBySubject != "" {
+		req["last_by_subj"] = lastBySubject
+	} else {
+		req["seq"] = seq
+	}
+	body, _ := json.Marshal(req)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	resp, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+	if err != nil {
+		return nil, fmt.Errorf("leader get %s: %w: %w", stream, planb.ErrNoQuorum, err)
+	}
+	var out struct {
+		Message *struct {
+			Subject string    `json:"subject"`
+			Seq     uint64    `json:"seq"`
+			Header  []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+		Error *natsjs.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &out); err != nil {
+		return nil, fmt.Errorf("leader get %s: decode: %w", stream, err)
+	}
+	if out.Error != nil {
+		if out.Error.ErrorCode == natsjs.JSErrCodeMessageNotFound || out.Error.Code == 404 {
+			return nil, planb.ErrNotFound
+		}
+		return nil, fmt.Errorf("leader get %s: %w", stream, out.Error)
+	}
+	if out.Message == nil {
+		return nil, fmt.Errorf("leader get %s: empty response", stream)
+	}
+	m := &RawMsg{Subject: out.Message.Subject, Seq: out.Message.Seq, Data: out.Message.Data, Time: out.Message.Time}
+	if len(out.Message.Header) > 0 {
+		if h, err := decodeHeaders(out.Message.Header); err == nil {
+			m.Header = h
+		}
+	}
+	return m, nil
+}
+
+// decodeHeaders parses a "NATS/1.0\r\nKey: Value\r\n..." header block.
+func decodeHeaders(b []byte) (nats.Header, error) {
+	h := nats.Header{}
+	lines := strings.Split(string(b), "\r\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "NATS/1.0") {
+		return nil, errors.New("bad header block")
+	}
+	for _, l := range lines[1:] {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+	}
+	return h, nil
+}
+
+// RoomLastSeq returns the sequence of roomID's last committed record, read
+// through the partition leader, or 0 when the room has none.
+func (e *Engine) RoomLastSeq(ctx context.Context, roomID string) (uint64, error) {
+	m, err := e.LeaderGet(ctx, EventStream(e.Partition(roomID)), 0, e.RoomSubject(roomID))
+	if errors.Is(err, planb.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Seq, nil
+}
+
+// StreamLastSeq returns the last sequence of a stream, as its leader knows it.
+func (e *Engine) StreamLastSeq(ctx context.Context, stream string) (uint64, error) {
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Follow replays stream from sequence from (1 = the beginning) and then
+// follows new messages, calling fn for each in order, until ctx ends or fn
+// returns an error. It survives leader changes (an ordered consumer resets
+// itself and resumes after the last delivered sequence).
+func (e *Engine) Follow(ctx context.Context, stream string, from uint64, fn func(RawMsg) error) error {
+	if from < 1 {
+		from = 1
+	}
+	for {
+		err := e.followOnce(ctx, stream, &from, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fnErr handlerError
+		if errors.As(err, &fnErr) {
+			return fnErr.err
+		}
+		e.log.Warn("follow interrupted; resuming", "stream", stream, "from", from, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+type handlerError struct{ err error }
+
+func (h handlerError) Error() string { return h.err.Error() }
+
+func (e *Engine) followOnce(ctx context.Context, stream string, from *uint64, fn func(RawMsg) error) error {
+	cons, err := e.js.OrderedConsumer(ctx, stream, natsjs.OrderedConsumerConfig{
+		DeliverPolicy: natsjs.DeliverByStartSequencePolicy,
+		OptStartSeq:   *from,
+	})
+	if err != nil {
+		return fmt.Errorf("ordered consumer on %s: %w", stream, err)
+	}
+	it, err := cons.Messages(natsjs.PullMaxMessages(512))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", stream, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("next from %s: %w", stream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("metadata from %s: %w", stream, err)
+		}
+		raw := RawMsg{Subject: m.Subject(), Seq: md.Sequence.Stream, Data: m.Data(), Header: m.Headers(), Time: md.Timestamp}
+		if err := fn(raw); err != nil {
+			return handlerError{err}
+		}
+		*from = raw.Seq + 1
+	}
+}

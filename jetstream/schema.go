@@ -1,0 +1,164 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultPartitions is the number of room-event streams when not configured.
+// A lost stream leader stalls only the rooms of its partition, and each
+// partition has its own Raft leader, so writes spread over the cluster.
+const DefaultPartitions = 8
+
+// Buckets of the key-value store. Every bucket is replicated like the log.
+const (
+	BucketAccounts    = "accounts"     // localpart → account record
+	BucketDevices     = "devices"      // user.device → device record
+	BucketTokens      = "tokens"       // sha256(access token) → session
+	BucketFilters     = "filters"      // user.filterID → filter JSON
+	BucketAccountData = "account_data" // user.room.type → content
+	BucketReceipts    = "receipts"     // room.user.type → receipt
+	BucketAliases     = "aliases"      // alias → room ID
+	BucketMeta        = "meta"         // cluster-wide settings, e.g. partition count
+)
+
+// MediaStore is the object store that holds uploaded media.
+const MediaStore = "media"
+
+// bucketSpec declares one key-value bucket.
+type bucketSpec struct {
+	name    string
+	history uint8
+	about   string
+}
+
+// The declared key-value buckets, reconciled at start.
+var bucketSpecs = []bucketSpec{
+	{BucketAccounts, 1, "accounts: password hashes and profiles"},
+	{BucketDevices, 1, "devices of each user"},
+	{BucketTokens, 1, "access tokens, stored only as SHA-256 hashes"},
+	{BucketFilters, 1, "sync filters"},
+	{BucketAccountData, 1, "global and per-room account data"},
+	{BucketReceipts, 1, "read receipts"},
+	{BucketAliases, 1, "room aliases"},
+	{BucketMeta, 1, "cluster-wide settings"},
+}
+
+// EventStream returns the stream name of partition p.
+func EventStream(p int) string { return "EVENTS_" + strconv.Itoa(p) }
+
+// eventSubjectPrefix returns the subject prefix of partition p.
+func eventSubjectPrefix(p int) string { return "ev." + strconv.Itoa(p) + "." }
+
+// eventStreamConfig declares partition p of the room log.
+func (e *Engine) eventStreamConfig(p int) natsjs.StreamConfig {
+	return natsjs.StreamConfig{
+		Name:        EventStream(p),
+		Description: "planb room events, partition " + strconv.Itoa(p),
+		Subjects:    []string{eventSubjectPrefix(p) + "*"},
+		Storage:     natsjs.FileStorage,
+		Replicas:    e.cfg.Replicas,
+		Retention:   natsjs.LimitsPolicy,
+		Discard:     natsjs.DiscardNew,
+		// Nats-Msg-Id de-duplication window. Matrix txnIds are idempotent for
+		// longer than this; the log itself keeps the transaction record.
+		Duplicates:  2 * time.Minute,
+		MaxMsgSize:  4 * 1024 * 1024,
+		AllowDirect: true,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+}
+
+// reconcile creates or updates every declared stream, bucket and store.
+func (e *Engine) reconcile(ctx context.Context) error {
+	if err := e.checkPartitions(ctx); err != nil {
+		return err
+	}
+	for p := 0; p < e.cfg.Partitions; p++ {
+		cfg := e.eventStreamConfig(p)
+		var s natsjs.Stream
+		err := retry(ctx, e.log, "stream "+cfg.Name, func(ctx context.Context) error {
+			var err error
+			s, err = e.js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+		e.events = append(e.events, s)
+	}
+	for _, b := range bucketSpecs {
+		if _, ok := e.kv[b.name]; ok {
+			continue // meta was opened by checkPartitions
+		}
+		kv, err := e.openBucket(ctx, b)
+		if err != nil {
+			return err
+		}
+		e.kv[b.name] = kv
+	}
+	return retry(ctx, e.log, "object store "+MediaStore, func(ctx context.Context) error {
+		var err error
+		e.media, err = e.js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
+			Bucket:      MediaStore,
+			Description: "uploaded media",
+			Storage:     natsjs.FileStorage,
+			Replicas:    e.cfg.Replicas,
+		})
+		return err
+	})
+}
+
+func (e *Engine) openBucket(ctx context.Context, b bucketSpec) (natsjs.KeyValue, error) {
+	var kv natsjs.KeyValue
+	err := retry(ctx, e.log, "bucket "+b.name, func(ctx context.Context) error {
+		var err error
+		kv, err = e.js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
+			Bucket:      b.name,
+			Description: b.about,
+			History:     b.history,
+			Storage:     natsjs.FileStorage,
+			Replicas:    e.cfg.Replicas,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", b.name, err)
+	}
+	return kv, nil
+}
+
+// checkPartitions records the partition count on first start and refuses to
+// run with a different one later: rooms are placed by hashing into
+// partitions, so changing the count would lose track of rooms.
+func (e *Engine) checkPartitions(ctx context.Context) error {
+	meta, err := e.openBucket(ctx, bucketSpecs[len(bucketSpecs)-1])
+	if err != nil {
+		return err
+	}
+	e.kv[BucketMeta] = meta
+	want := strconv.Itoa(e.cfg.Partitions)
+	return retry(ctx, e.log, "partition count", func(ctx context.Context) error {
+		_, err := meta.Create(ctx, "partitions", []byte(want))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, natsjs.ErrKeyExists) {
+			return err
+		}
+		got, err := meta.Get(ctx, "partitions")
+		if err != nil {
+			return err
+		}
+		if string(got.Value()) != want {
+			return permanent(fmt.Errorf("cluster was created with %s partitions, config says %s", got.Value(), want))
+		}
+		return nil
+	})
+}

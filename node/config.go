@@ -1,0 +1,147 @@
+// Package node runs one planb node: the engine, the homeserver and its HTTP
+// edge, with health, readiness and metrics endpoints.
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/planb-chat/planb/homeserver"
+)
+
+// ClusterConfig is how the node's embedded NATS server joins the others.
+type ClusterConfig struct {
+	// Listen is host:port for routes from other nodes.
+	Listen string `json:"listen"`
+	// Advertise is host:port others reach us at (default: Listen).
+	Advertise string `json:"advertise,omitempty"`
+	// Routes are the other nodes' route addresses (host:port or nats-route://).
+	Routes []string `json:"routes"`
+	// NoAdvertise turns off route gossip; needed when links go through a
+	// fault-injection proxy.
+	NoAdvertise bool `json:"no_advertise,omitempty"`
+}
+
+// ExternalConfig points at an operator's existing JetStream cluster.
+type ExternalConfig struct {
+	URLs      []string `json:"urls"`
+	CredsFile string   `json:"creds_file,omitempty"`
+}
+
+// Config is the configuration of one node.
+type Config struct {
+	ServerName         string                `json:"server_name"`
+	DataDir            string                `json:"data_dir"`
+	HTTPListen         string                `json:"http_listen"`
+	PublicURL          string                `json:"public_url,omitempty"`
+	DataCenter         string                `json:"datacenter"`
+	NodeName           string                `json:"node_name,omitempty"`
+	Cluster            ClusterConfig         `json:"cluster"`
+	External           ExternalConfig        `json:"external_nats"`
+	Replicas           int                   `json:"replicas"`
+	Partitions         int                   `json:"partitions"`
+	DataCenters        []homeserver.Endpoint `json:"datacenters,omitempty"`
+	OpenRegistration   bool                  `json:"open_registration"`
+	RegistrationTokens []string              `json:"registration_tokens,omitempty"`
+	MaxUploadBytes     int64                 `json:"max_upload_bytes"`
+	LoginPerMinute     int                   `json:"login_per_minute"`
+	LoginBurst         int                   `json:"login_burst"`
+}
+
+// Default returns the configuration of a single standalone node.
+func Default() Config {
+	return Config{
+		ServerName:     "localhost",
+		DataDir:        "planb-data",
+		HTTPListen:     "127.0.0.1:8008",
+		DataCenter:     "dc1",
+		Replicas:       1,
+		Partitions:     8,
+		MaxUploadBytes: 50 << 20,
+		LoginPerMinute: 30,
+		LoginBurst:     10,
+	}
+}
+
+// Load reads a JSON config file over the defaults; unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ServerName == "" || strings.ContainsAny(c.ServerName, " /@!#$") {
+		bad("server_name %q: want a DNS name such as chat.example.org", c.ServerName)
+	}
+	if len(c.External.URLs) == 0 && c.DataDir == "" {
+		bad("data_dir is required for the embedded engine")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+		bad("http_listen %q: want host:port", c.HTTPListen)
+	}
+	if c.DataCenter == "" || strings.ContainsAny(c.DataCenter, " .*>:") {
+		bad("datacenter %q: want a short name such as dc1", c.DataCenter)
+	}
+	switch c.Replicas {
+	case 1, 3, 5:
+	default:
+		bad("replicas %d: want 1 (one node), 3 (three data centers) or 5", c.Replicas)
+	}
+	if c.Partitions < 1 || c.Partitions > 256 {
+		bad("partitions %d: want 1..256", c.Partitions)
+	}
+	if c.Replicas > 1 && len(c.External.URLs) == 0 {
+		if c.Cluster.Listen == "" {
+			bad("replicas %d needs cluster.listen so the data centers can form a cluster", c.Replicas)
+		}
+		if len(c.Cluster.Routes) < c.Replicas-1 {
+			bad("replicas %d needs routes to at least %d other data centers, have %d", c.Replicas, c.Replicas-1, len(c.Cluster.Routes))
+		}
+	}
+	if c.Cluster.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Cluster.Listen); err != nil {
+			bad("cluster.listen %q: want host:port", c.Cluster.Listen)
+		}
+	}
+	for _, dc := range c.DataCenters {
+		if dc.Name == "" || !strings.HasPrefix(dc.BaseURL, "http") {
+			bad("datacenters: entry %+v needs a name and an http(s) base_url", dc)
+		}
+	}
+	if c.MaxUploadBytes < 1 {
+		bad("max_upload_bytes must be positive")
+	}
+	if c.LoginPerMinute < 1 || c.LoginBurst < 1 {
+		bad("login_per_minute and login_burst must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// routeURLs turns route addresses into nats-route:// URLs.
+func (c Config) routeURLs() []string {
+	out := make([]string, 0, len(c.Cluster.Routes))
+	for _, r := range c.Cluster.Routes {
+		if !strings.Contains(r, "://") {
+			r = "nats-route://" + r
+		}
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/planb-chat/planb/homeserver"
+	"github.com/planb-chat/planb/httpapi"
+	"github.com/planb-chat/planb/jetstream"
+)
+
+// Run runs the node until ctx ends, then shuts down in order: stop taking
+// requests, stop following the log, close the engine.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = cfg.DataCenter
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPListen, err)
+	}
+	log.Info("starting engine", "node", cfg.NodeName, "datacenter", cfg.DataCenter, "replicas", cfg.Replicas, "data", cfg.DataDir)
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	engine, err := jetstream.Start(startCtx, jetstream.Config{
+		DataDir: cfg.DataDir, NodeName: cfg.NodeName, DataCenter: cfg.DataCenter,
+		ClusterListen: cfg.Cluster.Listen, ClusterAdvertise: cfg.Cluster.Advertise,
+		Routes: cfg.routeURLs(), NoAdvertise: cfg.Cluster.NoAdvertise,
+		Replicas: cfg.Replicas, Partitions: cfg.Partitions,
+		ExternalURLs: cfg.External.URLs, CredsFile: cfg.External.CredsFile,
+	}, log)
+	cancel()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("start engine: %w", err)
+	}
+	defer engine.Close()
+	hs := homeserver.New(homeserver.Config{
+		ServerName: cfg.ServerName, OpenRegistration: cfg.OpenRegistration,
+		RegistrationTokens: cfg.RegistrationTokens, MaxUploadBytes: cfg.MaxUploadBytes,
+		PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
+	}, engine, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.New(hs, log, httpapi.Options{
+		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg,
+		Extra: func(mux *http.ServeMux) {
+			mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, "{\"status\":\"ok\",\"datacenter\":%q}\n", cfg.DataCenter)
+			})
+			mux.HandleFunc("GET /ready", readyHandler(hs, cfg.DataCenter))
+			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		},
+	})
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hs.Run(gctx) })
+	g.Go(func() error {
+		log.Info("serving Matrix client-server API", "addr", ln.Addr().String(), "server_name", cfg.ServerName)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx) // long-polls are cut after the grace period
+		return nil
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// readyHandler answers 200 only when this node can commit writes and its
+// read models have caught up with the log; load balancers route on it.
+func readyHandler(hs *homeserver.Service, dc string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !hs.CaughtUp() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"ready\":false,\"datacenter\":%q,\"reason\":\"rebuilding read models from the log\"}\n", dc)
+			return
+		}
+		if err := hs.CanCommit(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"ready\":false,\"datacenter\":%q,\"reason\":%q}\n", dc, "cannot reach a quorum: "+err.Error())
+			return
+		}
+		fmt.Fprintf(w, "{\"ready\":true,\"datacenter\":%q}\n", dc)
+	}
+}

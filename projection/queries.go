@@ -1,0 +1,319 @@
+package projection
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/planb-chat/planb"
+)
+
+// ClientEvent is an event in the client-server API format.
+type ClientEvent struct {
+	Content        json.RawMessage `json:"content"`
+	EventID        string          `json:"event_id"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+	RoomID         string          `json:"room_id,omitempty"`
+	Sender         string          `json:"sender"`
+	StateKey       *string         `json:"state_key,omitempty"`
+	Type           string          `json:"type"`
+	Redacts        string          `json:"redacts,omitempty"`
+	Unsigned       *Unsigned       `json:"unsigned,omitempty"`
+}
+
+// Unsigned is the unsigned data of a client event.
+type Unsigned struct {
+	Age             int64           `json:"age"`
+	TransactionID   string          `json:"transaction_id,omitempty"`
+	PrevContent     json.RawMessage `json:"prev_content,omitempty"`
+	PrevSender      string          `json:"prev_sender,omitempty"`
+	ReplacesState   string          `json:"replaces_state,omitempty"`
+	RedactedBecause *ClientEvent    `json:"redacted_because,omitempty"`
+}
+
+// StrippedEvent is a stripped state event (invite_state).
+type StrippedEvent struct {
+	Content  json.RawMessage `json:"content"`
+	Sender   string          `json:"sender"`
+	StateKey string          `json:"state_key"`
+	Type     string          `json:"type"`
+}
+
+// clientEvent formats e for viewer on device. withRoom adds room_id (left out
+// inside /sync, which nests events under their room).
+func clientEvent(e *Entry, viewer, device string, withRoom bool, now time.Time) ClientEvent {
+	ev := e.Event
+	ce := ClientEvent{Content: e.Content, EventID: ev.EventID, OriginServerTS: ev.OriginServerTS,
+		Sender: ev.Sender, StateKey: ev.StateKey, Type: ev.Type, Redacts: ev.Redacts}
+	if withRoom {
+		ce.RoomID = ev.RoomID
+	}
+	u := &Unsigned{Age: max(0, now.UnixMilli()-ev.OriginServerTS), PrevContent: e.PrevContent,
+		PrevSender: e.PrevSender, ReplacesState: e.Replaces}
+	if e.TxnID != "" && ev.Sender == viewer && e.DeviceID == device {
+		u.TransactionID = e.TxnID
+	}
+	if e.RedactedBy != nil {
+		r := e.RedactedBy
+		u.RedactedBecause = &ClientEvent{Content: r.Content, EventID: r.EventID, OriginServerTS: r.OriginServerTS,
+			Sender: r.Sender, Type: r.Type, Redacts: r.Redacts, RoomID: r.RoomID}
+	}
+	ce.Unsigned = u
+	return ce
+}
+
+// membership returns user's current membership of the room, or "leave" when
+// they never had one... "" when there is no member event at all.
+func (r *Room) membership(user string) string {
+	h := r.members[user]
+	if len(h) == 0 {
+		return ""
+	}
+	return h[len(h)-1].membership
+}
+
+// membershipAt returns user's membership right after timeline index idx.
+func (r *Room) membershipAt(user string, idx int) string {
+	h := r.members[user]
+	i := sort.Search(len(h), func(i int) bool { return h[i].index > idx })
+	if i == 0 {
+		return ""
+	}
+	return h[i-1].membership
+}
+
+// lastMembershipIndex returns the timeline index of user's latest member event.
+func (r *Room) lastMembershipIndex(user string) int {
+	h := r.members[user]
+	if len(h) == 0 {
+		return -1
+	}
+	return h[len(h)-1].index
+}
+
+// visibilityAt returns the history visibility in force at index idx.
+func (r *Room) visibilityAt(idx int) string {
+	i := sort.Search(len(r.vis), func(i int) bool { return r.vis[i].index > idx })
+	if i == 0 {
+		return "shared"
+	}
+	return r.vis[i-1].value
+}
+
+// canSee applies the spec's history visibility rules for user and entry.
+func canSee(user string, e *Entry) bool {
+	r := e.Room
+	if e.Event.Type == planb.TypeMember && e.Event.StateKeyOr() == user {
+		return true // users always see their own membership changes
+	}
+	vis := r.visibilityAt(e.Index)
+	if vis == "world_readable" {
+		return true
+	}
+	mem := r.membershipAt(user, e.Index)
+	switch {
+	case mem == planb.MembershipJoin:
+		return true
+	case vis == "shared" && r.membership(user) == planb.MembershipJoin:
+		return true
+	case vis == "invited" && mem == planb.MembershipInvite:
+		return true
+	}
+	return false
+}
+
+// stateAt returns the room state right before timeline position pos (after
+// the events with index < pos).
+func (r *Room) stateAt(pos int) map[planb.StateTuple]*Entry {
+	st := map[planb.StateTuple]*Entry{}
+	for _, e := range r.StateLog {
+		if e.Index >= pos {
+			break
+		}
+		st[planb.StateTuple{Type: e.Event.Type, StateKey: *e.Event.StateKey}] = e
+	}
+	return st
+}
+
+// currentState returns the room's current state entries.
+func (m *Model) currentState(r *Room) map[planb.StateTuple]*Entry {
+	st := make(map[planb.StateTuple]*Entry, len(r.State))
+	for k, ev := range r.State {
+		st[k] = m.events[ev.EventID]
+	}
+	return st
+}
+
+// sortedState returns state entries in a deterministic order.
+func sortedState(st map[planb.StateTuple]*Entry) []*Entry {
+	out := make([]*Entry, 0, len(st))
+	for _, e := range st {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
+}
+
+// RoomView is what a writer sees of one room while holding the model's read
+// lock: the state its new events are authorised against and the log
+// position they must land at.
+type RoomView struct {
+	m    *Model
+	room *Room
+}
+
+// ID returns the room ID.
+func (v RoomView) ID() string { return v.room.ID }
+
+// Version returns the room version.
+func (v RoomView) Version() string { return v.room.Version }
+
+// State returns the room's current state.
+func (v RoomView) State() planb.StateReader { return v.room.State }
+
+// LastSeq returns the sequence of the room's last record.
+func (v RoomView) LastSeq() uint64 { return v.room.LastSeq }
+
+// Depth returns the number of events in the room.
+func (v RoomView) Depth() int64 { return int64(len(v.room.Timeline)) }
+
+// LastEventID returns the ID of the room's latest event.
+func (v RoomView) LastEventID() string { return v.room.Timeline[len(v.room.Timeline)-1].Event.EventID }
+
+// Membership returns user's current membership ("" for none).
+func (v RoomView) Membership(user string) string { return v.room.membership(user) }
+
+// Event returns an event of this room by ID, or nil.
+func (v RoomView) Event(id string) *planb.Event {
+	if e := v.m.events[id]; e != nil && e.Room == v.room {
+		return e.Event
+	}
+	return nil
+}
+
+// Partition returns the room's partition.
+func (v RoomView) Partition() int { return v.room.Partition }
+
+// WithRoom calls fn with a view of the room under the model's read lock.
+// fn must not call other Model methods. Returns planb.ErrNotFound when the
+// room is unknown to this node.
+func (m *Model) WithRoom(roomID string, fn func(RoomView) error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.rooms[roomID]
+	if r == nil {
+		return planb.ErrNotFound
+	}
+	return fn(RoomView{m, r})
+}
+
+// HasRoom reports whether the room exists on this node's read model.
+func (m *Model) HasRoom(roomID string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.rooms[roomID] != nil
+}
+
+// TxnEvents returns the events of the record that the client transaction
+// key produced, or nil.
+func (m *Model) TxnEvent(key string) *planb.Event {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if e := m.txns[key]; e != nil {
+		return e.Event
+	}
+	return nil
+}
+
+// Membership returns user's current membership of roomID ("" for none).
+func (m *Model) Membership(roomID, user string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if r := m.rooms[roomID]; r != nil {
+		return r.membership(user)
+	}
+	return ""
+}
+
+// JoinedRooms returns the rooms user is joined to.
+func (m *Model) JoinedRooms(user string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []string{}
+	if u := m.users[user]; u != nil {
+		for id, r := range u.rooms {
+			if r.membership(user) == planb.MembershipJoin {
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SharesRoom reports whether users a and b are both joined to some room.
+func (m *Model) SharesRoom(a, b string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ua := m.users[a]
+	if ua == nil {
+		return false
+	}
+	for _, r := range ua.rooms {
+		if r.membership(a) == planb.MembershipJoin && r.membership(b) == planb.MembershipJoin {
+			return true
+		}
+	}
+	return false
+}
+
+// AccountData returns user's account data of type dtype (roomID "" for
+// global), or planb.ErrNotFound.
+func (m *Model) AccountData(user, roomID, dtype string) (json.RawMessage, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	u := m.users[user]
+	if u == nil {
+		return nil, planb.ErrNotFound
+	}
+	var e adEntry
+	var ok bool
+	if roomID == "" {
+		e, ok = u.global[dtype]
+	} else {
+		e, ok = u.roomData[roomID][dtype]
+	}
+	if !ok || string(e.content) == "{}" {
+		return nil, planb.ErrNotFound
+	}
+	return e.content, nil
+}
+
+// Receipt returns user's receipt of rtype in roomID.
+func (m *Model) Receipt(roomID, user, rtype string) (Receipt, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if r := m.rooms[roomID]; r != nil {
+		rc, ok := r.receipts[user][rtype]
+		return rc, ok
+	}
+	return Receipt{}, false
+}
+
+// RoomMembers returns the room's users with the given current membership.
+func (m *Model) RoomMembers(roomID, membership string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.rooms[roomID]
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for uid := range r.members {
+		if r.membership(uid) == membership {
+			out = append(out, uid)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

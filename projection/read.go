@@ -1,0 +1,312 @@
+package projection
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/planb-chat/planb"
+)
+
+// maxPage is the most events one /messages or /context call returns.
+const maxPage = 1000
+
+// access returns the timeline position up to which user may read the room:
+// everything while joined, up to their leaving after they left, everything
+// in a world-readable room. Callers hold mu.
+func access(r *Room, user string) (int, error) {
+	switch r.membership(user) {
+	case planb.MembershipJoin:
+		return len(r.Timeline), nil
+	case planb.MembershipLeave, planb.MembershipBan:
+		for _, c := range r.members[user] {
+			if c.membership == planb.MembershipJoin {
+				if r.visibilityAt(len(r.Timeline)-1) == "world_readable" {
+					return len(r.Timeline), nil
+				}
+				return r.lastMembershipIndex(user) + 1, nil
+			}
+		}
+	}
+	if r.visibilityAt(len(r.Timeline)-1) == "world_readable" {
+		return len(r.Timeline), nil
+	}
+	return 0, planb.Forbidden("%s is not in room %s", user, r.ID)
+}
+
+// room returns the room or an error that does not reveal whether it exists.
+func (m *Model) roomFor(roomID, user string) (*Room, int, error) {
+	r := m.rooms[roomID]
+	if r == nil {
+		return nil, 0, planb.Forbidden("%s is not in room %s", user, roomID)
+	}
+	upto, err := access(r, user)
+	return r, upto, err
+}
+
+// Page is a /messages response.
+type Page struct {
+	Chunk []ClientEvent `json:"chunk"`
+	Start string        `json:"start"`
+	End   string        `json:"end,omitempty"`
+	State []ClientEvent `json:"state,omitempty"`
+}
+
+// position converts a /messages token to a timeline position of r. Caller
+// holds mu.
+func (m *Model) position(r *Room, tok string) (int, error) {
+	if n, ok := parseTopo(tok); ok {
+		return min(n, len(r.Timeline)), nil
+	}
+	t, err := ParseToken(tok, len(m.parts))
+	if err != nil {
+		return 0, planb.InvalidParam("invalid pagination token %q", tok)
+	}
+	return r.positionAtSeq(t.Parts[r.Partition]), nil
+}
+
+// positionAtSeq returns the number of the room's events at or below seq.
+func (r *Room) positionAtSeq(seq uint64) int {
+	return sort.Search(len(r.Timeline), func(i int) bool { return r.Timeline[i].Seq > seq })
+}
+
+// Messages answers GET /rooms/{roomId}/messages for user on device.
+func (m *Model) Messages(user, device, roomID, from, to string, backwards bool, limit int, f *RoomEventFilter) (*Page, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, upto, err := m.roomFor(roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 10
+	}
+	limit = min(limit, maxPage)
+	pos := upto
+	if !backwards {
+		pos = 0
+	}
+	if from != "" {
+		if pos, err = m.position(r, from); err != nil {
+			return nil, err
+		}
+	}
+	stop := -1
+	if to != "" {
+		if stop, err = m.position(r, to); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	page := &Page{Chunk: []ClientEvent{}, Start: from}
+	if page.Start == "" {
+		page.Start = topoToken(pos)
+	}
+	senders := map[string]bool{}
+	i := pos
+	for len(page.Chunk) < limit {
+		var e *Entry
+		if backwards {
+			if i <= 0 || (stop >= 0 && i <= stop) {
+				break
+			}
+			i--
+			e = r.Timeline[i]
+		} else {
+			if i >= upto || (stop >= 0 && i >= stop) {
+				break
+			}
+			e = r.Timeline[i]
+			i++
+		}
+		if canSee(user, e) && f.AllowsEvent(e.Event, e.Content) {
+			page.Chunk = append(page.Chunk, clientEvent(e, user, device, true, now))
+			senders[e.Event.Sender] = true
+		}
+	}
+	atEnd := (backwards && i <= 0) || (!backwards && i >= upto) || (stop >= 0 && i == stop)
+	if !atEnd || len(page.Chunk) == limit {
+		page.End = topoToken(i)
+	}
+	if f != nil && f.LazyLoadMembers {
+		st := r.stateAt(max(pos, i))
+		for s := range senders {
+			if e := st[planb.StateTuple{Type: planb.TypeMember, StateKey: s}]; e != nil {
+				page.State = append(page.State, clientEvent(e, user, device, true, now))
+			}
+		}
+	}
+	return page, nil
+}
+
+// ContextResult is a /context response.
+type ContextResult struct {
+	Start        string        `json:"start"`
+	End          string        `json:"end"`
+	EventsBefore []ClientEvent `json:"events_before"`
+	Event        ClientEvent   `json:"event"`
+	EventsAfter  []ClientEvent `json:"events_after"`
+	State        []ClientEvent `json:"state"`
+}
+
+// Context answers GET /rooms/{roomId}/context/{eventId}.
+func (m *Model) Context(user, device, roomID, eventID string, limit int, f *RoomEventFilter) (*ContextResult, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, upto, err := m.roomFor(roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	e := m.events[eventID]
+	if e == nil || e.Room != r || e.Index >= upto || !canSee(user, e) {
+		return nil, planb.NotFound("event %s not found", eventID)
+	}
+	if limit < 0 {
+		limit = 10
+	}
+	limit = min(limit, maxPage)
+	now := time.Now()
+	res := &ContextResult{Event: clientEvent(e, user, device, true, now), EventsBefore: []ClientEvent{}, EventsAfter: []ClientEvent{}}
+	before, after := limit/2, limit-limit/2
+	i := e.Index
+	for i > 0 && len(res.EventsBefore) < before {
+		i--
+		if x := r.Timeline[i]; canSee(user, x) && f.AllowsEvent(x.Event, x.Content) {
+			res.EventsBefore = append(res.EventsBefore, clientEvent(x, user, device, true, now))
+		}
+	}
+	res.Start = topoToken(i)
+	j := e.Index + 1
+	for j < upto && len(res.EventsAfter) < after {
+		if x := r.Timeline[j]; canSee(user, x) && f.AllowsEvent(x.Event, x.Content) {
+			res.EventsAfter = append(res.EventsAfter, clientEvent(x, user, device, true, now))
+		}
+		j++
+	}
+	res.End = topoToken(j)
+	res.State = []ClientEvent{}
+	for _, s := range sortedState(r.stateAt(e.Index)) {
+		res.State = append(res.State, clientEvent(s, user, device, true, now))
+	}
+	return res, nil
+}
+
+// Event answers GET /rooms/{roomId}/event/{eventId}.
+func (m *Model) Event(user, device, roomID, eventID string) (*ClientEvent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, upto, err := m.roomFor(roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	e := m.events[eventID]
+	if e == nil || e.Room != r || e.Index >= upto || !canSee(user, e) {
+		return nil, planb.NotFound("event %s not found", eventID)
+	}
+	ce := clientEvent(e, user, device, true, time.Now())
+	return &ce, nil
+}
+
+// readableState returns the state user may see: current while joined (or
+// in a world-readable room), as it was when they left otherwise.
+func (m *Model) readableState(r *Room, user string, upto int) map[planb.StateTuple]*Entry {
+	if upto >= len(r.Timeline) {
+		return m.currentState(r)
+	}
+	return r.stateAt(upto)
+}
+
+// State answers GET /rooms/{roomId}/state.
+func (m *Model) State(user, roomID string) ([]ClientEvent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, upto, err := m.roomFor(roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := []ClientEvent{}
+	for _, e := range sortedState(m.readableState(r, user, upto)) {
+		out = append(out, clientEvent(e, user, "", true, now))
+	}
+	return out, nil
+}
+
+// StateEvent answers GET /rooms/{roomId}/state/{type}/{stateKey}: the event's
+// full client form (the HTTP edge returns content unless format=event).
+func (m *Model) StateEvent(user, roomID, eventType, stateKey string) (*ClientEvent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, upto, err := m.roomFor(roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	e := m.readableState(r, user, upto)[planb.StateTuple{Type: eventType, StateKey: stateKey}]
+	if e == nil {
+		return nil, planb.NotFound("no %s state with key %q in %s", eventType, stateKey, roomID)
+	}
+	ce := clientEvent(e, user, "", true, time.Now())
+	return &ce, nil
+}
+
+// Members answers GET /rooms/{roomId}/members. at is an optional sync token;
+// membership and notMembership filter by membership value.
+func (m *Model) Members(user, roomID, at, membership, notMembership string) ([]ClientEvent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, upto, err := m.roomFor(roomID, user)
+	if err != nil {
+		return nil, err
+	}
+	st := m.readableState(r, user, upto)
+	if at != "" {
+		pos, err := m.position(r, at)
+		if err != nil {
+			return nil, err
+		}
+		st = r.stateAt(min(pos, upto))
+	}
+	now := time.Now()
+	out := []ClientEvent{}
+	for _, e := range sortedState(st) {
+		if e.Event.Type != planb.TypeMember {
+			continue
+		}
+		mem := e.Event.Membership()
+		if (membership != "" && mem != membership) || (notMembership != "" && mem == notMembership) {
+			continue
+		}
+		out = append(out, clientEvent(e, user, "", true, now))
+	}
+	return out, nil
+}
+
+// JoinedMember is one entry of /joined_members.
+type JoinedMember struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	AvatarURL   *string `json:"avatar_url,omitempty"`
+}
+
+// JoinedMembers answers GET /rooms/{roomId}/joined_members; the user must
+// be joined.
+func (m *Model) JoinedMembers(user, roomID string) (map[string]JoinedMember, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.rooms[roomID]
+	if r == nil || r.membership(user) != planb.MembershipJoin {
+		return nil, planb.Forbidden("%s is not in room %s", user, roomID)
+	}
+	out := map[string]JoinedMember{}
+	for k, ev := range r.State {
+		if k.Type != planb.TypeMember || ev.Membership() != planb.MembershipJoin {
+			continue
+		}
+		var c struct {
+			DisplayName *string `json:"displayname"`
+			AvatarURL   *string `json:"avatar_url"`
+		}
+		_ = json.Unmarshal(ev.Content, &c)
+		out[k.StateKey] = JoinedMember{DisplayName: c.DisplayName, AvatarURL: c.AvatarURL}
+	}
+	return out, nil
+}

@@ -1,0 +1,416 @@
+package projection
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/planb-chat/planb"
+)
+
+// SyncRequest is one /sync computation.
+type SyncRequest struct {
+	User, Device string
+	Since        *Token // nil: initial sync
+	FullState    bool
+	Filter       *Filter
+}
+
+// SyncResponse is the /sync response body.
+type SyncResponse struct {
+	NextBatch   string     `json:"next_batch"`
+	Rooms       *SyncRooms `json:"rooms,omitempty"`
+	AccountData *EventList `json:"account_data,omitempty"`
+}
+
+// SyncRooms holds the per-membership room sections.
+type SyncRooms struct {
+	Join   map[string]*JoinedRoom  `json:"join"`
+	Invite map[string]*InvitedRoom `json:"invite"`
+	Leave  map[string]*LeftRoom    `json:"leave"`
+}
+
+// EventList is {"events": [...]}.
+type EventList struct {
+	Events []any `json:"events"`
+}
+
+// Timeline is a room's timeline section.
+type Timeline struct {
+	Events    []ClientEvent `json:"events"`
+	Limited   bool          `json:"limited"`
+	PrevBatch string        `json:"prev_batch,omitempty"`
+}
+
+// Summary is a joined room's summary.
+type Summary struct {
+	Heroes  []string `json:"m.heroes,omitempty"`
+	Joined  int      `json:"m.joined_member_count"`
+	Invited int      `json:"m.invited_member_count"`
+}
+
+// Unread holds a room's notification counts.
+type Unread struct {
+	Notifications int `json:"notification_count"`
+	Highlights    int `json:"highlight_count"`
+}
+
+// JoinedRoom is a room in rooms.join.
+type JoinedRoom struct {
+	Summary             *Summary  `json:"summary,omitempty"`
+	State               EventList `json:"state"`
+	Timeline            Timeline  `json:"timeline"`
+	Ephemeral           EventList `json:"ephemeral"`
+	AccountData         EventList `json:"account_data"`
+	UnreadNotifications Unread    `json:"unread_notifications"`
+}
+
+// InvitedRoom is a room in rooms.invite.
+type InvitedRoom struct {
+	InviteState struct {
+		Events []StrippedEvent `json:"events"`
+	} `json:"invite_state"`
+}
+
+// LeftRoom is a room in rooms.leave.
+type LeftRoom struct {
+	State       EventList `json:"state"`
+	Timeline    Timeline  `json:"timeline"`
+	AccountData EventList `json:"account_data"`
+}
+
+type typedContent struct {
+	Type    string          `json:"type"`
+	Content json.RawMessage `json:"content"`
+}
+
+// Sync computes the response for req from one consistent snapshot. It
+// reports whether there is anything new and returns a channel that is
+// closed when something for the user changes after the snapshot (for the
+// long-poll).
+func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	now := time.Now()
+	next := m.positionLocked()
+	if req.Since != nil {
+		next = next.Max(*req.Since)
+	}
+	resp := &SyncResponse{NextBatch: next.String(),
+		Rooms: &SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{}, Leave: map[string]*LeftRoom{}}}
+	u := m.users[req.User]
+	if u == nil {
+		// Nothing yet; the wake channel of a user model created later is
+		// unknown here, so wake on any progress.
+		return resp, false, m.progress
+	}
+	f := req.Filter
+	if f == nil {
+		f = &Filter{}
+	}
+	rf := f.Room
+	if rf == nil {
+		rf = &RoomFilter{}
+	}
+	has := false
+	for _, roomID := range sortedKeys(u.rooms) {
+		r := u.rooms[roomID]
+		if !rf.allowsRoom(roomID) {
+			continue
+		}
+		sincePos := 0
+		if req.Since != nil {
+			sincePos = r.positionAtSeq(req.Since.Parts[r.Partition])
+		}
+		changed := req.Since == nil || r.lastMembershipIndex(req.User) >= sincePos
+		switch r.membership(req.User) {
+		case planb.MembershipJoin:
+			full := req.Since == nil || req.FullState || r.membershipAt(req.User, sincePos-1) != planb.MembershipJoin
+			if jr := m.joinedRoom(r, req, sincePos, full, rf, now); jr != nil {
+				resp.Rooms.Join[roomID] = jr
+				has = true
+			}
+		case planb.MembershipInvite:
+			if changed || req.FullState {
+				resp.Rooms.Invite[roomID] = m.invitedRoom(r, req.User)
+				has = true
+			}
+		case planb.MembershipLeave, planb.MembershipBan:
+			if f, ok := u.forgotten[roomID]; ok && f == r.Timeline[r.lastMembershipIndex(req.User)].Event.EventID {
+				continue
+			}
+			if (req.Since != nil && changed) || (rf.IncludeLeave && (req.Since == nil || req.FullState)) {
+				resp.Rooms.Leave[roomID] = m.leftRoom(r, req, sincePos, req.Since == nil || req.FullState, rf, now)
+				has = true
+			}
+		}
+	}
+	var since uint64
+	if req.Since != nil {
+		since = req.Since.AccountData
+	}
+	ad := &EventList{Events: []any{}}
+	for _, t := range sortedKeys(u.global) {
+		e := u.global[t]
+		if e.pos > since && (f.AccountData == nil || f.AccountData.Allows(t, "")) {
+			ad.Events = append(ad.Events, typedContent{t, e.content})
+		}
+	}
+	if len(ad.Events) > 0 {
+		has = true
+	}
+	resp.AccountData = ad
+	return resp, has, u.wake
+}
+
+// timelineWindow picks the newest visible, filter-allowed events in
+// [low, end), at most limit. It returns them oldest first and the position
+// where the window starts.
+func timelineWindow(r *Room, user string, low, end, limit int, tf *RoomEventFilter) ([]*Entry, int) {
+	var picked []*Entry
+	i := end
+	for i > low && len(picked) < limit {
+		i--
+		e := r.Timeline[i]
+		if canSee(user, e) && tf.AllowsEvent(e.Event, e.Content) {
+			picked = append(picked, e)
+		}
+	}
+	for a, b := 0, len(picked)-1; a < b; a, b = a+1, b-1 {
+		picked[a], picked[b] = picked[b], picked[a]
+	}
+	return picked, i
+}
+
+// roomTimelineAndState builds the timeline and state sections of a joined or
+// left room for the window [low, end).
+func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int, full bool, rf *RoomFilter, now time.Time) (Timeline, EventList) {
+	low := sincePos
+	if full {
+		low = 0
+	}
+	picked, start := timelineWindow(r, req.User, low, end, rf.Timeline.limit(10, 1000), rf.Timeline)
+	tl := Timeline{Events: make([]ClientEvent, 0, len(picked)), Limited: start > low, PrevBatch: topoToken(start)}
+	senders := map[string]bool{req.User: true}
+	for _, e := range picked {
+		tl.Events = append(tl.Events, clientEvent(e, req.User, req.Device, false, now))
+		senders[e.Event.Sender] = true
+	}
+	var st map[planb.StateTuple]*Entry
+	switch {
+	case full:
+		st = r.stateAt(start)
+	case tl.Limited:
+		st = map[planb.StateTuple]*Entry{}
+		for _, e := range r.StateLog {
+			if e.Index >= sincePos && e.Index < start {
+				st[planb.StateTuple{Type: e.Event.Type, StateKey: *e.Event.StateKey}] = e
+			}
+		}
+	}
+	state := EventList{Events: []any{}}
+	lazy := rf.State != nil && rf.State.LazyLoadMembers
+	for _, e := range sortedState(st) {
+		if !rf.State.AllowsEvent(e.Event, e.Content) {
+			continue
+		}
+		if lazy && e.Event.Type == planb.TypeMember && !senders[*e.Event.StateKey] {
+			continue
+		}
+		state.Events = append(state.Events, clientEvent(e, req.User, req.Device, false, now))
+	}
+	return tl, state
+}
+
+func (m *Model) joinedRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) *JoinedRoom {
+	tl, state := m.roomTimelineAndState(r, req, sincePos, len(r.Timeline), full, rf, now)
+	jr := &JoinedRoom{Timeline: tl, State: state, Ephemeral: EventList{Events: []any{}}, AccountData: EventList{Events: []any{}}}
+	var since Token
+	if req.Since != nil && !full {
+		since = *req.Since
+	}
+	if (full || r.typingPos > since.Typing) && rf.Ephemeral.AllowsRoom(r.ID) && rf.Ephemeral.AllowsType("m.typing") {
+		ids := []string{}
+		for uid, until := range r.typing {
+			if now.Before(until) {
+				ids = append(ids, uid)
+			}
+		}
+		sort.Strings(ids)
+		if full && len(ids) == 0 {
+			// nothing to say on a first sync
+		} else {
+			jr.Ephemeral.Events = append(jr.Ephemeral.Events, map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": ids}})
+		}
+	}
+	if rf.Ephemeral.AllowsType("m.receipt") {
+		if rc := receiptContent(r, req.User, since.Receipts); rc != nil {
+			jr.Ephemeral.Events = append(jr.Ephemeral.Events, map[string]any{"type": "m.receipt", "content": rc})
+		}
+	}
+	if u := m.users[req.User]; u != nil {
+		data := u.roomData[r.ID]
+		for _, t := range sortedKeys(data) {
+			if data[t].pos > since.AccountData && rf.AccountData.AllowsType(t) {
+				jr.AccountData.Events = append(jr.AccountData.Events, typedContent{t, data[t].content})
+			}
+		}
+	}
+	if !full && len(tl.Events) == 0 && len(state.Events) == 0 && len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
+		return nil
+	}
+	jr.UnreadNotifications = m.unread(r, req.User)
+	jr.Summary = summary(r, req.User)
+	return jr
+}
+
+// receiptContent builds m.receipt content with receipts newer than since.
+func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]map[string]any {
+	out := map[string]map[string]map[string]any{}
+	for uid, byType := range r.receipts {
+		for rtype, rc := range byType {
+			if rc.Pos <= since || (rtype == "m.read.private" && uid != viewer) {
+				continue
+			}
+			if out[rc.EventID] == nil {
+				out[rc.EventID] = map[string]map[string]any{}
+			}
+			if out[rc.EventID][rtype] == nil {
+				out[rc.EventID][rtype] = map[string]any{}
+			}
+			v := map[string]any{"ts": rc.TS}
+			if rc.ThreadID != "" {
+				v["thread_id"] = rc.ThreadID
+			}
+			out[rc.EventID][rtype][uid] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// unread counts the notifying events after the user's read receipt.
+func (m *Model) unread(r *Room, user string) Unread {
+	start := -1
+	for _, c := range r.members[user] {
+		if c.membership == planb.MembershipJoin {
+			start = c.index
+		}
+	}
+	for _, rtype := range []string{"m.read", "m.read.private"} {
+		if rc, ok := r.receipts[user][rtype]; ok {
+			if e := m.events[rc.EventID]; e != nil && e.Room == r && e.Index > start {
+				start = e.Index
+			}
+		}
+	}
+	var names []string
+	_, local, _, _ := planb.SplitID(user)
+	names = append(names, strings.ToLower(local))
+	if me := r.State.Get(planb.TypeMember, user); me != nil {
+		var c struct {
+			DisplayName string `json:"displayname"`
+		}
+		_ = json.Unmarshal(me.Content, &c)
+		if c.DisplayName != "" {
+			names = append(names, strings.ToLower(c.DisplayName))
+		}
+	}
+	var u Unread
+	for i := start + 1; i < len(r.Timeline); i++ {
+		e := r.Timeline[i]
+		if e.Event.Sender == user || e.RedactedBy != nil {
+			continue
+		}
+		switch e.Event.Type {
+		case planb.TypeMessage, "m.room.encrypted", "m.sticker":
+		default:
+			continue
+		}
+		var c struct {
+			MsgType  string `json:"msgtype"`
+			Body     string `json:"body"`
+			Mentions struct {
+				UserIDs []string `json:"user_ids"`
+			} `json:"m.mentions"`
+		}
+		_ = json.Unmarshal(e.Content, &c)
+		if c.MsgType == "m.notice" {
+			continue
+		}
+		u.Notifications++
+		if highlights(user, names, c.Body, c.Mentions.UserIDs) {
+			u.Highlights++
+		}
+	}
+	return u
+}
+
+func highlights(user string, names []string, body string, mentions []string) bool {
+	for _, id := range mentions {
+		if id == user {
+			return true
+		}
+	}
+	lb := strings.ToLower(body)
+	for _, n := range names {
+		if n != "" && strings.Contains(lb, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary returns the room summary for user.
+func summary(r *Room, user string) *Summary {
+	s := &Summary{}
+	var others []string
+	for uid := range r.members {
+		switch r.membership(uid) {
+		case planb.MembershipJoin:
+			s.Joined++
+		case planb.MembershipInvite:
+			s.Invited++
+		default:
+			continue
+		}
+		if uid != user {
+			others = append(others, uid)
+		}
+	}
+	sort.Strings(others)
+	if len(others) > 5 {
+		others = others[:5]
+	}
+	s.Heroes = others
+	return s
+}
+
+// strippedTypes are the state events shown to invitees.
+var strippedTypes = []string{planb.TypeCreate, planb.TypeJoinRules, planb.TypeName, planb.TypeAvatar,
+	planb.TypeCanonicalAlias, planb.TypeEncryption, planb.TypeTopic}
+
+func (m *Model) invitedRoom(r *Room, user string) *InvitedRoom {
+	ir := &InvitedRoom{}
+	ir.InviteState.Events = []StrippedEvent{}
+	add := func(ev *planb.Event) {
+		if ev != nil {
+			ir.InviteState.Events = append(ir.InviteState.Events,
+				StrippedEvent{Content: ev.Content, Sender: ev.Sender, StateKey: ev.StateKeyOr(), Type: ev.Type})
+		}
+	}
+	for _, t := range strippedTypes {
+		add(r.State.Get(t, ""))
+	}
+	add(r.State.Get(planb.TypeMember, user))
+	return ir
+}
+
+func (m *Model) leftRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) *LeftRoom {
+	end := r.lastMembershipIndex(req.User) + 1
+	tl, state := m.roomTimelineAndState(r, req, min(sincePos, end), end, full, rf, now)
+	return &LeftRoom{Timeline: tl, State: state, AccountData: EventList{Events: []any{}}}
+}
