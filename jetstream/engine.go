@@ -134,7 +134,12 @@ func (e *Engine) startEmbedded(ctx context.Context) error {
 		}
 		opts.Host, opts.Port = host, port
 	}
-	if cfg.ClusterListen != "" {
+	if cfg.ClusterListen != "" && len(cfg.Routes) == 0 {
+		// JetStream cannot run clustered without peers; a node without
+		// routes is a standalone single-replica server.
+		e.log.Info("no cluster routes configured: running standalone", "cluster_listen", cfg.ClusterListen)
+	}
+	if cfg.ClusterListen != "" && len(cfg.Routes) > 0 {
 		host, port, err := splitHostPort(cfg.ClusterListen)
 		if err != nil {
 			return fmt.Errorf("cluster listen: %w", err)
@@ -266,7 +271,9 @@ func splitHostPort(hp string) (string, int, error) {
 // natsLogger adapts slog to nats-server's Logger interface.
 type natsLogger struct{ log *slog.Logger }
 
-func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
+// Noticef logs at debug: nats-server's notices are mostly its start-up
+// banner; leader changes and faults come as warnings and errors.
+func (l *natsLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }

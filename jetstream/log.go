@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"crypto/sha256"
+	"encoding/binary"
 	"strings"
 	"time"
 
@@ -26,10 +27,12 @@ type Ack struct {
 }
 
 // Partition returns the partition that holds roomID's log.
+//
+// It hashes with SHA-256: FNV and similar hashes reduced modulo a power of
+// two keep only low bits, which for similar IDs do not spread at all.
 func (e *Engine) Partition(roomID string) int {
-	h := fnv.New32a()
-	h.Write([]byte(roomID))
-	return int(h.Sum32() % uint32(e.cfg.Partitions))
+	h := sha256.Sum256([]byte(roomID))
+	return int(binary.BigEndian.Uint32(h[:4]) % uint32(e.cfg.Partitions))
 }
 
 // RoomSubject returns the subject of roomID's records.
@@ -49,8 +52,12 @@ func RoomFromSubject(subject string) (string, error) {
 
 // AppendRoom commits data as the next record of roomID's log, provided the
 // room's last record still has sequence expectLast (0: the room has no
-// records yet). msgID, when not empty, makes retries within the duplicate
-// window return the original record's sequence with Duplicate set.
+// records yet). msgID, when not empty, makes a retry within the duplicate
+// window return the original record's sequence with Duplicate set — but
+// JetStream checks expectLast first, so a retry whose first attempt landed
+// gets planb.ErrConflict; callers then catch up and find the original
+// through the transaction index of the read models (the log is the
+// durable transaction record).
 //
 // It returns planb.ErrConflict when the room moved on, and an error wrapping
 // planb.ErrNoQuorum when the engine did not confirm the commit in time — the
