@@ -127,7 +127,9 @@ func (s *Service) CreateRoom(ctx context.Context, sess Session, req CreateRoomRe
 	}
 	steps := []func() error{
 		func() error { return add(planb.TypeCreate, "", create) },
-		func() error { return add(planb.TypeMember, sess.UserID, s.memberContent(ctx, sess.UserID, planb.MembershipJoin)) },
+		func() error {
+			return add(planb.TypeMember, sess.UserID, s.memberContent(ctx, sess.UserID, planb.MembershipJoin))
+		},
 		func() error { return add(planb.TypePowerLevels, "", pl) },
 	}
 	if alias != "" {

@@ -2,12 +2,12 @@ package jetstream
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"crypto/sha256"
-	"encoding/binary"
 	"strings"
 	"time"
 

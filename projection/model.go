@@ -85,10 +85,10 @@ type adEntry struct {
 
 // User is the read model of one user's rooms and account data.
 type User struct {
-	rooms       map[string]*Room
-	global      map[string]adEntry
-	roomData    map[string]map[string]adEntry
-	wake        chan struct{} // closed when something for the user changed
+	rooms    map[string]*Room
+	global   map[string]adEntry
+	roomData map[string]map[string]adEntry
+	wake     chan struct{} // closed when something for the user changed
 	// forgotten maps a room to the membership event the user forgot it at;
 	// a later membership event makes the room visible again.
 	forgotten map[string]string
@@ -101,7 +101,7 @@ type User struct {
 // reachable from them. Appliers take mu for writing; queries take it for
 // reading and never call out while holding it.
 type Model struct {
-	partitionOf func(roomID string) int
+	partitionOf   func(roomID string) int
 	typingHorizon time.Duration
 
 	mu         sync.RWMutex

@@ -7,92 +7,122 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/node"
 )
 
-// serveCmd runs one node.
+// serveCmd runs one node. Flags given on the command line override the
+// config file, which overrides the defaults.
 type serveCmd struct {
+	fs          *flag.FlagSet
 	configFile  string
-	cfg         node.Config
+	flagCfg     node.Config // values of the flags
+	cfg         node.Config // the result
 	clusterPort int
 	routes      listFlag
 	tokens      listFlag
-	set         map[string]bool
+	dcs         listFlag
+	natsURLs    listFlag
 }
 
-func newServeCmd() *serveCmd { return &serveCmd{cfg: node.Default()} }
+func newServeCmd() *serveCmd { return &serveCmd{flagCfg: node.Default()} }
 
 func (c *serveCmd) flags(fs *flag.FlagSet) {
-	d := node.Default()
+	c.fs = fs
+	d, f := node.Default(), &c.flagCfg
 	fs.StringVar(&c.configFile, "config", "", "JSON config file (flags override it)")
-	fs.StringVar(&c.cfg.DataDir, "data", d.DataDir, "data directory of the embedded engine")
-	fs.StringVar(&c.cfg.HTTPListen, "http", d.HTTPListen, "HTTP listen address (host:port)")
-	fs.StringVar(&c.cfg.ServerName, "server-name", d.ServerName, "Matrix server name")
-	fs.StringVar(&c.cfg.PublicURL, "public-url", "", "this node's public client URL (default: from the request)")
-	fs.StringVar(&c.cfg.DataCenter, "dc", d.DataCenter, "this node's data center name")
-	fs.StringVar(&c.cfg.NodeName, "node", "", "this node's name in the cluster (default: the data center name)")
-	fs.StringVar(&c.cfg.Cluster.Listen, "cluster", "", "cluster listen address (host:port) for routes between nodes")
+	fs.StringVar(&f.DataDir, "data", d.DataDir, "data directory of the embedded engine")
+	fs.StringVar(&f.HTTPListen, "http", d.HTTPListen, "HTTP listen address (host:port)")
+	fs.StringVar(&f.ServerName, "server-name", d.ServerName, "Matrix server name")
+	fs.StringVar(&f.PublicURL, "public-url", "", "this node's public client URL (default: from the request)")
+	fs.StringVar(&f.DataCenter, "dc", d.DataCenter, "this node's data center name")
+	fs.StringVar(&f.NodeName, "node", "", "this node's name in the cluster (default: the data center name)")
+	fs.StringVar(&f.Cluster.Listen, "cluster", "", "cluster listen address (host:port) for routes between nodes")
 	fs.IntVar(&c.clusterPort, "cluster-port", 0, "shorthand for --cluster 127.0.0.1:PORT")
-	fs.Var(&c.routes, "route", "route to another node (host:port; repeat)")
-	fs.IntVar(&c.cfg.Replicas, "replicas", d.Replicas, "replicas of every stream and bucket (1, 3 or 5)")
-	fs.IntVar(&c.cfg.Partitions, "partitions", d.Partitions, "room-event partitions (fixed when the cluster is created)")
-	fs.BoolVar(&c.cfg.OpenRegistration, "open-registration", false, "let anyone register (m.login.dummy)")
+	fs.Var(&c.routes, "route", "route to another node, host:port (repeat)")
+	fs.BoolVar(&f.Cluster.NoAdvertise, "no-advertise", false, "do not gossip route addresses (links go through a proxy)")
+	fs.Var(&c.dcs, "datacenter", "a data center's client endpoint, NAME=URL (repeat; listed in /.well-known)")
+	fs.IntVar(&f.Replicas, "replicas", d.Replicas, "replicas of every stream and bucket (1, 3 or 5)")
+	fs.IntVar(&f.Partitions, "partitions", d.Partitions, "room-event partitions (fixed when the cluster is created)")
+	fs.BoolVar(&f.OpenRegistration, "open-registration", false, "let anyone register (m.login.dummy)")
 	fs.Var(&c.tokens, "registration-token", "allow registration with this token (repeat)")
-	fs.Int64Var(&c.cfg.MaxUploadBytes, "max-upload-bytes", d.MaxUploadBytes, "largest media upload")
-	fs.IntVar(&c.cfg.LoginPerMinute, "rate-limit-login", d.LoginPerMinute, "login and registration attempts per minute per IP")
-	fs.IntVar(&c.cfg.LoginBurst, "rate-limit-burst", d.LoginBurst, "burst above the login rate")
-	c.set = map[string]bool{}
-	fs.Func("nats-url", "use an existing NATS JetStream cluster at this URL instead of the embedded engine (repeat)", func(v string) error {
-		c.cfg.External.URLs = append(c.cfg.External.URLs, v)
-		return nil
-	})
-	fs.StringVar(&c.cfg.External.CredsFile, "nats-creds", "", "credentials file for --nats-url")
+	fs.Int64Var(&f.MaxUploadBytes, "max-upload-bytes", d.MaxUploadBytes, "largest media upload in bytes")
+	fs.IntVar(&f.LoginPerMinute, "rate-limit-login", d.LoginPerMinute, "login and registration attempts per minute per IP")
+	fs.IntVar(&f.LoginBurst, "rate-limit-burst", d.LoginBurst, "burst above the login rate")
+	fs.Var(&c.natsURLs, "nats-url", "use an existing NATS JetStream cluster at this URL instead of the embedded engine (repeat)")
+	fs.StringVar(&f.External.CredsFile, "nats-creds", "", "credentials file for --nats-url")
 }
 
 func (c *serveCmd) validate() error {
+	cfg := node.Default()
 	if c.configFile != "" {
-		fileCfg, err := node.Load(c.configFile)
-		if err != nil {
+		var err error
+		if cfg, err = node.Load(c.configFile); err != nil {
 			return err
 		}
-		// Flags given on the command line override the file.
-		c.cfg = mergeFlags(fileCfg, c.cfg, c.set)
 	}
-	if c.clusterPort > 0 {
-		c.cfg.Cluster.Listen = fmt.Sprintf("127.0.0.1:%d", c.clusterPort)
+	f := c.flagCfg
+	var errs []string
+	c.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "data":
+			cfg.DataDir = f.DataDir
+		case "http":
+			cfg.HTTPListen = f.HTTPListen
+		case "server-name":
+			cfg.ServerName = f.ServerName
+		case "public-url":
+			cfg.PublicURL = f.PublicURL
+		case "dc":
+			cfg.DataCenter = f.DataCenter
+		case "node":
+			cfg.NodeName = f.NodeName
+		case "cluster":
+			cfg.Cluster.Listen = f.Cluster.Listen
+		case "cluster-port":
+			cfg.Cluster.Listen = fmt.Sprintf("127.0.0.1:%d", c.clusterPort)
+		case "route":
+			cfg.Cluster.Routes = c.routes
+		case "no-advertise":
+			cfg.Cluster.NoAdvertise = f.Cluster.NoAdvertise
+		case "datacenter":
+			cfg.DataCenters = nil
+			for _, v := range c.dcs {
+				name, url, ok := strings.Cut(v, "=")
+				if !ok {
+					errs = append(errs, fmt.Sprintf("--datacenter %q: want NAME=URL", v))
+					continue
+				}
+				cfg.DataCenters = append(cfg.DataCenters, homeserver.Endpoint{Name: name, BaseURL: url})
+			}
+		case "replicas":
+			cfg.Replicas = f.Replicas
+		case "partitions":
+			cfg.Partitions = f.Partitions
+		case "open-registration":
+			cfg.OpenRegistration = f.OpenRegistration
+		case "registration-token":
+			cfg.RegistrationTokens = c.tokens
+		case "max-upload-bytes":
+			cfg.MaxUploadBytes = f.MaxUploadBytes
+		case "rate-limit-login":
+			cfg.LoginPerMinute = f.LoginPerMinute
+		case "rate-limit-burst":
+			cfg.LoginBurst = f.LoginBurst
+		case "nats-url":
+			cfg.External.URLs = c.natsURLs
+		case "nats-creds":
+			cfg.External.CredsFile = f.External.CredsFile
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid flags:\n%s", strings.Join(errs, "\n"))
 	}
-	if len(c.routes) > 0 {
-		c.cfg.Cluster.Routes = c.routes
-	}
-	if len(c.tokens) > 0 {
-		c.cfg.RegistrationTokens = c.tokens
-	}
-	if err := c.cfg.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	c.cfg = cfg
 	return nil
-}
-
-// mergeFlags returns the file config with the explicitly set flags applied.
-func mergeFlags(file, flags node.Config, set map[string]bool) node.Config {
-	_ = set
-	d := node.Default()
-	if flags.DataDir != d.DataDir {
-		file.DataDir = flags.DataDir
-	}
-	if flags.HTTPListen != d.HTTPListen {
-		file.HTTPListen = flags.HTTPListen
-	}
-	if flags.ServerName != d.ServerName {
-		file.ServerName = flags.ServerName
-	}
-	if flags.DataCenter != d.DataCenter {
-		file.DataCenter = flags.DataCenter
-	}
-	if flags.OpenRegistration {
-		file.OpenRegistration = true
-	}
-	return file
 }
 
 func (c *serveCmd) run(ctx context.Context, log *slog.Logger) error {
