@@ -527,22 +527,22 @@ func (s *Service) SetProfile(ctx context.Context, sess Session, userID, field, v
 		return err
 	}
 	for _, roomID := range s.model.JoinedRooms(userID) {
-		_, err := s.commit(ctx, roomID, nil, func(v roomView) ([]*planb.Event, error) {
-			cur := v.State().Get(planb.TypeMember, userID)
+		_, err := s.commit(ctx, roomID, nil, func(b *builder) error {
+			cur := b.state.Get(planb.TypeMember, userID)
 			if cur == nil || cur.Membership() != planb.MembershipJoin {
-				return nil, errSkip
+				return nil // left meanwhile: nothing to update
 			}
 			var c map[string]any
 			if err := json.Unmarshal(cur.Content, &c); err != nil {
-				return nil, fmt.Errorf("decode member content: %w", err)
+				return fmt.Errorf("decode member content: %w", err)
 			}
 			if value == "" {
 				delete(c, field)
 			} else {
 				c[field] = value
 			}
-			ev, err := s.buildEvent(v, userID, planb.TypeMember, planb.StrPtr(userID), c)
-			return []*planb.Event{ev}, err
+			_, err := b.add(userID, planb.TypeMember, planb.StrPtr(userID), c, "")
+			return err
 		})
 		if err != nil && !errors.Is(err, errSkip) {
 			return err

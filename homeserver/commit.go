@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/planb-chat/planb"
@@ -17,78 +18,239 @@ type roomView = projection.RoomView
 // errSkip tells commit that there is nothing to write.
 var errSkip = errors.New("nothing to write")
 
-// maxCommitAttempts bounds optimistic-concurrency retries of one write.
-const maxCommitAttempts = 50
+const (
+	// maxCommitAttempts bounds optimistic-concurrency retries of one batch
+	// (conflicts only come from other nodes: one node writes a room from
+	// one drainer at a time).
+	maxCommitAttempts = 50
+	// maxBatch is the most client writes grouped into one record.
+	maxBatch = 256
+)
 
-// commit builds events for roomID against the room's current state, appends
-// them as one record that must land right after the state they were checked
-// against, and waits until this node's read model has applied them. When
-// another write got there first, it catches up and builds again, so an
-// event is always authorised against the state where it lands.
+// writeReq is one client write waiting in its room's queue.
+type writeReq struct {
+	txn   *planb.Txn
+	build func(b *builder) error
+	done  chan writeResult // buffered; receives exactly one result
+}
+
+type writeResult struct {
+	events []*planb.Event
+	err    error
+}
+
+// roomQueue holds the pending writes of one room on this node.
+type roomQueue struct {
+	mu       sync.Mutex // guards pending and draining
+	pending  []*writeReq
+	draining bool
+}
+
+// writers is the set of room queues. Lock rule: mu guards queues; a
+// queue's own mu guards its fields; never hold both.
+type writers struct {
+	mu     sync.Mutex
+	queues map[string]*roomQueue
+	wg     sync.WaitGroup // running drainers
+}
+
+// commit adds a write to its room's queue and waits for its result. One
+// drainer per room builds the queued writes in order, each authorised
+// against the state left by the ones before it, and appends them as one
+// record that must land right after the state they were checked against
+// (expected last subject sequence). When another node's write got there
+// first, it catches up and builds again, so an event is always authorised
+// against the state where it lands.
 //
 // txn, when set, makes the write idempotent: a retry returns the original
 // events, whichever node or data center took the first attempt.
-func (s *Service) commit(ctx context.Context, roomID string, txn *planb.Txn, build func(roomView) ([]*planb.Event, error)) ([]*planb.Event, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	defer cancel()
-	for attempt := 0; attempt < maxCommitAttempts; attempt++ {
-		if txn != nil {
-			if ev := s.model.TxnEvent(txn.Key); ev != nil {
-				return []*planb.Event{ev}, nil
-			}
+func (s *Service) commit(ctx context.Context, roomID string, txn *planb.Txn, build func(b *builder) error) ([]*planb.Event, error) {
+	req := &writeReq{txn: txn, build: build, done: make(chan writeResult, 1)}
+	s.w.mu.Lock()
+	q := s.w.queues[roomID]
+	if q == nil {
+		q = &roomQueue{}
+		s.w.queues[roomID] = q
+	}
+	q.mu.Lock()
+	q.pending = append(q.pending, req)
+	start := !q.draining
+	q.draining = true
+	q.mu.Unlock()
+	if start {
+		s.w.wg.Add(1)
+	}
+	s.w.mu.Unlock()
+	if start {
+		go s.drain(roomID, q)
+	}
+	select {
+	case r := <-req.done:
+		return r.events, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// drain commits the room's queued writes, batch by batch, until the queue
+// is empty.
+func (s *Service) drain(roomID string, q *roomQueue) {
+	defer s.w.wg.Done()
+	for {
+		s.w.mu.Lock()
+		q.mu.Lock()
+		if len(q.pending) == 0 {
+			q.draining = false
+			delete(s.w.queues, roomID)
+			q.mu.Unlock()
+			s.w.mu.Unlock()
+			return
 		}
-		var events []*planb.Event
-		var expect uint64
+		n := min(len(q.pending), maxBatch)
+		batch := q.pending[:n:n]
+		q.pending = q.pending[n:]
+		q.mu.Unlock()
+		s.w.mu.Unlock()
+		s.commitBatch(roomID, batch)
+	}
+}
+
+// commitBatch commits one batch and answers every request in it.
+func (s *Service) commitBatch(roomID string, batch []*writeReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	answer := func(r *writeReq, res writeResult) { r.done <- res }
+	for attempt := 0; attempt < maxCommitAttempts && len(batch) > 0; attempt++ {
+		// Writes whose transaction is already in the log are answered from it.
+		open := batch[:0:0]
+		for _, r := range batch {
+			if r.txn != nil {
+				if ev := s.model.TxnEvent(r.txn.Key); ev != nil {
+					answer(r, writeResult{events: []*planb.Event{ev}})
+					continue
+				}
+			}
+			open = append(open, r)
+		}
+		batch = open
+		if len(batch) == 0 {
+			return
+		}
+		var (
+			expect    uint64
+			b         *builder
+			included  []*writeReq
+			spans     [][2]int           // events of each included request
+			dups      = map[string]int{} // txn key → index in included
+			followers = map[int][]*writeReq{}
+		)
 		err := s.model.WithRoom(roomID, func(v roomView) error {
 			expect = v.LastSeq()
-			var err error
-			events, err = build(v)
-			return err
+			b = newBuilder(&v, roomID)
+			for _, r := range batch {
+				if r.txn != nil {
+					if i, ok := dups[r.txn.Key]; ok { // the same transaction twice at once
+						followers[i] = append(followers[i], r)
+						continue
+					}
+				}
+				mark := len(b.events)
+				if err := r.build(b); err != nil {
+					b.rollback(mark)
+					answer(r, writeResult{err: err})
+					continue
+				}
+				if len(b.events) == mark {
+					answer(r, writeResult{err: errSkip})
+					continue
+				}
+				if r.txn != nil {
+					dups[r.txn.Key] = len(included)
+				}
+				included = append(included, r)
+				spans = append(spans, [2]int{mark, len(b.events)})
+			}
+			return nil
 		})
 		if errors.Is(err, planb.ErrNotFound) {
 			if err := s.awaitRoom(ctx, roomID); err != nil {
-				return nil, err
+				for _, r := range batch {
+					answer(r, writeResult{err: err})
+				}
+				return
 			}
 			continue
 		}
-		if err != nil {
-			return nil, err
+		if len(included) == 0 {
+			return
 		}
-		rec := planb.Record{Events: events, Txn: txn}
+		rec := planb.Record{Events: b.events}
+		for i, r := range included {
+			if r.txn != nil {
+				t := *r.txn
+				t.Event = spans[i][0]
+				rec.Txns = append(rec.Txns, t)
+			}
+		}
 		data, err := json.Marshal(rec)
 		if err != nil {
-			return nil, fmt.Errorf("encode record: %w", err)
+			s.failAll(included, followers, fmt.Errorf("encode record: %w", err))
+			return
 		}
 		msgID := ""
-		if txn != nil {
-			msgID = txn.Key
+		if len(rec.Txns) == 1 && len(included) == 1 {
+			msgID = rec.Txns[0].Key
 		}
 		ack, err := s.engine.AppendRoom(ctx, roomID, data, expect, msgID)
 		if errors.Is(err, planb.ErrConflict) {
 			if err := s.catchUpRoom(ctx, roomID); err != nil {
-				return nil, err
+				s.failAll(included, followers, err)
+				return
 			}
+			batch = s.rebatch(included, followers)
 			continue
 		}
 		if err != nil {
-			return nil, s.unavailable(err)
+			s.failAll(included, followers, s.unavailable(err))
+			return
 		}
 		if err := s.model.WaitPartition(ctx, ack.Partition, ack.Seq); err != nil {
 			// Committed, but this node's read model lags: the write stands.
 			s.log.Warn("read model lags behind own write", "room", roomID, "seq", ack.Seq)
-			if ack.Duplicate {
-				return nil, s.unavailable(err)
-			}
-			return events, nil
 		}
-		if ack.Duplicate && txn != nil {
-			if ev := s.model.TxnEvent(txn.Key); ev != nil {
-				return []*planb.Event{ev}, nil
+		for i, r := range included {
+			res := writeResult{events: b.events[spans[i][0]:spans[i][1]]}
+			if ack.Duplicate && r.txn != nil {
+				if ev := s.model.TxnEvent(r.txn.Key); ev != nil {
+					res.events = []*planb.Event{ev}
+				}
+			}
+			answer(r, res)
+			for _, f := range followers[i] {
+				answer(f, res)
 			}
 		}
-		return events, nil
+		return
 	}
-	return nil, s.unavailable(errors.New("room is too busy: too many concurrent writes"))
+	for _, r := range batch {
+		answer(r, writeResult{err: s.unavailable(errors.New("room is too busy: too many concurrent writes"))})
+	}
+}
+
+// rebatch returns the included requests and their followers for another
+// attempt.
+func (s *Service) rebatch(included []*writeReq, followers map[int][]*writeReq) []*writeReq {
+	out := append([]*writeReq(nil), included...)
+	for _, fs := range followers {
+		out = append(out, fs...)
+	}
+	return out
+}
+
+func (s *Service) failAll(included []*writeReq, followers map[int][]*writeReq, err error) {
+	for _, r := range s.rebatch(included, followers) {
+		r.done <- writeResult{err: err}
+	}
 }
 
 // catchUpRoom waits until the read model has the room's latest record, read
@@ -141,24 +303,64 @@ func (o overlay) Get(t, k string) *planb.Event {
 }
 
 // builder makes the events of one record, each authorised against the state
-// left by the ones before it.
+// left by the ones before it. It is used under the read model's lock.
 type builder struct {
 	roomID string
+	view   *roomView // nil for a new room
 	state  overlay
 	prev   string
 	depth  int64
 	now    int64
 	events []*planb.Event
+	// start values, for rollback
+	prev0  string
+	depth0 int64
 }
 
 func newBuilder(v *roomView, roomID string) *builder {
-	b := &builder{roomID: roomID, state: overlay{top: planb.StateMap{}}, now: time.Now().UnixMilli()}
+	b := &builder{roomID: roomID, view: v, state: overlay{top: planb.StateMap{}}, now: time.Now().UnixMilli()}
 	if v != nil {
 		b.state.base = v.State()
 		b.prev = v.LastEventID()
 		b.depth = v.Depth()
 	}
+	b.prev0, b.depth0 = b.prev, b.depth
 	return b
+}
+
+// membership returns user's membership as of the builder's state.
+func (b *builder) membership(user string) string {
+	if ev := b.state.Get(planb.TypeMember, user); ev != nil {
+		return ev.Membership()
+	}
+	return ""
+}
+
+// event returns an event of the room by ID (committed or in this record).
+func (b *builder) event(id string) *planb.Event {
+	for _, e := range b.events {
+		if e.EventID == id {
+			return e
+		}
+	}
+	if b.view == nil {
+		return nil
+	}
+	return b.view.Event(id)
+}
+
+// rollback drops the events from index mark on.
+func (b *builder) rollback(mark int) {
+	if mark >= len(b.events) {
+		return
+	}
+	b.events = b.events[:mark]
+	b.state.top = planb.StateMap{}
+	b.prev, b.depth = b.prev0, b.depth0
+	for _, e := range b.events {
+		b.state.top.Apply(e)
+		b.prev, b.depth = e.EventID, e.Depth
+	}
 }
 
 // add builds, validates and authorises one event.
@@ -191,9 +393,4 @@ func (b *builder) add(sender, typ string, stateKey *string, content any, redacts
 	b.prev, b.depth = ev.EventID, b.depth+1
 	b.events = append(b.events, ev)
 	return ev, nil
-}
-
-// buildEvent builds one event on top of the room's current state.
-func (s *Service) buildEvent(v roomView, sender, typ string, stateKey *string, content any) (*planb.Event, error) {
-	return newBuilder(&v, v.ID()).add(sender, typ, stateKey, content, "")
 }

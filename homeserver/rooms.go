@@ -236,23 +236,24 @@ func (s *Service) Join(ctx context.Context, sess Session, roomIDOrAlias string) 
 	}
 	content := s.memberContent(ctx, sess.UserID, planb.MembershipJoin)
 	via := s.restrictedJoinVia(roomID, sess.UserID)
-	_, err := s.commit(ctx, roomID, nil, func(v roomView) ([]*planb.Event, error) {
-		if cur := v.State().Get(planb.TypeMember, sess.UserID); cur != nil && cur.Membership() == planb.MembershipJoin {
-			return nil, errSkip // already joined
+	_, err := s.commit(ctx, roomID, nil, func(b *builder) error {
+		prior := b.membership(sess.UserID)
+		if prior == planb.MembershipJoin {
+			return nil // already joined
 		}
 		c := content
-		if via != "" && v.Membership(sess.UserID) != planb.MembershipInvite {
+		if via != "" && prior != planb.MembershipInvite {
 			c = copyMap(content)
 			c["join_authorised_via_users_server"] = via
 		}
-		ev, err := s.buildEvent(v, sess.UserID, planb.TypeMember, planb.StrPtr(sess.UserID), c)
-		if err != nil && v.Membership(sess.UserID) == "" {
+		_, err := b.add(sess.UserID, planb.TypeMember, planb.StrPtr(sess.UserID), c, "")
+		if err != nil && prior == "" {
 			// Do not reveal more about rooms the user may not join.
 			if e, ok := planb.AsError(err); ok && e.Code == planb.CodeForbidden {
-				return nil, planb.Forbidden("you are not invited to this room")
+				return planb.Forbidden("you are not invited to this room")
 			}
 		}
-		return []*planb.Event{ev}, err
+		return err
 	})
 	if err != nil && !errors.Is(err, errSkip) {
 		return "", err
@@ -316,16 +317,16 @@ func (s *Service) membership(ctx context.Context, sess Session, roomID, target, 
 			return err
 		}
 	}
-	_, err := s.commit(ctx, roomID, nil, func(v roomView) ([]*planb.Event, error) {
-		if v.Membership(sess.UserID) == "" && sess.UserID != target {
-			return nil, planb.Forbidden("%s is not in room %s", sess.UserID, roomID)
+	_, err := s.commit(ctx, roomID, nil, func(b *builder) error {
+		if b.membership(sess.UserID) == "" && sess.UserID != target {
+			return planb.Forbidden("%s is not in room %s", sess.UserID, roomID)
 		}
 		c := map[string]any{"membership": membership}
 		if reason != "" {
 			c["reason"] = reason
 		}
-		ev, err := s.buildEvent(v, sess.UserID, planb.TypeMember, planb.StrPtr(target), c)
-		return []*planb.Event{ev}, err
+		_, err := b.add(sess.UserID, planb.TypeMember, planb.StrPtr(target), c, "")
+		return err
 	})
 	return s.notFoundAsForbidden(err, roomID)
 }
@@ -405,9 +406,9 @@ func (s *Service) SendEvent(ctx context.Context, sess Session, roomID, eventType
 	}
 	txn := &planb.Txn{Key: planb.TxnKey(sess.UserID, sess.DeviceID, "send/"+roomID+"/"+eventType, txnID),
 		DeviceID: sess.DeviceID, TxnID: txnID}
-	evs, err := s.commit(ctx, roomID, txn, func(v roomView) ([]*planb.Event, error) {
-		ev, err := newBuilder(&v, roomID).add(sess.UserID, eventType, nil, content, "")
-		return []*planb.Event{ev}, err
+	evs, err := s.commit(ctx, roomID, txn, func(b *builder) error {
+		_, err := b.add(sess.UserID, eventType, nil, content, "")
+		return err
 	})
 	if err != nil {
 		return "", s.notFoundAsForbidden(err, roomID)
@@ -419,16 +420,16 @@ func (s *Service) SendEvent(ctx context.Context, sess Session, roomID, eventType
 // the content equals the current state, it returns the current event.
 func (s *Service) SetState(ctx context.Context, sess Session, roomID, eventType, stateKey string, content json.RawMessage) (string, error) {
 	var existing string
-	evs, err := s.commit(ctx, roomID, nil, func(v roomView) ([]*planb.Event, error) {
-		if v.Membership(sess.UserID) != planb.MembershipJoin && eventType != planb.TypeMember {
-			return nil, planb.Forbidden("%s is not in room %s", sess.UserID, roomID)
+	evs, err := s.commit(ctx, roomID, nil, func(b *builder) error {
+		if b.membership(sess.UserID) != planb.MembershipJoin && eventType != planb.TypeMember {
+			return planb.Forbidden("%s is not in room %s", sess.UserID, roomID)
 		}
-		if cur := v.State().Get(eventType, stateKey); cur != nil && cur.Sender == sess.UserID && jsonEqual(cur.Content, content) {
+		if cur := b.state.Get(eventType, stateKey); cur != nil && cur.Sender == sess.UserID && jsonEqual(cur.Content, content) {
 			existing = cur.EventID
-			return nil, errSkip
+			return nil
 		}
-		ev, err := s.buildEvent(v, sess.UserID, eventType, planb.StrPtr(stateKey), content)
-		return []*planb.Event{ev}, err
+		_, err := b.add(sess.UserID, eventType, planb.StrPtr(stateKey), content, "")
+		return err
 	})
 	if errors.Is(err, errSkip) {
 		return existing, nil
@@ -460,23 +461,19 @@ func (s *Service) redact(ctx context.Context, sess Session, roomID, eventID, txn
 		return "", planb.MissingParam("redacts is required")
 	}
 	txn := &planb.Txn{Key: planb.TxnKey(sess.UserID, sess.DeviceID, scope, txnID), DeviceID: sess.DeviceID, TxnID: txnID}
-	evs, err := s.commit(ctx, roomID, txn, func(v roomView) ([]*planb.Event, error) {
-		target := v.Event(eventID)
+	evs, err := s.commit(ctx, roomID, txn, func(b *builder) error {
+		target := b.event(eventID)
 		if target == nil {
-			if v.Membership(sess.UserID) != planb.MembershipJoin {
-				return nil, planb.Forbidden("%s is not in room %s", sess.UserID, roomID)
+			if b.membership(sess.UserID) != planb.MembershipJoin {
+				return planb.Forbidden("%s is not in room %s", sess.UserID, roomID)
 			}
-			return nil, planb.NotFound("event %s not found in room %s", eventID, roomID)
+			return planb.NotFound("event %s not found in room %s", eventID, roomID)
 		}
-		b := newBuilder(&v, roomID)
 		ev, err := b.add(sess.UserID, planb.TypeRedaction, nil, content, eventID)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := roomauth.CheckRedaction(ev, target, v.State()); err != nil {
-			return nil, err
-		}
-		return []*planb.Event{ev}, nil
+		return roomauth.CheckRedaction(ev, target, b.state)
 	})
 	if err != nil {
 		return "", s.notFoundAsForbidden(err, roomID)

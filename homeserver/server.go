@@ -56,6 +56,7 @@ type Service struct {
 	engine *jetstream.Engine
 	model  *projection.Model
 	caught atomic.Bool // read models caught up with the log at start
+	w      writers     // per-room write queues (group commit)
 }
 
 // New returns a service over a started engine. Call Run to follow the log.
@@ -67,7 +68,8 @@ func New(cfg Config, engine *jetstream.Engine, log *slog.Logger) *Service {
 		cfg.MaxUploadBytes = 50 << 20
 	}
 	return &Service{cfg: cfg, log: log, engine: engine,
-		model: projection.New(engine.Partitions(), engine.Partition)}
+		model: projection.New(engine.Partitions(), engine.Partition),
+		w:     writers{queues: map[string]*roomQueue{}}}
 }
 
 // Config returns the service's configuration.
@@ -122,7 +124,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return s.catchUp(ctx) })
-	return g.Wait()
+	err = g.Wait()
+	s.w.wg.Wait() // drainers end within the write timeout
+	return err
 }
 
 // catchUp marks the node caught up once the read models reach the log's end

@@ -195,9 +195,11 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 			m.rooms[ev.RoomID] = room
 		}
 		e := &Entry{Event: ev, Room: room, Seq: seq, Index: len(room.Timeline), Content: ev.Content}
-		if i == 0 && rec.Txn != nil {
-			e.TxnID, e.DeviceID = rec.Txn.TxnID, rec.Txn.DeviceID
-			m.txns[rec.Txn.Key] = e
+		for _, t := range rec.Txns {
+			if t.Event == i {
+				e.TxnID, e.DeviceID = t.TxnID, t.DeviceID
+				m.txns[t.Key] = e
+			}
 		}
 		if ev.IsState() {
 			if prev := room.State.Get(ev.Type, *ev.StateKey); prev != nil {
