@@ -117,7 +117,7 @@ func (s *Service) drain(roomID string, q *roomQueue) {
 
 // commitBatch commits one batch and answers every request in it.
 func (s *Service) commitBatch(roomID string, batch []*writeReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout())
 	defer cancel()
 	answer := func(r *writeReq, res writeResult) { r.done <- res }
 	for attempt := 0; attempt < maxCommitAttempts && len(batch) > 0; attempt++ {
@@ -201,8 +201,10 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 		if len(rec.Txns) == 1 && len(included) == 1 {
 			msgID = rec.Txns[0].Key
 		}
+		start := time.Now()
 		ack, err := s.engine.AppendRoom(ctx, roomID, data, expect, msgID)
 		if errors.Is(err, planb.ErrConflict) {
+			s.m.commitErrors.WithLabelValues("conflict").Inc()
 			if err := s.catchUpRoom(ctx, roomID); err != nil {
 				s.failAll(included, followers, err)
 				return
@@ -211,9 +213,12 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 			continue
 		}
 		if err != nil {
+			s.m.commitErrors.WithLabelValues("unavailable").Inc()
 			s.failAll(included, followers, s.unavailable(err))
 			return
 		}
+		s.m.commit.Observe(time.Since(start).Seconds())
+		s.m.batchSize.Observe(float64(len(b.events)))
 		if err := s.model.WaitPartition(ctx, ack.Partition, ack.Seq); err != nil {
 			// Committed, but this node's read model lags: the write stands.
 			s.log.Warn("read model lags behind own write", "room", roomID, "seq", ack.Seq)

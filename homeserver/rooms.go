@@ -183,7 +183,7 @@ func (s *Service) CreateRoom(ctx context.Context, sess Session, req CreateRoomRe
 	if err != nil {
 		return "", fmt.Errorf("encode record: %w", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.writeTimeout())
 	defer cancel()
 	ack, err := s.engine.AppendRoom(wctx, roomID, data, 0, "")
 	if err != nil {

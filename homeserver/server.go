@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/planb-chat/planb"
@@ -57,10 +58,13 @@ type Service struct {
 	model  *projection.Model
 	caught atomic.Bool // read models caught up with the log at start
 	w      writers     // per-room write queues (group commit)
+	h      health
+	m      *serviceMetrics
 }
 
-// New returns a service over a started engine. Call Run to follow the log.
-func New(cfg Config, engine *jetstream.Engine, log *slog.Logger) *Service {
+// New returns a service over a started engine, registering its metrics on
+// reg (which may be nil). Call Run to follow the log.
+func New(cfg Config, engine *jetstream.Engine, log *slog.Logger, reg prometheus.Registerer) *Service {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
@@ -69,7 +73,8 @@ func New(cfg Config, engine *jetstream.Engine, log *slog.Logger) *Service {
 	}
 	return &Service{cfg: cfg, log: log, engine: engine,
 		model: projection.New(engine.Partitions(), engine.Partition),
-		w:     writers{queues: map[string]*roomQueue{}}}
+		w:     writers{queues: map[string]*roomQueue{}},
+		m:     newServiceMetrics(reg)}
 }
 
 // Config returns the service's configuration.
@@ -124,6 +129,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return s.catchUp(ctx) })
+	g.Go(func() error { return s.monitor(ctx) })
 	err = g.Wait()
 	s.w.wg.Wait() // drainers end within the write timeout
 	return err
@@ -251,15 +257,4 @@ func (s *Service) unavailable(err error) error {
 	s.log.Warn("write not committed", "err", err)
 	return &planb.Error{Code: planb.CodeUnavailable, Status: 503, RetryAfter: 2 * time.Second,
 		Message: "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)"}
-}
-
-// CanCommit probes whether this node can commit writes now: it asks the
-// meta leader through JetStream within timeout.
-func (s *Service) CanCommit(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := s.engine.JetStream().AccountInfo(ctx); err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	return nil
 }

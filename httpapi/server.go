@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,7 +171,7 @@ func readBody(r *http.Request) (json.RawMessage, error) {
 	if len(b) > maxBody {
 		return nil, planb.Errorf(planb.CodeTooLarge, http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxBody)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(trimJSONSpace(b)) == 0 {
 		return json.RawMessage(`{}`), nil
 	}
 	if !json.Valid(b) {
@@ -195,10 +196,14 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// trimJSONSpace trims the whitespace JSON allows (not Unicode spaces).
+func trimJSONSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
+}
+
 // checkObject requires a JSON object.
 func checkObject(b json.RawMessage) error {
-	s := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(s, "{") {
+	if !bytes.HasPrefix(trimJSONSpace(b), []byte("{")) {
 		return planb.BadJSON("request body must be a JSON object")
 	}
 	return nil

@@ -286,3 +286,6 @@ type permanentError struct{ error }
 func (p permanentError) Unwrap() error { return p.error }
 
 func permanent(err error) error { return permanentError{err} }
+
+// NodeName returns this node's name in the cluster.
+func (e *Engine) NodeName() string { return e.cfg.NodeName }

@@ -252,3 +252,22 @@ func (e *Engine) followOnce(ctx context.Context, stream string, from *uint64, fn
 		*from = raw.Seq + 1
 	}
 }
+
+// StreamCluster returns the cluster view (leader, replicas and their lag)
+// of a stream, as its leader reports it.
+func (e *Engine) StreamCluster(ctx context.Context, stream string) (*natsjs.ClusterInfo, error) {
+	s, err := e.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info := s.CachedInfo()
+	if fresh, err := s.Info(ctx); err == nil {
+		info = fresh
+	} else {
+		return nil, fmt.Errorf("stream %s info: %w", stream, err)
+	}
+	if info.Cluster == nil {
+		return &natsjs.ClusterInfo{}, nil
+	}
+	return info.Cluster, nil
+}

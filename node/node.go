@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,13 +48,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("start engine: %w", err)
 	}
 	defer engine.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hs := homeserver.New(homeserver.Config{
 		ServerName: cfg.ServerName, OpenRegistration: cfg.OpenRegistration,
 		RegistrationTokens: cfg.RegistrationTokens, MaxUploadBytes: cfg.MaxUploadBytes,
 		PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
-	}, engine, log)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}, engine, log, reg)
 	api := httpapi.New(hs, log, httpapi.Options{
 		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg,
 		Extra: func(mux *http.ServeMux) {
@@ -61,7 +62,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				w.Header().Set("Content-Type", "application/json")
 				fmt.Fprintf(w, "{\"status\":\"ok\",\"datacenter\":%q}\n", cfg.DataCenter)
 			})
-			mux.HandleFunc("GET /ready", readyHandler(hs, cfg.DataCenter))
+			mux.HandleFunc("GET /ready", readyHandler(hs))
 			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		},
 	})
@@ -90,19 +91,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // readyHandler answers 200 only when this node can commit writes and its
 // read models have caught up with the log; load balancers route on it.
-func readyHandler(hs *homeserver.Service, dc string) http.HandlerFunc {
+func readyHandler(hs *homeserver.Service) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		st := hs.Status()
 		w.Header().Set("Content-Type", "application/json")
-		if !hs.CaughtUp() {
+		if !st.Ready {
+			w.Header().Set("Retry-After", "2")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "{\"ready\":false,\"datacenter\":%q,\"reason\":\"rebuilding read models from the log\"}\n", dc)
-			return
 		}
-		if err := hs.CanCommit(r.Context()); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "{\"ready\":false,\"datacenter\":%q,\"reason\":%q}\n", dc, "cannot reach a quorum: "+err.Error())
-			return
-		}
-		fmt.Fprintf(w, "{\"ready\":true,\"datacenter\":%q}\n", dc)
+		_ = json.NewEncoder(w).Encode(st)
 	}
 }

@@ -91,6 +91,21 @@ func (r *Room) lastMembershipIndex(user string) int {
 	return h[len(h)-1].index
 }
 
+// joinedSince reports whether user was joined at any point at or after
+// timeline index idx (the spec's rule for "shared" history).
+func (r *Room) joinedSince(user string, idx int) bool {
+	h := r.members[user]
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].membership == planb.MembershipJoin {
+			return true
+		}
+		if h[i].index < idx {
+			break
+		}
+	}
+	return false
+}
+
 // visibilityAt returns the history visibility in force at index idx.
 func (r *Room) visibilityAt(idx int) string {
 	i := sort.Search(len(r.vis), func(i int) bool { return r.vis[i].index > idx })
@@ -114,7 +129,7 @@ func canSee(user string, e *Entry) bool {
 	switch {
 	case mem == planb.MembershipJoin:
 		return true
-	case vis == "shared" && r.membership(user) == planb.MembershipJoin:
+	case vis == "shared" && r.joinedSince(user, e.Index):
 		return true
 	case vis == "invited" && mem == planb.MembershipInvite:
 		return true

@@ -305,7 +305,9 @@ func (m *Model) JoinedMembers(user, roomID string) (map[string]JoinedMember, err
 			DisplayName *string `json:"displayname"`
 			AvatarURL   *string `json:"avatar_url"`
 		}
-		_ = json.Unmarshal(ev.Content, &c)
+		if e := m.events[ev.EventID]; e != nil {
+			_ = json.Unmarshal(e.Content, &c) // redacted content when redacted
+		}
 		out[k.StateKey] = JoinedMember{DisplayName: c.DisplayName, AvatarURL: c.AvatarURL}
 	}
 	return out, nil

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/planb-chat/planb"
 )
@@ -314,7 +316,9 @@ func (m *Model) unread(r *Room, user string) Unread {
 		var c struct {
 			DisplayName string `json:"displayname"`
 		}
-		_ = json.Unmarshal(me.Content, &c)
+		if e := m.events[me.EventID]; e != nil {
+			_ = json.Unmarshal(e.Content, &c) // redacted content when redacted
+		}
 		if c.DisplayName != "" {
 			names = append(names, strings.ToLower(c.DisplayName))
 		}
@@ -333,7 +337,7 @@ func (m *Model) unread(r *Room, user string) Unread {
 		var c struct {
 			MsgType  string `json:"msgtype"`
 			Body     string `json:"body"`
-			Mentions struct {
+			Mentions *struct {
 				UserIDs []string `json:"user_ids"`
 			} `json:"m.mentions"`
 		}
@@ -342,27 +346,63 @@ func (m *Model) unread(r *Room, user string) Unread {
 			continue
 		}
 		u.Notifications++
-		if highlights(user, names, c.Body, c.Mentions.UserIDs) {
+		if highlights(user, names, c.Body, c.Mentions != nil, mentionIDs(c.Mentions)) {
 			u.Highlights++
 		}
 	}
 	return u
 }
 
-func highlights(user string, names []string, body string, mentions []string) bool {
+func mentionIDs(m *struct {
+	UserIDs []string `json:"user_ids"`
+}) []string {
+	if m == nil {
+		return nil
+	}
+	return m.UserIDs
+}
+
+// highlights applies the spec's default highlight rules: an explicit
+// m.mentions of the user; and only for events without m.mentions, the
+// legacy rules that match the user's localpart or display name as a whole
+// word of the body.
+func highlights(user string, names []string, body string, hasMentions bool, mentions []string) bool {
 	for _, id := range mentions {
 		if id == user {
 			return true
 		}
 	}
+	if hasMentions {
+		return false
+	}
 	lb := strings.ToLower(body)
 	for _, n := range names {
-		if n != "" && strings.Contains(lb, n) {
+		if n != "" && containsWord(lb, n) {
 			return true
 		}
 	}
 	return false
 }
+
+// containsWord reports whether word occurs in s bounded by non-alphanumeric
+// characters (or the ends of s).
+func containsWord(s, word string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], word)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(word)
+		before, _ := utf8.DecodeLastRuneInString(s[:start])
+		after, _ := utf8.DecodeRuneInString(s[end:])
+		if (start == 0 || !isWordRune(before)) && (end == len(s) || !isWordRune(after)) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // summary returns the room summary for user.
 func summary(r *Room, user string) *Summary {
@@ -397,10 +437,15 @@ func (m *Model) invitedRoom(r *Room, user string) *InvitedRoom {
 	ir := &InvitedRoom{}
 	ir.InviteState.Events = []StrippedEvent{}
 	add := func(ev *planb.Event) {
-		if ev != nil {
-			ir.InviteState.Events = append(ir.InviteState.Events,
-				StrippedEvent{Content: ev.Content, Sender: ev.Sender, StateKey: ev.StateKeyOr(), Type: ev.Type})
+		if ev == nil {
+			return
 		}
+		content := ev.Content
+		if e := m.events[ev.EventID]; e != nil {
+			content = e.Content // redacted content when redacted
+		}
+		ir.InviteState.Events = append(ir.InviteState.Events,
+			StrippedEvent{Content: content, Sender: ev.Sender, StateKey: ev.StateKeyOr(), Type: ev.Type})
 	}
 	for _, t := range strippedTypes {
 		add(r.State.Get(t, ""))

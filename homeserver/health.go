@@ -1,0 +1,189 @@
+package homeserver
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/planb-chat/planb/jetstream"
+)
+
+// probeInterval is how often a node checks that it can commit writes.
+const probeInterval = time.Second
+
+// degradedWriteTimeout bounds writes while the last probe failed, so a node
+// cut off from the quorum answers 503 quickly instead of holding clients.
+const degradedWriteTimeout = 2 * time.Second
+
+// health tracks whether this node can commit writes, from a real replicated
+// write every probeInterval. Lock rule: mu guards every field below it.
+type health struct {
+	mu        sync.Mutex
+	ok        bool
+	lastErr   string
+	since     time.Time // when ok last changed
+	lastProbe time.Time
+	leaders   map[string]string // stream → leader server name
+}
+
+// Status is a node's view of its ability to commit, for /ready and admin.
+type Status struct {
+	DataCenter string    `json:"datacenter"`
+	Ready      bool      `json:"ready"`
+	CaughtUp   bool      `json:"caught_up"`
+	CanCommit  bool      `json:"can_commit"`
+	Reason     string    `json:"reason,omitempty"`
+	Since      time.Time `json:"since"`
+	LastProbe  time.Time `json:"last_probe"`
+	Events     int       `json:"events"`
+	Rooms      int       `json:"rooms"`
+	Users      int       `json:"users"`
+}
+
+// Status returns this node's status.
+func (s *Service) Status() Status {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	st := s.model.Stats()
+	out := Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.h.ok,
+		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
+	out.Ready = out.CaughtUp && out.CanCommit
+	switch {
+	case !out.CaughtUp:
+		out.Reason = "rebuilding read models from the log"
+	case !out.CanCommit:
+		out.Reason = "cannot commit to a quorum of data centers: " + s.h.lastErr
+	}
+	return out
+}
+
+// writeTimeout is the deadline of a write: short while the node is
+// degraded, so clients hear 503 soon and retry at another data center.
+func (s *Service) writeTimeout() time.Duration {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if !s.h.ok && !s.h.lastProbe.IsZero() {
+		return degradedWriteTimeout
+	}
+	return s.cfg.WriteTimeout
+}
+
+// probe checks commit ability by writing this node's heartbeat into the
+// replicated meta bucket (a quorum commit, like any client write).
+func (s *Service) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, degradedWriteTimeout)
+	defer cancel()
+	start := time.Now()
+	_, err := s.engine.Put(ctx, jetstream.BucketMeta, "probe."+key(s.cfg.DataCenter+"/"+s.engine.NodeName()),
+		[]byte(strconv.FormatInt(start.UnixMilli(), 10)))
+	s.m.probe.Observe(time.Since(start).Seconds())
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	ok := err == nil
+	if ok != s.h.ok || s.h.since.IsZero() {
+		s.h.since = time.Now()
+		if ok {
+			s.log.Info("can commit to a quorum")
+		} else {
+			s.log.Warn("cannot commit to a quorum; answering writes with 503", "err", err)
+		}
+	}
+	s.h.ok, s.h.lastProbe = ok, time.Now()
+	if err != nil {
+		s.h.lastErr = err.Error()
+	}
+	if ok {
+		s.m.ready.Set(1)
+	} else {
+		s.m.ready.Set(0)
+	}
+}
+
+// observeStreams records replica lag and leader changes of the log streams.
+func (s *Service) observeStreams(ctx context.Context) {
+	if s.h.leaders == nil {
+		s.h.leaders = map[string]string{}
+	}
+	for p := 0; p < s.engine.Partitions(); p++ {
+		name := jetstream.EventStream(p)
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ci, err := s.engine.StreamCluster(ctx, name)
+		cancel()
+		if err != nil {
+			continue
+		}
+		var lag uint64
+		for _, r := range ci.Replicas {
+			lag = max(lag, r.Lag)
+		}
+		s.m.lag.WithLabelValues(name).Set(float64(lag))
+		s.h.mu.Lock()
+		if prev, ok := s.h.leaders[name]; ok && prev != ci.Leader && ci.Leader != "" {
+			s.m.leaderChanges.WithLabelValues(name).Inc()
+			s.log.Info("stream leader changed", "stream", name, "from", prev, "to", ci.Leader)
+		}
+		if ci.Leader != "" {
+			s.h.leaders[name] = ci.Leader
+		}
+		s.h.mu.Unlock()
+	}
+	st := s.model.Stats()
+	s.m.events.Set(float64(st.Events))
+}
+
+// monitor runs the probe and stream observation until ctx ends.
+func (s *Service) monitor(ctx context.Context) error {
+	tick := time.NewTicker(probeInterval)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		s.probe(ctx)
+		if n%5 == 0 {
+			s.observeStreams(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// serviceMetrics are the homeserver's Prometheus metrics.
+type serviceMetrics struct {
+	commit        prometheus.Histogram
+	commitErrors  *prometheus.CounterVec
+	batchSize     prometheus.Histogram
+	probe         prometheus.Histogram
+	ready         prometheus.Gauge
+	lag           *prometheus.GaugeVec
+	leaderChanges *prometheus.CounterVec
+	events        prometheus.Gauge
+}
+
+func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
+	m := &serviceMetrics{
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "planb_commit_seconds",
+			Help: "Time to commit one log record to a quorum.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		commitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_commit_errors_total",
+			Help: "Failed log appends by kind (conflict, unavailable)."}, []string{"kind"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "planb_commit_batch_events",
+			Help: "Events per committed record (group commit).", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		probe: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "planb_quorum_probe_seconds",
+			Help: "Latency of the quorum write probe.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "planb_can_commit",
+			Help: "1 when this node can commit writes to a quorum."}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "planb_stream_replica_lag",
+			Help: "Largest replica lag (operations) of a log stream, as its leader reports it."}, []string{"stream"}),
+		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_stream_leader_changes_total",
+			Help: "Leader changes of a log stream seen by this node."}, []string{"stream"}),
+		events: prometheus.NewGauge(prometheus.GaugeOpts{Name: "planb_readmodel_events",
+			Help: "Events in this node's read models."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events)
+	}
+	return m
+}
