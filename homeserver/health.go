@@ -50,8 +50,10 @@ func (s *Service) Status() Status {
 	st := s.model.Stats()
 	out := Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.h.ok,
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
-	out.Ready = out.CaughtUp && out.CanCommit
+	out.Ready = out.CaughtUp && out.CanCommit && !s.draining.Load()
 	switch {
+	case s.draining.Load():
+		out.Reason = "draining: this data center is being evacuated"
 	case !out.CaughtUp:
 		out.Reason = "rebuilding read models from the log"
 	case !out.CanCommit:

@@ -48,6 +48,8 @@ type Config struct {
 	DataCenter string
 	// WriteTimeout bounds how long a write waits for a quorum.
 	WriteTimeout time.Duration
+	// AdminTokens authorise the admin API (/_planb/admin/v1/...).
+	AdminTokens []string
 }
 
 // Service is one homeserver node.
@@ -60,6 +62,8 @@ type Service struct {
 	w      writers     // per-room write queues (group commit)
 	h      health
 	m      *serviceMetrics
+	// draining is set by Drain: the node reports not-ready.
+	draining atomic.Bool
 }
 
 // New returns a service over a started engine, registering its metrics on

@@ -58,6 +58,7 @@ func New(hs *homeserver.Service, log *slog.Logger, opts Options) *API {
 	a.routesRooms()
 	a.routesSync()
 	a.routesMedia()
+	a.routesAdmin()
 	if opts.Extra != nil {
 		opts.Extra(a.mux)
 	}

@@ -271,3 +271,39 @@ func (e *Engine) StreamCluster(ctx context.Context, stream string) (*natsjs.Clus
 	}
 	return info.Cluster, nil
 }
+
+// StreamNames returns every declared stream: the log partitions, the
+// buckets' streams and the media store's.
+func (e *Engine) StreamNames() []string {
+	var out []string
+	for p := 0; p < e.cfg.Partitions; p++ {
+		out = append(out, EventStream(p))
+	}
+	for _, b := range bucketSpecs {
+		out = append(out, BucketStream(b.name))
+	}
+	return append(out, "OBJ_"+MediaStore)
+}
+
+// StepDown asks a stream's leader to hand leadership to another replica.
+func (e *Engine) StepDown(ctx context.Context, stream string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	resp, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil)
+	if err != nil {
+		return fmt.Errorf("step down %s: %w", stream, err)
+	}
+	var out struct {
+		Error *natsjs.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &out); err != nil {
+		return fmt.Errorf("step down %s: decode: %w", stream, err)
+	}
+	if out.Error != nil {
+		return fmt.Errorf("step down %s: %w", stream, out.Error)
+	}
+	return nil
+}

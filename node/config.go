@@ -48,6 +48,7 @@ type Config struct {
 	DataCenters        []homeserver.Endpoint `json:"datacenters,omitempty"`
 	OpenRegistration   bool                  `json:"open_registration"`
 	RegistrationTokens []string              `json:"registration_tokens,omitempty"`
+	AdminTokens        []string              `json:"admin_tokens,omitempty"`
 	MaxUploadBytes     int64                 `json:"max_upload_bytes"`
 	LoginPerMinute     int                   `json:"login_per_minute"`
 	LoginBurst         int                   `json:"login_burst"`

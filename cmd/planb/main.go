@@ -42,6 +42,8 @@ const usage = `planb — a Matrix homeserver that survives the loss of a data ce
 Usage:
   planb dev    [flags]   run a local cluster for development (open registration)
   planb serve  [flags]   run one node
+  planb admin  status|drain|undrain [flags]
+                         ask a node for the cluster's status, or evacuate its data center
 
 Run 'planb <command> -h' for the flags of a command.
 `
@@ -55,6 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		cmd = newServeCmd()
+	case "admin":
+		if len(args) < 2 {
+			return fmt.Errorf("planb admin needs an action: status, drain or undrain")
+		}
+		cmd = &adminCmd{stdout: stdout, action: args[1]}
+		args = append([]string{"admin " + args[1]}, args[2:]...)
 	case "dev":
 		cmd = &devCmd{stdout: stdout}
 	case "help", "-h", "--help":

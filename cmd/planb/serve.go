@@ -23,6 +23,7 @@ type serveCmd struct {
 	tokens      listFlag
 	dcs         listFlag
 	natsURLs    listFlag
+	admin       listFlag
 }
 
 func newServeCmd() *serveCmd { return &serveCmd{flagCfg: node.Default()} }
@@ -46,6 +47,7 @@ func (c *serveCmd) flags(fs *flag.FlagSet) {
 	fs.IntVar(&f.Partitions, "partitions", d.Partitions, "room-event partitions (fixed when the cluster is created)")
 	fs.BoolVar(&f.OpenRegistration, "open-registration", false, "let anyone register (m.login.dummy)")
 	fs.Var(&c.tokens, "registration-token", "allow registration with this token (repeat)")
+	fs.Var(&c.admin, "admin-token", "a token for the admin API /_planb/admin/v1 (repeat)")
 	fs.Int64Var(&f.MaxUploadBytes, "max-upload-bytes", d.MaxUploadBytes, "largest media upload in bytes")
 	fs.IntVar(&f.LoginPerMinute, "rate-limit-login", d.LoginPerMinute, "login and registration attempts per minute per IP")
 	fs.IntVar(&f.LoginBurst, "rate-limit-burst", d.LoginBurst, "burst above the login rate")
@@ -103,6 +105,8 @@ func (c *serveCmd) validate() error {
 			cfg.OpenRegistration = f.OpenRegistration
 		case "registration-token":
 			cfg.RegistrationTokens = c.tokens
+		case "admin-token":
+			cfg.AdminTokens = c.admin
 		case "max-upload-bytes":
 			cfg.MaxUploadBytes = f.MaxUploadBytes
 		case "rate-limit-login":

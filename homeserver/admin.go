@@ -1,0 +1,157 @@
+package homeserver
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/planb-chat/planb/jetstream"
+)
+
+// NodeHeartbeat is one node's last successful quorum probe, read from the
+// replicated meta bucket — so every node can report on every data center.
+type NodeHeartbeat struct {
+	DataCenter string    `json:"datacenter"`
+	Node       string    `json:"node"`
+	LastCommit time.Time `json:"last_commit"`
+	AgeSeconds float64   `json:"age_seconds"`
+	Healthy    bool      `json:"healthy"`
+}
+
+// StreamStatus is the placement and health of one replicated stream.
+type StreamStatus struct {
+	Name      string          `json:"name"`
+	Leader    string          `json:"leader"`
+	LeaderDC  string          `json:"leader_datacenter,omitempty"`
+	Replicas  []ReplicaStatus `json:"replicas"`
+	Reachable bool            `json:"reachable"`
+	Error     string          `json:"error,omitempty"`
+}
+
+// ReplicaStatus is one follower of a stream.
+type ReplicaStatus struct {
+	Node    string `json:"node"`
+	Current bool   `json:"current"`
+	Lag     uint64 `json:"lag"`
+	Offline bool   `json:"offline"`
+}
+
+// ClusterStatus is the admin view of the whole cluster from this node.
+type ClusterStatus struct {
+	This        Status          `json:"this_node"`
+	Draining    bool            `json:"draining"`
+	DataCenters []NodeHeartbeat `json:"datacenters"`
+	Streams     []StreamStatus  `json:"streams"`
+}
+
+// heartbeatHealthy is how recent a node's last committed probe must be.
+const heartbeatHealthy = 10 * time.Second
+
+// ClusterStatus reports every node's heartbeat and every stream's leader.
+func (s *Service) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	out := &ClusterStatus{This: s.Status(), Draining: s.draining.Load()}
+	keys, err := s.engine.Keys(ctx, jetstream.BucketMeta, "probe.*")
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	dcOf := map[string]string{}
+	for _, k := range keys {
+		e, err := s.engine.Get(ctx, jetstream.BucketMeta, k)
+		if err != nil {
+			continue
+		}
+		dc, node, _ := strings.Cut(decodeKey(strings.TrimPrefix(k, "probe.")), "/")
+		ms, _ := strconv.ParseInt(string(e.Value), 10, 64)
+		t := time.UnixMilli(ms)
+		age := time.Since(t)
+		out.DataCenters = append(out.DataCenters, NodeHeartbeat{DataCenter: dc, Node: node, LastCommit: t,
+			AgeSeconds: age.Round(time.Millisecond).Seconds(), Healthy: age < heartbeatHealthy})
+		dcOf[node] = dc
+	}
+	sort.Slice(out.DataCenters, func(i, j int) bool { return out.DataCenters[i].DataCenter < out.DataCenters[j].DataCenter })
+	for _, name := range s.engine.StreamNames() {
+		st := StreamStatus{Name: name}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ci, err := s.engine.StreamCluster(cctx, name)
+		cancel()
+		if err != nil {
+			st.Error = err.Error()
+		} else {
+			st.Reachable, st.Leader, st.LeaderDC = true, ci.Leader, dcOf[ci.Leader]
+			for _, r := range ci.Replicas {
+				st.Replicas = append(st.Replicas, ReplicaStatus{Node: r.Name, Current: r.Current, Lag: r.Lag, Offline: r.Offline})
+			}
+		}
+		out.Streams = append(out.Streams, st)
+	}
+	return out, nil
+}
+
+// DrainReport says what a drain did.
+type DrainReport struct {
+	Node        string   `json:"node"`
+	DataCenter  string   `json:"datacenter"`
+	SteppedDown []string `json:"stepped_down"`
+	StillLeader []string `json:"still_leader,omitempty"`
+	Message     string   `json:"message"`
+}
+
+// Drain prepares this node to stop without failing client requests: it
+// reports not-ready (so load balancers and planb's clients move away) and
+// hands every stream leadership it holds to another data center. The node
+// keeps serving until it is stopped; stopping it then (SIGTERM) hands over
+// the engine's meta leadership too.
+func (s *Service) Drain(ctx context.Context) (*DrainReport, error) {
+	s.draining.Store(true)
+	s.log.Info("draining: handing over leaderships and reporting not-ready")
+	rep := &DrainReport{Node: s.engine.NodeName(), DataCenter: s.cfg.DataCenter}
+	me := s.engine.NodeName()
+	if s.engine.Replicas() == 1 {
+		rep.Message = "single-replica node: there is no other data center to hand leadership to; it reports not-ready and can be stopped"
+		return rep, nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		rep.StillLeader = nil
+		for _, name := range s.engine.StreamNames() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ci, err := s.engine.StreamCluster(cctx, name)
+			cancel()
+			if err != nil || ci.Leader != me {
+				continue
+			}
+			if err := s.engine.StepDown(ctx, name); err != nil {
+				s.log.Warn("leader step-down failed", "stream", name, "err", err)
+			} else if !contains(rep.SteppedDown, name) {
+				rep.SteppedDown = append(rep.SteppedDown, name)
+			}
+			rep.StillLeader = append(rep.StillLeader, name)
+		}
+		if len(rep.StillLeader) == 0 {
+			rep.Message = fmt.Sprintf("node %s leads no stream; it reports not-ready and can be stopped now", me)
+			return rep, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	rep.Message = "some leaderships could not be handed over (is a quorum of other data centers up?)"
+	return rep, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Undrain makes a drained node ready again.
+func (s *Service) Undrain() { s.draining.Store(false) }
