@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/jetstream"
 	"github.com/planb-chat/planb/projection"
 	"github.com/planb-chat/planb/roomauth"
 )
@@ -25,6 +26,9 @@ const (
 	maxCommitAttempts = 50
 	// maxBatch is the most client writes grouped into one record.
 	maxBatch = 256
+	// readOwnWriteWait bounds how long an acknowledged write waits for
+	// this node's read model to apply it.
+	readOwnWriteWait = time.Second
 )
 
 // writeReq is one client write waiting in its room's queue.
@@ -219,14 +223,22 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 		}
 		s.m.commit.Observe(time.Since(start).Seconds())
 		s.m.batchSize.Observe(float64(len(b.events)))
-		if err := s.model.WaitPartition(ctx, ack.Partition, ack.Seq); err != nil {
-			// Committed, but this node's read model lags: the write stands.
+		// The write is durable now. Give the read model a moment to apply it
+		// (clients expect to read their own writes), but never hold the
+		// acknowledgement long when the model lags, e.g. while its log
+		// consumer moves after a data center was lost.
+		wctx, wcancel := context.WithTimeout(ctx, readOwnWriteWait)
+		if err := s.model.WaitPartition(wctx, ack.Partition, ack.Seq); err != nil {
 			s.log.Warn("read model lags behind own write", "room", roomID, "seq", ack.Seq)
 		}
+		wcancel()
 		for i, r := range included {
 			res := writeResult{events: b.events[spans[i][0]:spans[i][1]]}
 			if ack.Duplicate && r.txn != nil {
-				if ev := s.model.TxnEvent(r.txn.Key); ev != nil {
+				ev, err := s.originalEvent(ctx, ack, r.txn.Key)
+				if err != nil {
+					res = writeResult{err: s.unavailable(err)}
+				} else {
 					res.events = []*planb.Event{ev}
 				}
 			}
@@ -240,6 +252,29 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 	for _, r := range batch {
 		answer(r, writeResult{err: s.unavailable(errors.New("room is too busy: too many concurrent writes"))})
 	}
+}
+
+// originalEvent returns the event a transaction produced in the record at
+// ack (a de-duplicated retry): from the read model, or from the log through
+// the partition leader when the model has not applied it yet.
+func (s *Service) originalEvent(ctx context.Context, ack jetstream.Ack, txnKey string) (*planb.Event, error) {
+	if ev := s.model.TxnEvent(txnKey); ev != nil {
+		return ev, nil
+	}
+	m, err := s.engine.LeaderGet(ctx, jetstream.EventStream(ack.Partition), ack.Seq, "")
+	if err != nil {
+		return nil, fmt.Errorf("read original record: %w", err)
+	}
+	var rec planb.Record
+	if err := json.Unmarshal(m.Data, &rec); err != nil {
+		return nil, fmt.Errorf("decode original record: %w", err)
+	}
+	for _, t := range rec.Txns {
+		if t.Key == txnKey && t.Event >= 0 && t.Event < len(rec.Events) {
+			return rec.Events[t.Event], nil
+		}
+	}
+	return nil, fmt.Errorf("record %d has no transaction %s", ack.Seq, txnKey)
 }
 
 // rebatch returns the included requests and their followers for another

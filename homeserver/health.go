@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 )
 
 // probeInterval is how often a node checks that it can commit writes.
@@ -27,6 +28,9 @@ type health struct {
 	since     time.Time // when ok last changed
 	lastProbe time.Time
 	leaders   map[string]string // stream → leader server name
+	// lastEnd is the log end seen by the last probe, target the one seen
+	// by the probe before it: a ready node has applied target.
+	lastEnd, target *projection.Token
 }
 
 // Status is a node's view of its ability to commit, for /ready and admin.
@@ -50,8 +54,11 @@ func (s *Service) Status() Status {
 	st := s.model.Stats()
 	out := Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.h.ok,
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
-	out.Ready = out.CaughtUp && out.CanCommit && !s.draining.Load()
+	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
+	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load()
 	switch {
+	case behind && out.CaughtUp && out.CanCommit:
+		out.Reason = "catching up with the log"
 	case s.draining.Load():
 		out.Reason = "draining: this data center is being evacuated"
 	case !out.CaughtUp:
@@ -104,6 +111,26 @@ func (s *Service) probe(ctx context.Context) {
 	}
 }
 
+// canCommit reports the last probe's result.
+func (s *Service) canCommit() bool {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	return s.h.ok
+}
+
+// probeLogEnd records the log end for the catch-up part of readiness.
+func (s *Service) probeLogEnd(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, degradedWriteTimeout)
+	defer cancel()
+	end, err := s.logEnd(ctx)
+	if err != nil {
+		return
+	}
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	s.h.target, s.h.lastEnd = s.h.lastEnd, &end
+}
+
 // observeStreams records replica lag and leader changes of the log streams.
 func (s *Service) observeStreams(ctx context.Context) {
 	if s.h.leaders == nil {
@@ -142,6 +169,9 @@ func (s *Service) monitor(ctx context.Context) error {
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		s.probe(ctx)
+		if s.canCommit() {
+			s.probeLogEnd(ctx)
+		}
 		if n%5 == 0 {
 			s.observeStreams(ctx)
 		}

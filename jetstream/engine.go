@@ -37,13 +37,16 @@ type Config struct {
 	ClusterName string
 	// ClusterListen is host:port for cluster routes; empty runs standalone.
 	ClusterListen string
-	// ClusterAdvertise is the host:port other nodes reach us at; with
-	// NoAdvertise set, gossip is off and only Routes are used (needed when
-	// links go through a fault-injection proxy).
+	// ClusterAdvertise is the host:port other nodes are told to reach us
+	// at. Route gossip still hands this address out even with NoAdvertise,
+	// so when links must go through a fault-injection proxy, advertise an
+	// address where nothing listens: gossiped direct routes then fail and
+	// only the configured Routes (through the proxy) carry traffic.
 	ClusterAdvertise string
 	// Routes are nats-route:// URLs of the other nodes.
 	Routes []string
-	// NoAdvertise turns off route gossip.
+	// NoAdvertise hides client URLs from other servers (it does not stop
+	// route gossip; see ClusterAdvertise).
 	NoAdvertise bool
 	// ClientListen, when set, opens a NATS client port (host:port) for tools;
 	// by default planb talks to its server in-process only.
@@ -126,6 +129,13 @@ func (e *Engine) startEmbedded(ctx context.Context) error {
 	}
 	if cfg.DataCenter != "" {
 		opts.Tags = []string{"dc:" + cfg.DataCenter}
+	}
+	if cfg.ClientListen == "" && cfg.ClusterListen != "" && len(cfg.Routes) > 0 {
+		// nats-server 2.15 starts cluster routing only after its client
+		// accept loop runs: DontListen would keep routes from ever forming.
+		// Open the client port on loopback at a random port instead.
+		opts.DontListen = false
+		opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
 	}
 	if cfg.ClientListen != "" {
 		host, port, err := splitHostPort(cfg.ClientListen)

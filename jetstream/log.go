@@ -229,7 +229,11 @@ func (e *Engine) followOnce(ctx context.Context, stream string, from *uint64, fn
 	if err != nil {
 		return fmt.Errorf("ordered consumer on %s: %w", stream, err)
 	}
-	it, err := cons.Messages(natsjs.PullMaxMessages(512))
+	// A one-second heartbeat lets the ordered consumer notice within about
+	// two seconds that the server hosting it is gone, and recreate itself
+	// elsewhere; the default (30 s pulls, 5 s heartbeats) stalled the read
+	// models for 5–10 s after a data center was lost.
+	it, err := cons.Messages(natsjs.PullMaxMessages(512), natsjs.PullHeartbeat(time.Second), natsjs.PullExpiry(10*time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", stream, err)
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultPartitions is the number of room-event streams when not configured.
@@ -80,28 +82,42 @@ func (e *Engine) reconcile(ctx context.Context) error {
 	if err := e.checkPartitions(ctx); err != nil {
 		return err
 	}
+	// Create everything at once: in a fresh cluster each creation waits
+	// for its own Raft group, and doing them one by one adds up.
+	var (
+		mu sync.Mutex // guards e.kv while the group runs
+		g  errgroup.Group
+	)
+	e.events = make([]natsjs.Stream, e.cfg.Partitions)
 	for p := 0; p < e.cfg.Partitions; p++ {
 		cfg := e.eventStreamConfig(p)
-		var s natsjs.Stream
-		err := retry(ctx, e.log, "stream "+cfg.Name, func(ctx context.Context) error {
-			var err error
-			s, err = e.js.CreateOrUpdateStream(ctx, cfg)
-			return err
+		g.Go(func() error {
+			return retry(ctx, e.log, "stream "+cfg.Name, func(ctx context.Context) error {
+				s, err := e.js.CreateOrUpdateStream(ctx, cfg)
+				if err == nil {
+					e.events[p] = s
+				}
+				return err
+			})
 		})
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
-		}
-		e.events = append(e.events, s)
 	}
 	for _, b := range bucketSpecs {
-		if _, ok := e.kv[b.name]; ok {
-			continue // meta was opened by checkPartitions
+		if b.name == BucketMeta {
+			continue // opened by checkPartitions
 		}
-		kv, err := e.openBucket(ctx, b)
-		if err != nil {
-			return err
-		}
-		e.kv[b.name] = kv
+		g.Go(func() error {
+			kv, err := e.openBucket(ctx, b)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			e.kv[b.name] = kv
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return retry(ctx, e.log, "object store "+MediaStore, func(ctx context.Context) error {
 		var err error

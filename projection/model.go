@@ -447,6 +447,13 @@ func (m *Model) WaitFor(ctx context.Context, t Token) error {
 	}
 }
 
+// Reached reports whether the model has applied positions t.
+func (m *Model) Reached(t Token) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.reached(t)
+}
+
 // reached reports whether positions t are applied. Caller holds mu.
 func (m *Model) reached(t Token) bool {
 	for i, s := range t.Parts {

@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 
-	"github.com/planb-chat/planb/node"
+	"github.com/planb-chat/planb/devcluster"
 )
 
-// devCmd runs a local development setup with open registration.
-//
-// For now it runs a single node; the three-data-center cluster of child
-// processes is the next step (issue "Three data centers, one service").
+// devCmd runs a local cluster of data centers for development: one
+// `planb serve` child process per data center, links between them through
+// an in-process toxiproxy, open registration (see package devcluster).
 type devCmd struct {
 	stdout   io.Writer
 	data     string
@@ -25,30 +22,21 @@ type devCmd struct {
 
 func (c *devCmd) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", "planb-dev", "data directory (a second run reuses it)")
-	fs.IntVar(&c.basePort, "base-port", 8008, "HTTP port of the first data center")
-	fs.IntVar(&c.dcs, "dcs", 1, "number of data centers (only 1 is supported yet)")
+	fs.IntVar(&c.basePort, "base-port", 8008, "HTTP port of dc1; dc2 is +1, ...; toxiproxy API is +99, NATS routes +100.., links +211..")
+	fs.IntVar(&c.dcs, "dcs", 3, "number of data centers: 3 or 5")
+}
+
+func (c *devCmd) config(log *slog.Logger) devcluster.Config {
+	return devcluster.Config{DataDir: c.data, BasePort: c.basePort, DCs: c.dcs, Log: log, Stdout: c.stdout}
 }
 
 func (c *devCmd) validate() error {
-	var errs []error
-	if c.basePort < 1 || c.basePort > 65000 {
-		errs = append(errs, fmt.Errorf("--base-port %d: want 1..65000", c.basePort))
+	if err := c.config(nil).Validate(); err != nil {
+		return fmt.Errorf("invalid flags (--data, --base-port, --dcs):\n%w", err)
 	}
-	if c.dcs != 1 {
-		errs = append(errs, fmt.Errorf("--dcs %d: this build runs one data center in dev mode", c.dcs))
-	}
-	if c.data == "" {
-		errs = append(errs, errors.New("--data is required"))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (c *devCmd) run(ctx context.Context, log *slog.Logger) error {
-	cfg := node.Default()
-	cfg.DataDir = filepath.Join(c.data, "dc1")
-	cfg.HTTPListen = fmt.Sprintf("127.0.0.1:%d", c.basePort)
-	cfg.OpenRegistration = true
-	cfg.PublicURL = fmt.Sprintf("http://127.0.0.1:%d", c.basePort)
-	fmt.Fprintf(c.stdout, "planb dev: data center dc1 at %s (data in %s)\n", cfg.PublicURL, cfg.DataDir)
-	return node.Run(ctx, cfg, log)
+	return devcluster.Run(ctx, c.config(log))
 }

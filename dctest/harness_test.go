@@ -1,0 +1,326 @@
+// Package dctest tests planb across data centers with real processes and
+// real faults: a local three-data-center cluster (package devcluster) whose
+// nodes are killed (SIGKILL), frozen (SIGSTOP) and cut off (toxiproxy
+// between data centers), under load from mautrix clients that fail over
+// between data centers (package failover).
+package dctest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/planb-chat/planb/devcluster"
+	"github.com/planb-chat/planb/failover"
+)
+
+// binary is the planb binary built once for all tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "planb-dctest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dctest:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dctest:", err)
+		return 1
+	}
+	binary = filepath.Join(dir, "planb")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/planb")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "dctest: building planb failed:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// cluster is a running three-data-center dev cluster.
+type cluster struct {
+	t      testing.TB
+	dir    string
+	file   *devcluster.ClusterFile
+	toxi   *toxiclient.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// freeBase finds a base port whose derived ports (base .. base+260) are free.
+func freeBase(t testing.TB) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		base = 20000 + base%30000
+		ok := true
+		for p := base; p < base+300 && ok; p++ {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
+				ok = false
+			} else {
+				l.Close()
+			}
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// startCluster starts a three-data-center cluster and waits until every
+// data center is ready.
+func startCluster(t testing.TB) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cluster{t: t, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	logf, err := os.Create(filepath.Join(dir, "supervisor.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := devcluster.Config{Binary: binary, DataDir: dir, BasePort: freeBase(t), DCs: 3,
+		Log: slog.New(slog.NewTextHandler(logf, nil)), Stdout: io.Discard}
+	go func() { c.done <- devcluster.Run(ctx, cfg) }()
+	t.Cleanup(func() { c.stop(); logf.Close() })
+	waitFor(t, 3*time.Minute, "cluster.json", func() error {
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("dev cluster stopped: %v", err)
+		default:
+		}
+		f, err := devcluster.ReadClusterFile(filepath.Join(dir, "cluster.json"))
+		if err != nil {
+			return err
+		}
+		c.file = f
+		return nil
+	})
+	c.toxi = toxiclient.NewClient(strings.TrimPrefix(c.file.ToxiproxyURL, "http://"))
+	for _, dc := range c.file.DataCenters {
+		c.waitReady(dc.Name, 2*time.Minute)
+	}
+	return c
+}
+
+// stop ends the cluster (and any data center a test restarted by hand).
+func (c *cluster) stop() {
+	c.cancel()
+	select {
+	case <-c.done:
+	case <-time.After(60 * time.Second):
+		c.t.Errorf("dev cluster did not stop within 60s")
+	}
+	if f, err := devcluster.ReadClusterFile(filepath.Join(c.dir, "cluster.json")); err == nil {
+		for _, dc := range f.DataCenters {
+			_ = syscall.Kill(dc.PID, syscall.SIGKILL) // restarted ones are not the supervisor's
+		}
+	}
+	if c.t.Failed() {
+		logs, _ := filepath.Glob(filepath.Join(c.dir, "dc*", "planb.log"))
+		for _, log := range logs {
+			b, _ := os.ReadFile(log)
+			if len(b) > 6000 {
+				b = b[len(b)-6000:]
+			}
+			c.t.Logf("--- tail of %s ---\n%s", log, b)
+		}
+	}
+}
+
+func (c *cluster) dc(name string) devcluster.DataCenter {
+	f, err := devcluster.ReadClusterFile(filepath.Join(c.dir, "cluster.json"))
+	if err == nil {
+		c.file = f
+	}
+	d, ok := c.file.DataCenter(name)
+	if !ok {
+		c.t.Fatalf("no data center %s", name)
+	}
+	return d
+}
+
+func (c *cluster) names() []string {
+	var out []string
+	for _, d := range c.file.DataCenters {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+func (c *cluster) signal(name string, sig syscall.Signal) {
+	c.t.Helper()
+	d := c.dc(name)
+	if err := syscall.Kill(d.PID, sig); err != nil {
+		c.t.Fatalf("signal %v to %s (pid %d): %v", sig, name, d.PID, err)
+	}
+}
+
+// restart starts a killed data center again and waits until it is ready.
+func (c *cluster) restart(name string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := devcluster.RestartDataCenter(ctx, c.file, name); err != nil {
+		c.t.Fatalf("restart %s: %v", name, err)
+	}
+	c.waitReady(name, 2*time.Minute)
+}
+
+// setLinks enables or disables every link from or to a data center.
+func (c *cluster) setLinks(name string, enabled bool) {
+	c.t.Helper()
+	for _, l := range c.file.LinksOf(name) {
+		p, err := c.toxi.Proxy(l)
+		if err != nil {
+			c.t.Fatalf("proxy %s: %v", l, err)
+		}
+		if enabled {
+			err = p.Enable()
+		} else {
+			err = p.Disable()
+		}
+		if err != nil {
+			c.t.Fatalf("set link %s enabled=%v: %v", l, enabled, err)
+		}
+	}
+}
+
+// ready reports whether a data center's /ready answers 200.
+func (c *cluster) ready(name string) error {
+	hc := &http.Client{Timeout: 3 * time.Second}
+	resp, err := hc.Get(c.dc(name).URL + "/ready")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s not ready: %d %s", name, resp.StatusCode, b)
+	}
+	return nil
+}
+
+func (c *cluster) waitReady(name string, timeout time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, timeout, name+" ready", func() error { return c.ready(name) })
+}
+
+// client returns a mautrix client that starts at data center first and
+// fails over to the others.
+func (c *cluster) client(userID id.UserID, token, first string) *mautrix.Client {
+	c.t.Helper()
+	var eps []failover.Endpoint
+	names := c.names()
+	start := 0
+	for i, n := range names {
+		if n == first {
+			start = i
+		}
+	}
+	for i := range names {
+		d := c.dc(names[(start+i)%len(names)])
+		u, err := urlParse(d.URL)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		eps = append(eps, failover.Endpoint{Name: d.Name, URL: u})
+	}
+	tr, err := failover.New(eps, failover.Options{RetryBudget: 60 * time.Second, AttemptTimeout: 15 * time.Second,
+		Cooldown: 3 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cli, err := mautrix.NewClient(eps[0].URL.String(), userID, token)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cli.Client = &http.Client{Transport: tr}
+	return cli
+}
+
+// pinned returns a mautrix client bound to one data center only.
+func (c *cluster) pinned(userID id.UserID, token, dc string) *mautrix.Client {
+	c.t.Helper()
+	cli, err := mautrix.NewClient(c.dc(dc).URL, userID, token)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cli.Client = &http.Client{Timeout: 30 * time.Second}
+	return cli
+}
+
+// register creates a user at a data center and returns its credentials.
+func (c *cluster) register(name, dc string) (id.UserID, string) {
+	c.t.Helper()
+	cli, err := mautrix.NewClient(c.dc(dc).URL, "", "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := cli.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "pw-" + name + "-secret"})
+	if err != nil {
+		c.t.Fatalf("register %s at %s: %v", name, dc, err)
+	}
+	return resp.UserID, resp.AccessToken
+}
+
+// waitFor polls cond until it returns nil or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
+}
