@@ -27,6 +27,7 @@ type health struct {
 	lastErr   string
 	since     time.Time // when ok last changed
 	lastProbe time.Time
+	lastOK    time.Time         // last successful probe
 	leaders   map[string]string // stream → leader server name
 	// lastEnd is the log end seen by the last probe, target the one seen
 	// by the probe before it: a ready node has applied target.
@@ -52,7 +53,7 @@ func (s *Service) Status() Status {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	st := s.model.Stats()
-	out := Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.h.ok,
+	out := Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.canCommitLocked(),
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
 	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
 	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load()
@@ -69,15 +70,35 @@ func (s *Service) Status() Status {
 	return out
 }
 
-// writeTimeout is the deadline of a write: short while the node is
-// degraded, so clients hear 503 soon and retry at another data center.
+// electionGrace is how long a node that still has routes to a quorum of
+// the cluster stays ready while its commit probe fails: leader elections
+// after a data center is lost take 4–9 s, and the survivors must not all
+// report not-ready meanwhile.
+const electionGrace = 15 * time.Second
+
+// canCommitLocked decides commit ability from the probe and, when the
+// probe fails, from connectivity. Caller holds s.h.mu.
+func (s *Service) canCommitLocked() bool {
+	if s.h.ok {
+		return true
+	}
+	quorum, known := s.engine.QuorumConnected()
+	return known && quorum && time.Since(s.h.lastOK) < electionGrace
+}
+
+// writeTimeout is the deadline of a write: short while the node is cut off
+// from the quorum, so clients hear 503 soon and retry at another data
+// center; the full timeout otherwise (an election may be under way).
 func (s *Service) writeTimeout() time.Duration {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
-	if !s.h.ok && !s.h.lastProbe.IsZero() {
-		return degradedWriteTimeout
+	if s.h.ok || s.h.lastProbe.IsZero() {
+		return s.cfg.WriteTimeout
 	}
-	return s.cfg.WriteTimeout
+	if quorum, known := s.engine.QuorumConnected(); known && quorum {
+		return s.cfg.WriteTimeout
+	}
+	return degradedWriteTimeout
 }
 
 // probe checks commit ability by writing this node's heartbeat into the
@@ -101,10 +122,13 @@ func (s *Service) probe(ctx context.Context) {
 		}
 	}
 	s.h.ok, s.h.lastProbe = ok, time.Now()
+	if ok {
+		s.h.lastOK = s.h.lastProbe
+	}
 	if err != nil {
 		s.h.lastErr = err.Error()
 	}
-	if ok {
+	if s.canCommitLocked() {
 		s.m.ready.Set(1)
 	} else {
 		s.m.ready.Set(0)

@@ -297,5 +297,16 @@ func (p permanentError) Unwrap() error { return p.error }
 
 func permanent(err error) error { return permanentError{err} }
 
+// QuorumConnected reports whether this node's embedded server has routes to
+// a majority of the cluster (itself included). known is false for an
+// external engine or a standalone node, where only commits tell.
+func (e *Engine) QuorumConnected() (ok, known bool) {
+	if e.srv == nil || len(e.cfg.Routes) == 0 {
+		return false, false
+	}
+	size := len(e.cfg.Routes) + 1
+	return e.srv.NumRemotes()+1 >= size/2+1, true
+}
+
 // NodeName returns this node's name in the cluster.
 func (e *Engine) NodeName() string { return e.cfg.NodeName }

@@ -67,6 +67,7 @@ func (e *Engine) Create(ctx context.Context, bucket, key string, value []byte) (
 	if err != nil {
 		return 0, fmt.Errorf("create %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
 	}
+	e.hint(BucketStream(bucket), rev)
 	return rev, nil
 }
 
@@ -80,6 +81,7 @@ func (e *Engine) Update(ctx context.Context, bucket, key string, value []byte, r
 	if err != nil {
 		return 0, fmt.Errorf("update %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
 	}
+	e.hint(BucketStream(bucket), n)
 	return n, nil
 }
 
@@ -89,6 +91,7 @@ func (e *Engine) Put(ctx context.Context, bucket, key string, value []byte) (uin
 	if err != nil {
 		return 0, fmt.Errorf("put %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
 	}
+	e.hint(BucketStream(bucket), n)
 	return n, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,7 @@ func (e *Engine) AppendRoom(ctx context.Context, roomID string, data []byte, exp
 		}
 		return Ack{}, fmt.Errorf("append to %s: %w: %w", EventStream(p), planb.ErrNoQuorum, err)
 	}
+	e.hint(EventStream(p), ack.Sequence)
 	return Ack{Partition: p, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
@@ -193,67 +195,130 @@ func (e *Engine) StreamLastSeq(ctx context.Context, stream string) (uint64, erro
 
 // Follow replays stream from sequence from (1 = the beginning) and then
 // follows new messages, calling fn for each in order, until ctx ends or fn
-// returns an error. It survives leader changes (an ordered consumer resets
-// itself and resumes after the last delivered sequence).
+// returns an error.
+//
+// It reads with batched direct gets, which the local replica answers when it
+// is current: a node's read models come from its own disk replica and
+// depend on no consumer, no meta leader and no other data center. Writers
+// publish a tiny hint after each commit (see hint) so followers fetch new
+// messages within milliseconds; a short poll covers lost hints.
 func (e *Engine) Follow(ctx context.Context, stream string, from uint64, fn func(RawMsg) error) error {
 	if from < 1 {
 		from = 1
 	}
-	for {
-		err := e.followOnce(ctx, stream, &from, fn)
-		if ctx.Err() != nil {
-			return nil
+	hints := make(chan uint64, 1)
+	hsub, err := e.nc.Subscribe(hintSubject(stream), func(m *nats.Msg) {
+		seq, _ := strconv.ParseUint(string(m.Data), 10, 64)
+		select {
+		case hints <- seq:
+		default: // a wake-up is pending already
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to commit hints of %s: %w", stream, err)
+	}
+	defer hsub.Unsubscribe()
+	var want uint64 // highest committed sequence we were told of
+	backoff := time.Millisecond
+	for {
+		n, err := e.directBatch(ctx, stream, &from, fn)
 		var fnErr handlerError
 		if errors.As(err, &fnErr) {
 			return fnErr.err
 		}
-		e.log.Warn("follow interrupted; resuming", "stream", stream, "from", from, "err", err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			e.log.Debug("follow: direct get failed; retrying", "stream", stream, "from", from, "err", err)
+		}
+		if n > 0 {
+			backoff = time.Millisecond
+			continue
+		}
+		wait := followPoll
+		if want >= from {
+			// A commit we were told of has not reached the local replica
+			// yet: look again soon.
+			wait, backoff = backoff, min(backoff*2, 32*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(500 * time.Millisecond):
+		case seq := <-hints:
+			want = max(want, seq)
+			backoff = time.Millisecond
+		case <-t.C:
 		}
+		t.Stop()
 	}
+}
+
+// followPoll is how often an idle follower looks for messages it was not
+// told about (a writer that died between commit and hint).
+const followPoll = 100 * time.Millisecond
+
+// hintSubject carries "committed up to seq" hints of a stream.
+func hintSubject(stream string) string { return "planb.hint." + stream }
+
+// hint tells followers that stream has committed seq.
+func (e *Engine) hint(stream string, seq uint64) {
+	_ = e.nc.Publish(hintSubject(stream), []byte(strconv.FormatUint(seq, 10))) // best effort: followers also poll
 }
 
 type handlerError struct{ err error }
 
 func (h handlerError) Error() string { return h.err.Error() }
 
-func (e *Engine) followOnce(ctx context.Context, stream string, from *uint64, fn func(RawMsg) error) error {
-	cons, err := e.js.OrderedConsumer(ctx, stream, natsjs.OrderedConsumerConfig{
-		DeliverPolicy: natsjs.DeliverByStartSequencePolicy,
-		OptStartSeq:   *from,
-	})
+// directBatch fetches up to one batch from *from on and hands it to fn. It
+// returns how many messages it delivered.
+func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, fn func(RawMsg) error) (int, error) {
+	inbox := e.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 512)
+	sub, err := e.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return fmt.Errorf("ordered consumer on %s: %w", stream, err)
+		return 0, fmt.Errorf("subscribe: %w", err)
 	}
-	// A one-second heartbeat lets the ordered consumer notice within about
-	// two seconds that the server hosting it is gone, and recreate itself
-	// elsewhere; the default (30 s pulls, 5 s heartbeats) stalled the read
-	// models for 5–10 s after a data center was lost.
-	it, err := cons.Messages(natsjs.PullMaxMessages(512), natsjs.PullHeartbeat(time.Second), natsjs.PullExpiry(10*time.Second))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", stream, err)
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(map[string]any{"seq": *from, "batch": 512, "max_bytes": 4 << 20})
+	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+		return 0, fmt.Errorf("request: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
+	n := 0
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
 	for {
-		m, err := it.Next()
-		if err != nil {
-			return fmt.Errorf("next from %s: %w", stream, err)
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-timeout.C:
+			return n, errors.New("direct get timed out")
+		case m := <-ch:
+			if status := m.Header.Get("Status"); status != "" {
+				switch status {
+				case "204", "404": // end of batch / nothing at or after from
+					return n, nil
+				default:
+					return n, fmt.Errorf("direct get: %s %s", status, m.Header.Get("Description"))
+				}
+			}
+			if len(m.Data) == 0 && m.Header.Get("Nats-Sequence") == "" {
+				return n, errors.New("direct get: no responders")
+			}
+			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			if err != nil {
+				return n, fmt.Errorf("direct get: bad sequence header: %w", err)
+			}
+			ts, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+			raw := RawMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Data: m.Data, Header: m.Header, Time: ts}
+			if err := fn(raw); err != nil {
+				return n, handlerError{err}
+			}
+			*from = seq + 1
+			n++
 		}
-		md, err := m.Metadata()
-		if err != nil {
-			return fmt.Errorf("metadata from %s: %w", stream, err)
-		}
-		raw := RawMsg{Subject: m.Subject(), Seq: md.Sequence.Stream, Data: m.Data(), Header: m.Headers(), Time: md.Timestamp}
-		if err := fn(raw); err != nil {
-			return handlerError{err}
-		}
-		*from = raw.Seq + 1
 	}
 }
 
