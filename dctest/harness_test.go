@@ -30,7 +30,7 @@ import (
 )
 
 // binary is the planb binary built once for all tests.
-var binary string
+var planbBinary string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -48,8 +48,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "dctest:", err)
 		return 1
 	}
-	binary = filepath.Join(dir, "planb")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/planb")
+	planbBinary = filepath.Join(dir, "planb")
+	build := exec.Command("go", "build", "-o", planbBinary, "./cmd/planb")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "dctest: building planb failed:", err)
@@ -123,7 +123,7 @@ func startCluster(t testing.TB) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := devcluster.Config{Binary: binary, DataDir: dir, BasePort: freeBase(t), DCs: 3,
+	cfg := devcluster.Config{Binary: planbBinary, DataDir: dir, BasePort: freeBase(t), DCs: 3,
 		Log: slog.New(slog.NewTextHandler(logf, nil)), Stdout: io.Discard}
 	go func() { c.done <- devcluster.Run(ctx, cfg) }()
 	t.Cleanup(func() { c.stop(); logf.Close() })

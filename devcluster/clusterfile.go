@@ -30,6 +30,9 @@ type ClusterFile struct {
 	Links []Link `json:"links"`
 	// ServerName is the Matrix server name of the cluster.
 	ServerName string `json:"server_name"`
+	// AdminToken authorises the admin API (/_planb/admin/v1) of every data
+	// center of this run.
+	AdminToken string `json:"admin_token"`
 
 	// Path is where the file was read from or written to; RestartDataCenter
 	// rewrites it. It is not part of the JSON.

@@ -57,6 +57,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/planb-chat/planb"
 )
 
 // Timeouts of the supervisor.
@@ -187,6 +189,9 @@ func layout(cfg Config) *ClusterFile {
 		ToxiproxyURL: "http://" + addr(p.api()),
 		ServerName:   ServerName,
 		Path:         filepath.Join(cfg.DataDir, ClusterFileName),
+		// A fresh admin token each run: it lives only in cluster.json and
+		// the processes' arguments, never in the replicated data.
+		AdminToken: planb.RandomString(24),
 	}
 	var endpoints []string
 	for n := 1; n <= cfg.DCs; n++ {
@@ -207,6 +212,7 @@ func layout(cfg Config) *ClusterFile {
 			"--no-advertise",
 			"--replicas", replicas,
 			"--open-registration",
+			"--admin-token", f.AdminToken,
 		}
 		for m := 1; m <= cfg.DCs; m++ {
 			if m == n {

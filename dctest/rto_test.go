@@ -1,0 +1,110 @@
+package dctest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// partitionOf mirrors the engine's placement of rooms (SHA-256 of the room
+// ID modulo the partition count; 8 is the default).
+func partitionOf(room id.RoomID) int {
+	h := sha256.Sum256([]byte(room))
+	return int(binary.BigEndian.Uint32(h[:4]) % 8)
+}
+
+// TestRTOSeries measures recovery over many data-center losses: each round
+// SIGKILLs one data center under load, measures per room and per partition
+// the longest gap between acknowledged writes, checks RPO = 0 on the
+// survivors, and restarts the data center. It runs only when
+// PLANB_RTO_KILLS is set (a measurement, not a CI test):
+//
+//	PLANB_RTO_KILLS=10 go test ./dctest -run TestRTOSeries -v -timeout 60m
+func TestRTOSeries(t *testing.T) {
+	kills, _ := strconv.Atoi(os.Getenv("PLANB_RTO_KILLS"))
+	if kills <= 0 {
+		t.Skip("set PLANB_RTO_KILLS=N to measure RTO over N data-center losses")
+	}
+	c := startCluster(t)
+	w := setup(t, c, 6, 16)
+	var roomGaps, partGaps []time.Duration
+	smooth, total := 0, 0
+	for k := 0; k < kills; k++ {
+		victim := c.names()[k%3]
+		lctx, stop := context.WithCancel(context.Background())
+		l := w.start(lctx, 500*time.Millisecond)
+		waitAcks(t, l, 150, "load before the loss")
+		killAt := time.Now()
+		c.signal(victim, syscall.SIGKILL)
+		waitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
+			acks, _ := l.snapshot()
+			after := map[id.RoomID]bool{}
+			for _, a := range acks {
+				if a.at.After(killAt.Add(12 * time.Second)) {
+					after[a.room] = true
+				}
+			}
+			if len(after) < len(w.rooms) {
+				return fmt.Errorf("%d of %d rooms have writes 12 s after the loss", len(after), len(w.rooms))
+			}
+			return nil
+		})
+		stop()
+		l.wait()
+		acks, errs := l.snapshot()
+		end := killAt.Add(12 * time.Second)
+		g := gaps(acks, w.rooms, killAt, end)
+		byPart := map[int]time.Duration{}
+		for room, d := range g {
+			roomGaps = append(roomGaps, d)
+			total++
+			if d < time.Second {
+				smooth++
+			}
+			byPart[partitionOf(room)] = max(byPart[partitionOf(room)], d)
+		}
+		for _, d := range byPart {
+			partGaps = append(partGaps, d)
+		}
+		var worst time.Duration
+		for _, d := range g {
+			worst = max(worst, d)
+		}
+		t.Logf("kill %d (%s): longest per-room gap %v; rooms without interruption %d/%d; client errors %v",
+			k+1, victim, worst.Round(time.Millisecond), countBelow(g, time.Second), len(g), errs)
+		survivors := []string{}
+		for _, n := range c.names() {
+			if n != victim {
+				survivors = append(survivors, n)
+			}
+		}
+		verify(t, c, w, acks, survivors...)
+		c.restart(victim)
+	}
+	slices.Sort(roomGaps)
+	slices.Sort(partGaps)
+	q := func(ds []time.Duration, p float64) time.Duration { return ds[int(p*float64(len(ds)-1))].Round(time.Millisecond) }
+	t.Logf("SUMMARY over %d kills: per partition, time until writes resumed: p50 %v p90 %v max %v (n=%d)",
+		kills, q(partGaps, .5), q(partGaps, .9), q(partGaps, 1), len(partGaps))
+	t.Logf("SUMMARY per room: p50 %v p90 %v max %v; rooms without any interruption (gap < 1 s): %d of %d (%.0f%%)",
+		q(roomGaps, .5), q(roomGaps, .9), q(roomGaps, 1), smooth, total, 100*float64(smooth)/float64(total))
+}
+
+func countBelow(g map[id.RoomID]time.Duration, d time.Duration) int {
+	n := 0
+	for _, x := range g {
+		if x < d {
+			n++
+		}
+	}
+	return n
+}
