@@ -92,7 +92,9 @@ func TestRTOSeries(t *testing.T) {
 	}
 	slices.Sort(roomGaps)
 	slices.Sort(partGaps)
-	q := func(ds []time.Duration, p float64) time.Duration { return ds[int(p*float64(len(ds)-1))].Round(time.Millisecond) }
+	q := func(ds []time.Duration, p float64) time.Duration {
+		return ds[int(p*float64(len(ds)-1))].Round(time.Millisecond)
+	}
 	t.Logf("SUMMARY over %d kills: per partition, time until writes resumed: p50 %v p90 %v max %v (n=%d)",
 		kills, q(partGaps, .5), q(partGaps, .9), q(partGaps, 1), len(partGaps))
 	t.Logf("SUMMARY per room: p50 %v p90 %v max %v; rooms without any interruption (gap < 1 s): %d of %d (%.0f%%)",
