@@ -135,6 +135,23 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Warnings returns advice about a valid configuration that an operator
+// should know, e.g. an even number of data centers (a split into halves
+// leaves no majority, so one more data center adds no safety).
+func (c Config) Warnings() []string {
+	var w []string
+	if n := len(c.Cluster.Routes) + 1; len(c.External.URLs) == 0 && len(c.Cluster.Routes) > 0 && n%2 == 0 {
+		w = append(w, fmt.Sprintf("the cluster has an even number of nodes (%d): a split into halves leaves neither side a majority; use an odd number of data centers", n))
+	}
+	if len(c.DataCenters) > 0 && len(c.DataCenters)%2 == 0 {
+		w = append(w, fmt.Sprintf("%d data centers listed: an even count tolerates no more losses than one fewer would", len(c.DataCenters)))
+	}
+	if c.Replicas > 1 && len(c.DataCenters) > 0 && len(c.DataCenters) < c.Replicas {
+		w = append(w, fmt.Sprintf("replicas %d but only %d data centers listed for clients: each replica must be in its own data center", c.Replicas, len(c.DataCenters)))
+	}
+	return w
+}
+
 // routeURLs turns route addresses into nats-route:// URLs.
 func (c Config) routeURLs() []string {
 	out := make([]string, 0, len(c.Cluster.Routes))

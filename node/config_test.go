@@ -1,0 +1,64 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/planb-chat/planb/homeserver"
+)
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.ServerName = ""
+	c.HTTPListen = "nope"
+	c.Replicas = 3
+	c.Partitions = 0
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"server_name", "http_listen", "cluster.listen", "routes to at least 2", "partitions"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if err := Default().Validate(); err != nil {
+		t.Errorf("default config rejected: %v", err)
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "planb.json")
+	if err := os.WriteFile(p, []byte(`{"server_name":"x.org","replicaz":3}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "replicaz") {
+		t.Fatalf("Load with an unknown key: %v, want an error naming it", err)
+	}
+	if err := os.WriteFile(p, []byte(`{"server_name":"x.org","replicas":3,"cluster":{"listen":"127.0.0.1:1","routes":["a:1","b:2"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Replicas != 3 || c.ServerName != "x.org" || c.MaxUploadBytes != Default().MaxUploadBytes {
+		t.Fatalf("Load = %+v, %v", c, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid file config rejected: %v", err)
+	}
+}
+
+func TestWarningsForEvenCounts(t *testing.T) {
+	c := Default()
+	c.Cluster.Routes = []string{"a:1"}
+	c.DataCenters = []homeserver.Endpoint{{Name: "a", BaseURL: "http://a"}, {Name: "b", BaseURL: "http://b"}}
+	if w := c.Warnings(); len(w) < 2 {
+		t.Fatalf("two nodes / two data centers: warnings %q, want both counts warned", w)
+	}
+	c.Cluster.Routes = []string{"a:1", "b:2"}
+	c.DataCenters = append(c.DataCenters, homeserver.Endpoint{Name: "c", BaseURL: "http://c"})
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("three data centers: unexpected warnings %q", w)
+	}
+}
