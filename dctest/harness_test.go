@@ -7,6 +7,7 @@ package dctest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -323,4 +324,52 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
+}
+
+// rebalance spreads stream leaders evenly through the admin API and waits
+// until no node leads more than its fair share.
+func (c *cluster) rebalance() {
+	c.t.Helper()
+	post := func() (map[string]any, error) {
+		req, _ := http.NewRequest(http.MethodPost, c.dc(c.names()[0]).URL+"/_planb/admin/v1/rebalance", nil)
+		req.Header.Set("Authorization", "Bearer "+c.file.AdminToken)
+		resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("rebalance: %d %v", resp.StatusCode, out)
+		}
+		return out, nil
+	}
+	// A data center that just came back leads nothing and its replicas
+	// catch up first; keep asking until no node leads more than one
+	// stream more than another.
+	var last any
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err := post()
+		if err == nil {
+			// leaders_before is the actual state when the call was made.
+			last = out["leaders_before"]
+			if counts, ok := out["leaders_before"].(map[string]any); ok && len(counts) >= 3 {
+				lo, hi := 1<<30, 0
+				for _, v := range counts {
+					n := int(v.(float64))
+					lo, hi = min(lo, n), max(hi, n)
+				}
+				if hi-lo <= 1 {
+					c.t.Logf("stream leaders per node: %v", counts)
+					return
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	c.t.Logf("leaders not evenly spread after 90 s: %v", last)
 }

@@ -40,6 +40,9 @@ func TestRTOSeries(t *testing.T) {
 	smooth, total := 0, 0
 	for k := 0; k < kills; k++ {
 		victim := c.names()[k%3]
+		// Start every round from evenly spread leaders, as an operator does
+		// after a data center returns (planb admin rebalance).
+		c.rebalance()
 		lctx, stop := context.WithCancel(context.Background())
 		l := w.start(lctx, 500*time.Millisecond)
 		waitAcks(t, l, 150, "load before the loss")

@@ -155,3 +155,89 @@ func contains(list []string, s string) bool {
 
 // Undrain makes a drained node ready again.
 func (s *Service) Undrain() { s.draining.Store(false) }
+
+// Move is one leadership handed from one node to another.
+type Move struct {
+	Stream string `json:"stream"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Error  string `json:"error,omitempty"`
+}
+
+// RebalanceReport says which leaderships Rebalance moved.
+type RebalanceReport struct {
+	LeadersBefore map[string]int `json:"leaders_before"`
+	LeadersAfter  map[string]int `json:"leaders_after"`
+	Moves         []Move         `json:"moves"`
+}
+
+// Rebalance spreads stream leaderships evenly over the nodes. After a data
+// center comes back from a loss it leads nothing, so the next loss of a
+// data center that leads many streams would stall many rooms at once;
+// rebalancing restores the blast radius of one loss to about 1/N of the
+// rooms.
+func (s *Service) Rebalance(ctx context.Context) (*RebalanceReport, error) {
+	type streamInfo struct {
+		name, leader string
+		peers        []string // current followers
+	}
+	var streams []streamInfo
+	count := map[string]int{}
+	for _, name := range s.engine.StreamNames() {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ci, err := s.engine.StreamCluster(cctx, name)
+		cancel()
+		if err != nil || ci.Leader == "" {
+			continue
+		}
+		si := streamInfo{name: name, leader: ci.Leader}
+		count[ci.Leader] += 0
+		for _, r := range ci.Replicas {
+			count[r.Name] += 0
+			if r.Current && !r.Offline {
+				si.peers = append(si.peers, r.Name)
+			}
+		}
+		count[ci.Leader]++
+		streams = append(streams, si)
+	}
+	rep := &RebalanceReport{LeadersBefore: copyCounts(count)}
+	if len(count) < 2 {
+		rep.LeadersAfter = copyCounts(count)
+		return rep, nil
+	}
+	fair := (len(streams) + len(count) - 1) / len(count)
+	for _, st := range streams {
+		if count[st.leader] <= fair {
+			continue
+		}
+		to := ""
+		for _, p := range st.peers {
+			if count[p] < fair && (to == "" || count[p] < count[to]) {
+				to = p
+			}
+		}
+		if to == "" {
+			continue
+		}
+		m := Move{Stream: st.name, From: st.leader, To: to}
+		if err := s.engine.StepDownTo(ctx, st.name, to); err != nil {
+			m.Error = err.Error()
+		} else {
+			count[st.leader]--
+			count[to]++
+		}
+		rep.Moves = append(rep.Moves, m)
+	}
+	rep.LeadersAfter = copyCounts(count)
+	s.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "after", rep.LeadersAfter)
+	return rep, nil
+}
+
+func copyCounts(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -28,6 +28,14 @@ func (a *API) routesAdmin() {
 		}
 		writeJSON(w, 200, rep)
 	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/rebalance", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		rep, err := a.hs.Rebalance(r.Context())
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, rep)
+	}))
 	a.mux.HandleFunc("POST "+adminPrefix+"/undrain", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		a.hs.Undrain()
 		writeJSON(w, 200, struct{}{})

@@ -356,12 +356,22 @@ func (e *Engine) StreamNames() []string {
 
 // StepDown asks a stream's leader to hand leadership to another replica.
 func (e *Engine) StepDown(ctx context.Context, stream string) error {
+	return e.StepDownTo(ctx, stream, "")
+}
+
+// StepDownTo asks a stream's leader to hand leadership to the replica on
+// server preferred ("" lets the replicas elect any of them).
+func (e *Engine) StepDownTo(ctx context.Context, stream, preferred string) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
-	resp, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil)
+	var body []byte
+	if preferred != "" {
+		body, _ = json.Marshal(map[string]any{"placement": map[string]string{"preferred": preferred}})
+	}
+	resp, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, body)
 	if err != nil {
 		return fmt.Errorf("step down %s: %w", stream, err)
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// adminCmd calls a node's admin API: status, drain, undrain.
+// adminCmd calls a node's admin API: status, drain, undrain, rebalance.
 type adminCmd struct {
 	stdout io.Writer
 	action string
@@ -34,9 +34,9 @@ func (c *adminCmd) flags(fs *flag.FlagSet) {
 func (c *adminCmd) validate() error {
 	var errs []error
 	switch c.action {
-	case "status", "drain", "undrain":
+	case "status", "drain", "undrain", "rebalance":
 	default:
-		errs = append(errs, fmt.Errorf("unknown admin action %q: want status, drain or undrain", c.action))
+		errs = append(errs, fmt.Errorf("unknown admin action %q: want status, drain, undrain or rebalance", c.action))
 	}
 	if c.token == "" {
 		errs = append(errs, errors.New("--token (or $PLANB_ADMIN_TOKEN) is required"))

@@ -42,8 +42,9 @@ const usage = `planb — a Matrix homeserver that survives the loss of a data ce
 Usage:
   planb dev    [flags]   run a local cluster for development (open registration)
   planb serve  [flags]   run one node
-  planb admin  status|drain|undrain [flags]
-                         ask a node for the cluster's status, or evacuate its data center
+  planb admin  status|drain|undrain|rebalance [flags]
+                         ask a node for the cluster's status, evacuate its data
+                         center, or spread stream leaders evenly again
 
 Run 'planb <command> -h' for the flags of a command.
 `
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = newServeCmd()
 	case "admin":
 		if len(args) < 2 {
-			return fmt.Errorf("planb admin needs an action: status, drain or undrain")
+			return fmt.Errorf("planb admin needs an action: status, drain, undrain or rebalance")
 		}
 		cmd = &adminCmd{stdout: stdout, action: args[1]}
 		args = append([]string{"admin " + args[1]}, args[2:]...)
