@@ -18,6 +18,7 @@ import (
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/httpapi"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/webclient"
 )
 
 // Run runs the node until ctx ends, then shuts down in order: stop taking
@@ -28,6 +29,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = cfg.DataCenter
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
@@ -64,6 +68,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			})
 			mux.HandleFunc("GET /ready", readyHandler(hs))
 			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			webclient.Register(mux)
 		},
 	})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

@@ -1,0 +1,43 @@
+// Entry point: resume the saved session or show the log-in page.
+import { Api } from './api.js';
+import { renderAuth } from './auth.js';
+import { Chat } from './chat.js';
+import { lang, t } from './i18n.js';
+import { loadSession, saveSession } from './store.js';
+
+const root = document.getElementById('app');
+document.documentElement.lang = lang;
+document.title = t('appName');
+const skip = document.getElementById('skip-link');
+if (skip) skip.textContent = t('skipToComposer');
+
+/** The running app, exposed for debugging in the console (window.planb). */
+const state = { chat: null };
+window.planb = state;
+
+function showAuth(notice = '') {
+  state.chat = null;
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  renderAuth(root, {
+    notice,
+    onSession(session, api) {
+      saveSession(session);
+      startChat(session, api);
+    },
+  });
+}
+
+function startChat(session, api) {
+  const chat = new Chat(root, session, api, { onLogout: showAuth });
+  state.chat = chat;
+  chat.start();
+}
+
+const saved = loadSession();
+if (saved) {
+  const api = new Api(saved.dcs || [], saved.current || saved.homeserver);
+  api.token = saved.accessToken;
+  startChat(saved, api);
+} else {
+  showAuth();
+}

@@ -1,0 +1,423 @@
+// The logged-in app: the top bar with the data center in use and the
+// connection status, the chat list, the conversation, the /sync loop, the
+// outbox and read receipts.
+import { discover } from './api.js';
+import { t } from './i18n.js';
+import { confirmDialog, ListPane } from './list.js';
+import { Media } from './media.js';
+import { Model } from './model.js';
+import { Outbox } from './outbox.js';
+import { RoomPane } from './room.js';
+import { clearOutbox, clearSession, saveKnownDataCenters, saveSession } from './store.js';
+import { describeError, h, normalizeUserId, serverOf, sleep } from './util.js';
+
+/** SYNC_TIMEOUT_MS is the /sync long-poll. */
+const SYNC_TIMEOUT_MS = 30000;
+/** SYNC_FILTER: enough recent messages per room, and every member (for receipts). */
+const SYNC_FILTER = JSON.stringify({ room: { timeline: { limit: 30 }, state: { lazy_load_members: false } } });
+/** How long "now on dcN" stays after a switch. */
+const SWITCHED_NOTICE_MS = 6000;
+/** Typing: refresh "typing" this often while typing; stop after this idle time. */
+const TYPING_REFRESH_MS = 20000;
+const TYPING_IDLE_MS = 5000;
+
+export class Chat {
+  /**
+   * session: see store.js; api: an Api with the token set; onLogout(notice)
+   * is called after logging out or when the session has ended.
+   */
+  constructor(root, session, api, { onLogout }) {
+    this.root = root;
+    this.session = session;
+    this.api = api;
+    this.onLogout = onLogout;
+    this.me = session.userId;
+    this.server = serverOf(this.me);
+    this.model = new Model(this.me);
+    this.outbox = new Outbox(api, this.me);
+    this.media = new Media(api);
+    this.abort = new AbortController();
+    this.currentRoomId = null;
+    this.wantRoom = null;
+    this.ready = false;
+    this.receiptSent = new Map(); // roomId -> eventId last sent
+    this.typingState = { room: null, at: 0, timer: 0 };
+    this.switchedTimer = 0;
+    this.autoJoining = new Set();
+  }
+
+  start() {
+    const signal = this.abort.signal;
+    this.badge = h('span', { id: 'dc-badge', class: 'dc-badge', title: t('dcBadgeTitle') });
+    this.status = h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite', dataset: { state: 'connecting' } });
+    const logout = h('button', { type: 'button', id: 'logout', class: 'small', text: t('logout') });
+    logout.addEventListener('click', () => this.logout());
+    this.list = new ListPane(this);
+    this.roomPane = new RoomPane(this);
+    const shell = h('div', { class: 'shell', id: 'chat-app' },
+      h('header', { class: 'topbar' },
+        h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
+        this.badge,
+        h('span', { class: 'me muted', id: 'me', text: this.me }),
+        logout),
+      this.status,
+      h('div', { class: 'panes' }, this.list.el, this.roomPane.el));
+    this.root.replaceChildren(shell);
+    this.root.removeAttribute('aria-busy');
+    this.renderBadge();
+    this.setStatus('connecting', t('connecting'));
+
+    this.api.addEventListener('dc', () => {
+      this.renderBadge();
+      this.session.current = this.api.dc.base_url;
+      saveSession(this.session);
+    }, { signal });
+    this.api.addEventListener('state', (e) => this.onApiState(e.detail), { signal });
+    this.api.addEventListener('unauthorized', () => this.end(t('errSessionExpired')), { signal });
+    this.outbox.addEventListener('change', () => this.renderRoom(), { signal });
+    document.addEventListener('visibilitychange', () => this.onVisible(), { signal });
+    window.addEventListener('focus', () => this.onVisible(), { signal });
+    window.addEventListener('hashchange', () => this.route(), { signal });
+
+    this.refreshDataCenters();
+    this.outbox.run(signal);
+    this.syncLoop(signal);
+  }
+
+  /** refreshDataCenters re-reads the list of data centers from the one in use. */
+  async refreshDataCenters() {
+    try {
+      const d = await discover(this.api.dc.base_url, AbortSignal.timeout(8000));
+      saveKnownDataCenters(d.homeserver, d.dcs);
+      if (JSON.stringify(d.dcs) !== JSON.stringify(this.api.dcs)) {
+        this.api.setDataCenters(d.dcs);
+        this.session.dcs = d.dcs;
+        saveSession(this.session);
+      }
+    } catch {
+      // keep the known list; the failover finds a data center that answers
+    }
+  }
+
+  renderBadge() {
+    const dc = this.api.dc;
+    this.badge.textContent = dc.name;
+    this.badge.dataset.dc = dc.name;
+    this.badge.setAttribute('aria-label', t('onDC', { dc: dc.name }));
+    this.badge.dataset.state = this.api.state;
+  }
+
+  setStatus(state, text) {
+    this.status.dataset.state = state;
+    if (this.status.textContent !== text) this.status.textContent = text;
+    this.badge.dataset.state = this.api.state;
+  }
+
+  onApiState({ state, from, to }) {
+    clearTimeout(this.switchedTimer);
+    if (state === 'switching') {
+      this.setStatus('switching', from && to ? t('switchingFromTo', { from, to }) : t('switching'));
+    } else if (state === 'offline') {
+      this.setStatus('offline', t('offline'));
+    } else {
+      this.setStatus('switched', t('switched', { dc: this.api.dc.name }));
+      this.switchedTimer = setTimeout(() => this.setStatus('ok', ''), SWITCHED_NOTICE_MS);
+    }
+    this.renderRoom(); // pending messages say "waiting for a data center"
+  }
+
+  async syncLoop(signal) {
+    let since;
+    let initial = true;
+    let backoff = 1000;
+    while (!signal.aborted) {
+      let res;
+      try {
+        res = await this.api.sync(since, SYNC_TIMEOUT_MS, SYNC_FILTER, signal);
+        backoff = 1000;
+      } catch (e) {
+        if (signal.aborted || (e && e.errcode === 'M_UNKNOWN_TOKEN')) return;
+        this.setStatus('error', t('syncError', { msg: describeError(e) }));
+        if (e && e.status >= 400 && e.status < 500 && e.status !== 429 && since) {
+          // The server cannot continue from this token: start over.
+          since = undefined;
+          initial = true;
+          this.model = new Model(this.me);
+        }
+        await sleep(backoff, signal).catch(() => {});
+        backoff = Math.min(backoff * 2, 15000);
+        continue;
+      }
+      const diff = this.model.apply(res, initial);
+      since = res.next_batch;
+      if (initial) {
+        initial = false;
+        this.ready = true;
+        if (this.api.state === 'ok' && this.status.dataset.state !== 'switched') this.setStatus('ok', '');
+      } else if (this.status.dataset.state === 'error') {
+        this.setStatus('ok', '');
+      }
+      this.afterSync(diff);
+    }
+  }
+
+  afterSync(diff) {
+    this.settleOutbox();
+    for (const room of this.model.rooms.values()) {
+      if (room.membership === 'invite' && room.inviteDirect && !this.autoJoining.has(room.id)) {
+        this.autoJoining.add(room.id);
+        this.acceptInvite(room.id, false);
+      }
+    }
+    if (diff.incoming.length) {
+      const { room, ev } = diff.incoming[diff.incoming.length - 1];
+      const c = ev.content || {};
+      const body = c.msgtype === 'm.image' ? t('photo') : String(c.body || '');
+      const ann = document.getElementById('announcer');
+      if (ann) ann.textContent = t('newMessageFrom', { user: room.displayName(ev.sender), body: body.slice(0, 140) });
+    }
+    if (this.wantRoom && this.model.rooms.get(this.wantRoom)?.membership === 'join') {
+      const id = this.wantRoom;
+      this.wantRoom = null;
+      this.openRoom(id);
+      return;
+    }
+    if (this.currentRoomId && !this.model.rooms.has(this.currentRoomId)) {
+      this.openRoom(null);
+      return;
+    }
+    this.route(true);
+  }
+
+  /** settleOutbox drops outbox items whose events /sync has brought back. */
+  settleOutbox() {
+    for (const it of this.outbox.items) {
+      // Show an image we uploaded from memory instead of downloading it again.
+      const url = it.content && it.content.url;
+      const preview = this.outbox.previews.get(it.txnId);
+      if (url && preview && !this.media.urls.has(url)) this.media.urls.set(url, Promise.resolve(preview));
+    }
+    this.outbox.settle(
+      (roomId, eventId) => !!this.model.rooms.get(roomId)?.has(eventId),
+      (roomId, txnId) => !!this.model.rooms.get(roomId)?.txnIds.has(txnId));
+  }
+
+  pageVisible() {
+    return document.visibilityState !== 'hidden';
+  }
+
+  onVisible() {
+    if (this.pageVisible()) {
+      this.markRead();
+      this.list.update();
+    }
+  }
+
+  /** openRoom shows a room (null: the list on phones). */
+  openRoom(id) {
+    const hash = id ? '#/room/' + encodeURIComponent(id) : '#/';
+    if (location.hash !== hash) {
+      history.pushState(null, '', hash);
+    }
+    this.route();
+    if (id) this.roomPane.input.focus();
+  }
+
+  /** route shows what the address names; quiet keeps the focus where it is. */
+  route(quiet = false) {
+    const m = /^#\/room\/(.+)$/.exec(location.hash);
+    const id = m ? decodeURIComponent(m[1]) : null;
+    const room = id ? this.model.rooms.get(id) : null;
+    if (id && !room && !this.ready) return; // not known yet; route again after the first sync
+    const shown = room && room.membership === 'join' ? room : null;
+    this.currentRoomId = shown ? shown.id : null;
+    document.body.classList.toggle('in-room', !!shown);
+    this.roomPane.show(shown);
+    this.list.update();
+    this.markRead();
+    this.updateTitle();
+    if (!quiet && !shown) this.list.el.querySelector('[aria-current="true"], .chat-item')?.focus?.();
+  }
+
+  renderRoom() {
+    if (this.roomPane && this.roomPane.room) this.roomPane.update();
+  }
+
+  updateTitle() {
+    let n = 0;
+    for (const r of this.model.rooms.values()) if (r.id !== this.currentRoomId) n += r.unread || 0;
+    document.title = n ? `(${n}) ${t('appName')}` : t('appName');
+  }
+
+  /** markRead sends a read receipt for the newest message of the open room. */
+  async markRead() {
+    const room = this.currentRoomId && this.model.rooms.get(this.currentRoomId);
+    if (!room || !this.pageVisible()) return;
+    const ev = room.latestFromOthers(this.me);
+    if (!ev) return;
+    const mine = room.receipts.get(this.me);
+    const at = mine && room.byId.get(mine.eventId);
+    if ((at && at.ord >= ev.ord) || this.receiptSent.get(room.id) === ev.event_id) return;
+    this.receiptSent.set(room.id, ev.event_id);
+    room.unread = 0;
+    this.list.update();
+    this.updateTitle();
+    try {
+      await this.api.receipt(room.id, ev.event_id);
+      const cur = room.receipts.get(this.me);
+      if (!cur || (room.byId.get(cur.eventId)?.ord ?? -Infinity) < ev.ord) room.receipts.set(this.me, { eventId: ev.event_id, ts: Date.now() });
+    } catch {
+      this.receiptSent.delete(room.id); // try again with the next update
+    }
+  }
+
+  async loadOlder(room) {
+    if (room.loadingOlder || room.reachedStart) return;
+    if (!room.prevBatch) {
+      room.reachedStart = true;
+      this.renderRoom();
+      return;
+    }
+    room.loadingOlder = true;
+    this.renderRoom();
+    try {
+      const from = room.prevBatch;
+      const res = await this.api.messages(room.id, from, 30);
+      if (room.prevBatch === from) {
+        const chunk = res.chunk || [];
+        room.add(chunk, true);
+        room.prevBatch = res.end;
+        if (!res.end || !chunk.length || res.end === from) room.reachedStart = true;
+      }
+    } catch {
+      // keep prevBatch; scrolling up again retries
+      await sleep(1000).catch(() => {});
+    } finally {
+      room.loadingOlder = false;
+    }
+    if (this.roomPane.room === room) this.roomPane.update();
+  }
+
+  typingInput(room, active) {
+    const st = this.typingState;
+    clearTimeout(st.timer);
+    if (!active) {
+      if (st.room) {
+        this.api.typing(st.room, this.me, false).catch(() => {});
+        st.room = null;
+      }
+      return;
+    }
+    if (st.room !== room.id || Date.now() - st.at > TYPING_REFRESH_MS) {
+      if (st.room && st.room !== room.id) this.api.typing(st.room, this.me, false).catch(() => {});
+      st.room = room.id;
+      st.at = Date.now();
+      this.api.typing(room.id, this.me, true).catch(() => {});
+    }
+    st.timer = setTimeout(() => this.typingInput(room, false), TYPING_IDLE_MS);
+  }
+
+  /** checkUser fails with M_NOT_FOUND (and the user in vars) for an unknown user. */
+  async checkUser(userId) {
+    try {
+      await this.api.profile(userId);
+    } catch (e) {
+      if (e && e.errcode === 'M_NOT_FOUND') e.vars = { user: userId };
+      throw e;
+    }
+  }
+
+  async startDirect(input) {
+    const user = normalizeUserId(input, this.server);
+    if (!user || user === this.me) throw Object.assign(new Error(t('errNoSuchUser', { user: user || input })), { errcode: 'M_NOT_FOUND', vars: { user } });
+    const existing = this.model.directWith(user);
+    if (existing) return this.openRoom(existing.id);
+    await this.checkUser(user);
+    const res = await this.api.createRoom({ is_direct: true, invite: [user], preset: 'trusted_private_chat' });
+    this.openWhenJoined(res.room_id);
+  }
+
+  async createGroup(name, inputs) {
+    const users = [...new Set(inputs.map((u) => normalizeUserId(u, this.server)).filter((u) => u && u !== this.me))];
+    for (const u of users) await this.checkUser(u);
+    const res = await this.api.createRoom({ name, invite: users, preset: 'private_chat' });
+    this.openWhenJoined(res.room_id);
+  }
+
+  openWhenJoined(roomId) {
+    if (this.model.rooms.get(roomId)?.membership === 'join') this.openRoom(roomId);
+    else this.wantRoom = roomId;
+  }
+
+  async invite(roomId, input) {
+    const user = normalizeUserId(input, this.server);
+    await this.checkUser(user);
+    await this.api.invite(roomId, user);
+    const ann = document.getElementById('announcer');
+    if (ann) ann.textContent = t('invited', { user });
+  }
+
+  async leave(roomId) {
+    try {
+      await this.api.leaveRoom(roomId);
+      this.model.rooms.delete(roomId);
+      this.openRoom(null);
+    } catch (e) {
+      this.roomPane.composerError.textContent = describeError(e);
+    }
+  }
+
+  async acceptInvite(roomId, open = true) {
+    const room = this.model.rooms.get(roomId);
+    try {
+      await this.api.joinRoom(roomId);
+      if (open) this.wantRoom = roomId;
+    } catch (e) {
+      if (room) room.inviteError = describeError(e);
+      this.list.update();
+    }
+  }
+
+  async declineInvite(roomId) {
+    try {
+      await this.api.leaveRoom(roomId);
+      this.model.rooms.delete(roomId);
+      this.list.update();
+    } catch (e) {
+      const room = this.model.rooms.get(roomId);
+      if (room) room.inviteError = describeError(e);
+      this.list.update();
+    }
+  }
+
+  async logout() {
+    const n = this.outbox.pendingCount();
+    if (n && !(await confirmDialog('dlg-logout', t('logoutConfirmPending', { n }), t('logout'), true))) return;
+    const api = this.api;
+    this.stop();
+    try {
+      await api.logout();
+    } catch {
+      // the token dies with the session anyway; nothing else to do
+    }
+    clearOutbox(this.me);
+    clearSession();
+    this.onLogout('');
+  }
+
+  /** end stops the app after the server has ended the session. */
+  end(notice) {
+    this.stop();
+    clearSession();
+    this.onLogout(notice);
+  }
+
+  stop() {
+    this.abort.abort(new DOMException('stopped', 'AbortError'));
+    clearTimeout(this.typingState.timer);
+    clearTimeout(this.switchedTimer);
+    this.media.release();
+    document.body.classList.remove('in-room');
+    document.title = t('appName');
+  }
+}

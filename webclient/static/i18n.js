@@ -1,0 +1,260 @@
+// UI text in Korean and English. The language comes from the browser
+// (navigator.languages); ?lang=ko or ?lang=en overrides it for testing.
+
+const en = {
+  appName: 'planb',
+  skipToComposer: 'Skip to message box',
+  // auth
+  login: 'Log in',
+  signup: 'Sign up',
+  logout: 'Log out',
+  haveAccount: 'Already have an account? Log in',
+  needAccount: 'New here? Create an account',
+  username: 'User name',
+  usernameHint: 'Letters a–z, digits and . _ = - / +',
+  password: 'Password',
+  passwordAgain: 'Password again',
+  passwordsDiffer: 'The two passwords are not the same.',
+  fillBoth: 'Enter a user name and a password.',
+  server: 'Server',
+  advanced: 'Server settings',
+  loggingIn: 'Logging in…',
+  signingUp: 'Creating your account…',
+  tagline: 'The messenger that keeps talking when a data center burns.',
+  // errors
+  errWrongPassword: 'Wrong user name or password.',
+  errUserTaken: 'That user name is already taken. Choose another one.',
+  errBadUsername: 'User names may contain only a–z, 0–9 and . _ = - / +',
+  errRateLimited: 'Too many attempts. Try again in {s} seconds.',
+  errRateLimitedShort: 'Too many requests. Wait a moment and try again.',
+  errUnreachable: 'Cannot reach the server: no data center answers. Check your connection and try again.',
+  errUnavailable: 'The service cannot accept this right now (a data center is switching over). Try again in a few seconds.',
+  errRegistrationDisabled: 'Sign-up is closed on this server. Ask its operator for an account.',
+  errSessionExpired: 'Your session has ended. Please log in again.',
+  errNoSuchUser: 'There is no user {user}.',
+  errForbidden: 'Not allowed: {msg}',
+  errTooLarge: 'The file is too large for this server.',
+  errGeneric: '{msg} ({code})',
+  errOutcomeUnknown: 'The connection broke before the server answered. Check the chat list before trying again.',
+  errNotImage: 'Only images can be sent.',
+  // status
+  onDC: 'Connected to data center {dc}',
+  dcBadgeTitle: 'Data center in use',
+  switching: 'Switching data center…',
+  switchingFromTo: 'Switching data center… ({from} → {to})',
+  offline: 'No data center answers. Your messages will be sent as soon as one does.',
+  switched: 'Now on data center {dc}.',
+  connecting: 'Connecting…',
+  syncError: 'Trouble receiving messages: {msg}',
+  // list
+  chats: 'Chats',
+  newChat: 'New chat',
+  newGroup: 'New group',
+  noChats: 'No chats yet. Start one with “New chat”.',
+  invitedBy: '{user} invited you',
+  accept: 'Accept',
+  decline: 'Decline',
+  unreadBadge: '{n} unread',
+  photo: 'Photo',
+  emptyChat: 'Empty chat',
+  // dialogs
+  newChatTitle: 'Start a 1:1 chat',
+  newChatUser: 'User ID (for example @bob:{server} or bob)',
+  start: 'Start chat',
+  newGroupTitle: 'Create a group chat',
+  groupName: 'Group name',
+  groupMembers: 'Members to invite (user IDs, separated by commas or spaces)',
+  create: 'Create',
+  cancel: 'Cancel',
+  close: 'Close',
+  inviteTitle: 'Invite to this chat',
+  inviteUser: 'User ID',
+  invite: 'Invite',
+  invited: 'Invited {user}.',
+  leave: 'Leave',
+  leaveConfirm: 'Leave “{name}”? You will no longer receive its messages.',
+  logoutConfirmPending: '{n} message(s) are not sent yet and will be lost. Log out anyway?',
+  // room
+  back: 'Back to chats',
+  members: '{n} members',
+  chooseChat: 'Choose a chat on the left, or start a new one.',
+  message: 'Message',
+  send: 'Send',
+  attachImage: 'Send an image',
+  loadingOlder: 'Loading older messages…',
+  beginning: 'This is the beginning of the chat.',
+  typingOne: '{a} is typing…',
+  typingTwo: '{a} and {b} are typing…',
+  typingMany: 'Several people are typing…',
+  unreadBy: 'Not read by {n}',
+  unreadByLabel: '{n} member(s) have not read this yet',
+  pending: 'Sending…',
+  waiting: 'Waiting for a data center…',
+  failed: 'Not sent: {msg}',
+  retry: 'Retry',
+  discard: 'Delete',
+  uploading: 'Uploading…',
+  imageLost: 'The image was lost when the page was reloaded.',
+  openImage: 'Open image {name}',
+  you: 'You',
+  joined: '{user} joined',
+  left: '{user} left',
+  invitedUser: '{user} invited {target}',
+  kicked: '{user} removed {target}',
+  created: '{user} created the chat',
+  renamed: '{user} named the chat “{name}”',
+  deleted: 'Message deleted',
+  unsupported: 'Unsupported message',
+  newMessageFrom: 'New message from {user}: {body}',
+  today: 'Today',
+  yesterday: 'Yesterday',
+};
+
+const ko = {
+  appName: 'planb',
+  skipToComposer: '메시지 입력창으로 건너뛰기',
+  login: '로그인',
+  signup: '가입하기',
+  logout: '로그아웃',
+  haveAccount: '이미 계정이 있나요? 로그인',
+  needAccount: '처음이신가요? 계정 만들기',
+  username: '사용자 이름',
+  usernameHint: '영문 소문자 a–z, 숫자, . _ = - / +',
+  password: '비밀번호',
+  passwordAgain: '비밀번호 확인',
+  passwordsDiffer: '두 비밀번호가 서로 다릅니다.',
+  fillBoth: '사용자 이름과 비밀번호를 입력하세요.',
+  server: '서버',
+  advanced: '서버 설정',
+  loggingIn: '로그인 중…',
+  signingUp: '계정을 만드는 중…',
+  tagline: '데이터센터에 불이 나도 대화는 계속됩니다.',
+  errWrongPassword: '사용자 이름 또는 비밀번호가 틀렸습니다.',
+  errUserTaken: '이미 사용 중인 사용자 이름입니다. 다른 이름을 골라 주세요.',
+  errBadUsername: '사용자 이름에는 a–z, 0–9, . _ = - / + 만 쓸 수 있습니다.',
+  errRateLimited: '시도가 너무 많습니다. {s}초 후에 다시 시도하세요.',
+  errRateLimitedShort: '요청이 너무 많습니다. 잠시 후 다시 시도하세요.',
+  errUnreachable: '서버에 연결할 수 없습니다. 응답하는 데이터센터가 없습니다. 연결을 확인하고 다시 시도하세요.',
+  errUnavailable: '지금은 처리할 수 없습니다(데이터센터 전환 중). 몇 초 후에 다시 시도하세요.',
+  errRegistrationDisabled: '이 서버는 가입을 받지 않습니다. 운영자에게 계정을 요청하세요.',
+  errSessionExpired: '세션이 만료되었습니다. 다시 로그인하세요.',
+  errNoSuchUser: '{user} 사용자가 없습니다.',
+  errForbidden: '허용되지 않음: {msg}',
+  errTooLarge: '파일이 너무 큽니다.',
+  errGeneric: '{msg} ({code})',
+  errOutcomeUnknown: '서버가 응답하기 전에 연결이 끊겼습니다. 다시 시도하기 전에 채팅 목록을 확인하세요.',
+  errNotImage: '이미지만 보낼 수 있습니다.',
+  onDC: '데이터센터 {dc}에 연결됨',
+  dcBadgeTitle: '사용 중인 데이터센터',
+  switching: '데이터센터 전환 중…',
+  switchingFromTo: '데이터센터 전환 중… ({from} → {to})',
+  offline: '응답하는 데이터센터가 없습니다. 연결되는 즉시 메시지를 보냅니다.',
+  switched: '데이터센터 {dc}(으)로 전환했습니다.',
+  connecting: '연결 중…',
+  syncError: '메시지를 받는 중 문제가 생겼습니다: {msg}',
+  chats: '채팅',
+  newChat: '새 채팅',
+  newGroup: '새 그룹',
+  noChats: '아직 채팅이 없습니다. “새 채팅”으로 시작하세요.',
+  invitedBy: '{user}님이 초대했습니다',
+  accept: '수락',
+  decline: '거절',
+  unreadBadge: '읽지 않은 메시지 {n}개',
+  photo: '사진',
+  emptyChat: '빈 채팅방',
+  newChatTitle: '1:1 채팅 시작',
+  newChatUser: '사용자 ID (예: @bob:{server} 또는 bob)',
+  start: '채팅 시작',
+  newGroupTitle: '그룹 채팅 만들기',
+  groupName: '그룹 이름',
+  groupMembers: '초대할 사람 (사용자 ID, 쉼표나 공백으로 구분)',
+  create: '만들기',
+  cancel: '취소',
+  close: '닫기',
+  inviteTitle: '이 채팅방에 초대',
+  inviteUser: '사용자 ID',
+  invite: '초대',
+  invited: '{user}님을 초대했습니다.',
+  leave: '나가기',
+  leaveConfirm: '“{name}” 채팅방에서 나갈까요? 더 이상 메시지를 받지 않습니다.',
+  logoutConfirmPending: '아직 보내지 못한 메시지 {n}개가 사라집니다. 그래도 로그아웃할까요?',
+  back: '채팅 목록으로',
+  members: '{n}명',
+  chooseChat: '왼쪽에서 채팅을 고르거나 새 채팅을 시작하세요.',
+  message: '메시지',
+  send: '전송',
+  attachImage: '이미지 보내기',
+  loadingOlder: '이전 메시지를 불러오는 중…',
+  beginning: '채팅의 처음입니다.',
+  typingOne: '{a}님이 입력 중…',
+  typingTwo: '{a}님과 {b}님이 입력 중…',
+  typingMany: '여러 명이 입력 중…',
+  unreadBy: '{n}명 안 읽음',
+  unreadByLabel: '{n}명이 아직 읽지 않았습니다',
+  pending: '보내는 중…',
+  waiting: '데이터센터를 기다리는 중…',
+  failed: '전송 실패: {msg}',
+  retry: '다시 보내기',
+  discard: '삭제',
+  uploading: '올리는 중…',
+  imageLost: '페이지를 새로 고쳐서 이미지가 사라졌습니다.',
+  openImage: '이미지 {name} 열기',
+  you: '나',
+  joined: '{user}님이 들어왔습니다',
+  left: '{user}님이 나갔습니다',
+  invitedUser: '{user}님이 {target}님을 초대했습니다',
+  kicked: '{user}님이 {target}님을 내보냈습니다',
+  created: '{user}님이 채팅방을 만들었습니다',
+  renamed: '{user}님이 채팅방 이름을 “{name}”(으)로 바꿨습니다',
+  deleted: '삭제된 메시지입니다',
+  unsupported: '지원하지 않는 메시지',
+  newMessageFrom: '{user}님의 새 메시지: {body}',
+  today: '오늘',
+  yesterday: '어제',
+};
+
+function pickLang() {
+  const q = new URLSearchParams(location.search).get('lang');
+  if (q === 'ko' || q === 'en') return q;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
+  return String(langs[0] || 'en').toLowerCase().startsWith('ko') ? 'ko' : 'en';
+}
+
+/** The UI language: "ko" or "en". */
+export const lang = pickLang();
+const dict = lang === 'ko' ? ko : en;
+const locale = lang === 'ko' ? 'ko-KR' : undefined;
+
+/** t returns the text for key with {name} placeholders filled from vars. */
+export function t(key, vars = {}) {
+  const s = dict[key] ?? en[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+}
+
+const timeFmt = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' });
+const dayFmt = new Intl.DateTimeFormat(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+const shortDayFmt = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric' });
+
+/** fmtTime formats a timestamp (ms) as a clock time. */
+export function fmtTime(ts) {
+  return timeFmt.format(new Date(ts));
+}
+
+/** dayKey returns a key that is equal for timestamps of the same local day. */
+export function dayKey(ts) {
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+}
+
+/** fmtDay formats the day of a timestamp for a day separator. */
+export function fmtDay(ts) {
+  return dayFmt.format(new Date(ts));
+}
+
+/** fmtListTime is the time shown in the chat list: clock today, else the date. */
+export function fmtListTime(ts) {
+  if (!ts) return '';
+  if (dayKey(ts) === dayKey(Date.now())) return fmtTime(ts);
+  if (dayKey(ts) === dayKey(Date.now() - 86400000)) return t('yesterday');
+  return shortDayFmt.format(new Date(ts));
+}

@@ -1,0 +1,285 @@
+// The rooms as the client knows them, built from /sync and /messages: state
+// (names, members), the loaded timeline, receipts, typing and unread counts.
+import { localpart } from './util.js';
+import { t } from './i18n.js';
+
+/** Room is one room the user is in or invited to. */
+export class Room {
+  constructor(id, me) {
+    this.id = id;
+    this.me = me;
+    this.membership = 'join';
+    this.name = '';
+    this.creator = '';
+    this.createdTs = 0;
+    /** members: userId -> {membership, displayname}. */
+    this.members = new Map();
+    /** timeline: loaded events, oldest first; each has a numeric ord. */
+    this.timeline = [];
+    /** byId: eventId -> event of the timeline. */
+    this.byId = new Map();
+    /** txnIds: transaction IDs of this device's events seen in the timeline. */
+    this.txnIds = new Set();
+    this.prevBatch = undefined;
+    this.reachedStart = false;
+    this.loadingOlder = false;
+    /** receipts: userId -> {eventId, ts} (m.read). */
+    this.receipts = new Map();
+    /** lastOwn: userId -> ord of the newest loaded event they sent. */
+    this.lastOwn = new Map();
+    this.typing = [];
+    this.unread = 0;
+    this.inviter = '';
+    this.inviteDirect = false;
+    this.summary = null;
+  }
+
+  /** has reports whether the event is loaded. */
+  has(eventId) {
+    return this.byId.has(eventId);
+  }
+
+  /** activeMembers are the joined and invited members' IDs. */
+  activeMembers() {
+    const out = [];
+    for (const [id, m] of this.members) {
+      if (m.membership === 'join' || m.membership === 'invite') out.push(id);
+    }
+    return out;
+  }
+
+  joinedCount() {
+    let n = 0;
+    for (const m of this.members.values()) if (m.membership === 'join') n++;
+    return n || (this.summary && this.summary['m.joined_member_count']) || 0;
+  }
+
+  /** displayName returns the room-specific name of a user. */
+  displayName(userId) {
+    const m = this.members.get(userId);
+    return (m && m.displayname) || localpart(userId);
+  }
+
+  /** title is the room's name, or the other members' names. */
+  title(me) {
+    if (this.name) return this.name;
+    let others = this.activeMembers().filter((u) => u !== me);
+    if (!others.length && this.summary && this.summary['m.heroes']) others = this.summary['m.heroes'];
+    if (!others.length && this.inviter && this.membership === 'invite') others = [this.inviter];
+    if (!others.length) return t('emptyChat');
+    return others.map((u) => this.displayName(u)).sort().join(', ');
+  }
+
+  /** isDirect: a room without a name between two people. */
+  isDirect(me) {
+    if (this.membership === 'invite') return this.inviteDirect;
+    return !this.name && this.activeMembers().length <= 2 && this.activeMembers().some((u) => u !== me);
+  }
+
+  /**
+   * shows tells which timeline events the conversation shows: messages,
+   * and room events that matter to the reader. A 1:1 chat, like KakaoTalk,
+   * shows only someone leaving; a group also shows who joined or was
+   * invited. Creating the room and the creator's own join are not news.
+   */
+  shows(ev, me) {
+    if (ev.type === 'm.room.message') return true;
+    if (ev.type === 'm.room.name') return !!(ev.content && ev.content.name);
+    if (ev.type !== 'm.room.member') return false;
+    const m = ev.content && ev.content.membership;
+    const prev = ev.unsigned && ev.unsigned.prev_content && ev.unsigned.prev_content.membership;
+    if (m === prev) return false; // a profile change
+    if (m === 'leave' || m === 'ban') return true;
+    if (this.isDirect(me)) return false;
+    return !(m === 'join' && ev.state_key === this.creator && !prev);
+  }
+
+  /** last is the newest shown event. */
+  last(me) {
+    for (let i = this.timeline.length - 1; i >= 0; i--) {
+      if (this.shows(this.timeline[i], me)) return this.timeline[i];
+    }
+    return null;
+  }
+
+  /** lastTs orders the chat list. */
+  lastTs() {
+    const l = this.last(this.me);
+    return (l && l.origin_server_ts) || this.createdTs || 0;
+  }
+
+  applyState(ev) {
+    const c = ev.content || {};
+    switch (ev.type) {
+      case 'm.room.name':
+        this.name = typeof c.name === 'string' ? c.name : '';
+        break;
+      case 'm.room.create':
+        this.creator = c.creator || ev.sender;
+        this.createdTs = ev.origin_server_ts || this.createdTs;
+        break;
+      case 'm.room.member':
+        this.members.set(ev.state_key, { membership: c.membership, displayname: c.displayname || '' });
+        break;
+    }
+  }
+
+  /** add puts events at the end (sync) or the start (older history). */
+  add(events, atStart = false) {
+    // Going backwards (/messages dir=b) the events come newest first, and
+    // each gets an ord below the one before; at the end they come oldest
+    // first. Either way the timeline stays oldest first.
+    const list = events;
+    let ord = atStart ? (this.timeline.length ? this.timeline[0].ord : 0) : (this.timeline.length ? this.timeline[this.timeline.length - 1].ord : 0);
+    const added = [];
+    for (const ev of list) {
+      if (!ev.event_id || this.byId.has(ev.event_id)) continue;
+      ord += atStart ? -1 : 1;
+      const e = { ...ev, ord };
+      this.byId.set(e.event_id, e);
+      if (e.unsigned && e.unsigned.transaction_id) this.txnIds.add(e.unsigned.transaction_id);
+      added.push(e);
+      const prev = this.lastOwn.get(e.sender);
+      if (prev === undefined || prev < ord) this.lastOwn.set(e.sender, ord);
+    }
+    if (atStart) this.timeline = [...added.reverse(), ...this.timeline];
+    else this.timeline.push(...added);
+    return added;
+  }
+
+  /** reset drops the loaded timeline (after a gap in /sync). */
+  reset() {
+    this.timeline = [];
+    this.byId.clear();
+    this.lastOwn.clear();
+    this.reachedStart = false;
+  }
+
+  /**
+   * hasRead reports whether user has read ev: they sent it or something
+   * later, or their read receipt is at or after it. A receipt for an event
+   * that is not loaded is compared by time.
+   */
+  hasRead(user, ev) {
+    if (ev.sender === user) return true;
+    const own = this.lastOwn.get(user);
+    if (own !== undefined && own >= ev.ord) return true;
+    const r = this.receipts.get(user);
+    if (!r) return false;
+    const at = this.byId.get(r.eventId);
+    if (at) return at.ord >= ev.ord;
+    return r.ts >= ev.origin_server_ts;
+  }
+
+  /**
+   * unreadBy counts the members (joined or invited) who have not read ev:
+   * the number KakaoTalk users expect next to each message.
+   */
+  unreadBy(ev) {
+    let n = 0;
+    for (const u of this.activeMembers()) if (!this.hasRead(u, ev)) n++;
+    return n;
+  }
+
+  /** latestFromOthers is the newest loaded event someone else sent. */
+  latestFromOthers(me) {
+    for (let i = this.timeline.length - 1; i >= 0; i--) {
+      if (this.timeline[i].sender !== me) return this.timeline[i];
+    }
+    return null;
+  }
+}
+
+/** Model holds every room; apply() takes a /sync response. */
+export class Model {
+  constructor(me) {
+    this.me = me;
+    /** rooms: roomId -> Room (joined and invited). */
+    this.rooms = new Map();
+  }
+
+  room(id) {
+    let r = this.rooms.get(id);
+    if (!r) {
+      r = new Room(id, this.me);
+      this.rooms.set(id, r);
+    }
+    return r;
+  }
+
+  /**
+   * apply merges a /sync response. It returns {rooms: Set of changed room
+   * IDs, incoming: [{room, ev}] new messages from others, invites: [room]}.
+   */
+  apply(res, initial) {
+    const changed = new Set();
+    const incoming = [];
+    const invites = [];
+    const rooms = res.rooms || {};
+    for (const [id, jr] of Object.entries(rooms.join || {})) {
+      const r = this.room(id);
+      r.membership = 'join';
+      changed.add(id);
+      for (const ev of (jr.state && jr.state.events) || []) r.applyState(ev);
+      const tl = jr.timeline || {};
+      if (tl.limited && !initial) r.reset();
+      // Whether older history exists is learnt from /messages (see app.js).
+      if (r.prevBatch === undefined || tl.limited) r.prevBatch = tl.prev_batch;
+      for (const ev of tl.events || []) {
+        if (ev.state_key !== undefined) r.applyState(ev);
+      }
+      const added = r.add(tl.events || []);
+      if (!initial) {
+        for (const ev of added) if (ev.sender !== this.me && ev.type === 'm.room.message') incoming.push({ room: r, ev });
+      }
+      for (const ev of (jr.ephemeral && jr.ephemeral.events) || []) {
+        if (ev.type === 'm.typing') r.typing = (ev.content && ev.content.user_ids) || [];
+        if (ev.type === 'm.receipt') {
+          for (const [eventId, byType] of Object.entries(ev.content || {})) {
+            for (const [user, rc] of Object.entries((byType && byType['m.read']) || {})) {
+              const old = r.receipts.get(user);
+              const ts = (rc && rc.ts) || 0;
+              if (!old || ts >= old.ts) r.receipts.set(user, { eventId, ts });
+            }
+          }
+        }
+      }
+      if (jr.unread_notifications) r.unread = jr.unread_notifications.notification_count || 0;
+      if (jr.summary) r.summary = jr.summary;
+    }
+    for (const [id, ir] of Object.entries(rooms.invite || {})) {
+      const r = this.room(id);
+      const wasInvite = r.membership === 'invite';
+      r.membership = 'invite';
+      changed.add(id);
+      for (const ev of (ir.invite_state && ir.invite_state.events) || []) {
+        r.applyState(ev);
+        if (ev.type === 'm.room.member' && ev.state_key === this.me) {
+          r.inviter = ev.sender;
+          r.inviteDirect = !!(ev.content && ev.content.is_direct);
+        }
+      }
+      if (!wasInvite) invites.push(r);
+    }
+    for (const id of Object.keys(rooms.leave || {})) {
+      if (this.rooms.delete(id)) changed.add(id);
+    }
+    return { rooms: changed, incoming, invites };
+  }
+
+  /** sorted returns invites first, then rooms by their latest message. */
+  sorted() {
+    return [...this.rooms.values()].sort((a, b) => {
+      if ((a.membership === 'invite') !== (b.membership === 'invite')) return a.membership === 'invite' ? -1 : 1;
+      return b.lastTs() - a.lastTs() || a.id.localeCompare(b.id);
+    });
+  }
+
+  /** directWith finds an existing 1:1 room with user. */
+  directWith(user) {
+    for (const r of this.rooms.values()) {
+      if (r.membership === 'join' && r.isDirect(this.me) && r.activeMembers().includes(user)) return r;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,175 @@
+// The outbox: messages typed but not yet acknowledged by a data center.
+//
+// Each message gets its transaction ID once, when it is typed, and is
+// persisted with it before the first attempt. It is sent with PUT
+// /rooms/{room}/send/m.room.message/{txnId}, retried (with failover) until a
+// data center acknowledges it; planb returns the original event for a
+// repeated txnId, in any data center, so a message is stored exactly once
+// however many attempts it takes. Messages leave the outbox when /sync
+// brings their event back.
+//
+// Items: {txnId, roomId, kind: "text"|"image", content, ts, state, eventId,
+// error, name, mimetype, size, w, h}. state: pending | sending | sent |
+// failed. Image files live only in memory until uploaded.
+import { loadOutbox, saveOutbox } from './store.js';
+import { describeError, randomId, sleep } from './util.js';
+import { t } from './i18n.js';
+
+/** newTxnId returns a transaction ID unique to this browser. */
+export function newTxnId() {
+  return 'pbw' + Date.now().toString(36) + randomId(10);
+}
+
+export class Outbox extends EventTarget {
+  constructor(api, userId) {
+    super();
+    this.api = api;
+    this.userId = userId;
+    /** files: txnId -> File (not persisted). */
+    this.files = new Map();
+    /** previews: txnId -> object URL of the file. */
+    this.previews = new Map();
+    this.items = loadOutbox(userId).map((it) => {
+      if (it.state === 'sending') it.state = 'pending'; // resend with the same txnId
+      if (it.kind === 'image' && !it.content && it.state !== 'sent') {
+        it.state = 'failed';
+        it.error = t('imageLost');
+      }
+      return it;
+    });
+    this.kickResolve = null;
+  }
+
+  changed() {
+    const ok = saveOutbox(this.userId, this.items.map(({ ...it }) => it));
+    if (!ok) console.warn('planb: the outbox could not be saved to localStorage');
+    this.dispatchEvent(new CustomEvent('change'));
+  }
+
+  kick() {
+    if (this.kickResolve) {
+      this.kickResolve();
+      this.kickResolve = null;
+    }
+  }
+
+  /** addText queues a text message and returns its item. */
+  addText(roomId, body) {
+    const it = { txnId: newTxnId(), roomId, kind: 'text', content: { msgtype: 'm.text', body }, ts: Date.now(), state: 'pending' };
+    this.items.push(it);
+    this.changed();
+    this.kick();
+    return it;
+  }
+
+  /** addImage queues an image: it is uploaded, then sent as m.image. */
+  async addImage(roomId, file) {
+    let w, h;
+    try {
+      const bmp = await createImageBitmap(file);
+      w = bmp.width;
+      h = bmp.height;
+      bmp.close();
+    } catch {
+      // not decodable here; send without dimensions
+    }
+    const it = {
+      txnId: newTxnId(), roomId, kind: 'image', content: null, ts: Date.now(), state: 'pending',
+      name: file.name || 'image', mimetype: file.type, size: file.size, w, h,
+    };
+    this.files.set(it.txnId, file);
+    this.previews.set(it.txnId, URL.createObjectURL(file));
+    this.items.push(it);
+    this.changed();
+    this.kick();
+    return it;
+  }
+
+  /** forRoom returns the items of roomId still to show as local echoes. */
+  forRoom(roomId) {
+    return this.items.filter((it) => it.roomId === roomId);
+  }
+
+  /** pendingCount counts items not yet acknowledged. */
+  pendingCount() {
+    return this.items.filter((it) => it.state !== 'sent').length;
+  }
+
+  /**
+   * settle removes the items whose event /sync has delivered: has(eventId)
+   * and txnSeen(txnId) ask the room model.
+   */
+  settle(has, txnSeen) {
+    const before = this.items.length;
+    this.items = this.items.filter((it) => {
+      const done = (it.eventId && has(it.roomId, it.eventId)) || txnSeen(it.roomId, it.txnId);
+      if (done) this.forget(it.txnId);
+      return !done;
+    });
+    if (this.items.length !== before) this.changed();
+  }
+
+  forget(txnId) {
+    this.files.delete(txnId);
+    const url = this.previews.get(txnId);
+    if (url) setTimeout(() => URL.revokeObjectURL(url), 60000); // the echo may still show it
+    this.previews.delete(txnId);
+  }
+
+  retry(txnId) {
+    const it = this.items.find((i) => i.txnId === txnId);
+    if (!it || it.state !== 'failed') return;
+    if (it.kind === 'image' && !it.content && !this.files.has(txnId)) return;
+    it.state = 'pending';
+    it.error = undefined;
+    this.changed();
+    this.kick();
+  }
+
+  discard(txnId) {
+    this.items = this.items.filter((i) => i.txnId !== txnId || i.state === 'sent');
+    this.forget(txnId);
+    this.changed();
+  }
+
+  /** run sends queued items in order until signal aborts. */
+  async run(signal) {
+    while (!signal.aborted) {
+      const it = this.items.find((i) => i.state === 'pending');
+      if (!it) {
+        await new Promise((resolve) => {
+          this.kickResolve = resolve;
+          signal.addEventListener('abort', resolve, { once: true });
+        });
+        continue;
+      }
+      it.state = 'sending';
+      this.changed();
+      try {
+        if (it.kind === 'image' && !it.content) {
+          const file = this.files.get(it.txnId);
+          if (!file) throw new Error(t('imageLost'));
+          const uri = await this.api.upload(file, signal);
+          const info = { mimetype: it.mimetype, size: it.size };
+          if (it.w && it.h) Object.assign(info, { w: it.w, h: it.h });
+          it.content = { msgtype: 'm.image', body: it.name, url: uri, info };
+          this.changed(); // the upload is done: a reload resends only the event
+        }
+        const res = await this.api.sendMessage(it.roomId, it.txnId, it.content, signal);
+        it.eventId = res.event_id;
+        if (it.state === 'sending') it.state = 'sent';
+        if (this.items.includes(it)) this.changed();
+      } catch (e) {
+        if (signal.aborted) return;
+        if (e && e.errcode === 'M_LIMIT_EXCEEDED') {
+          it.state = 'pending';
+          await sleep(e.retryAfterMs || 1000, signal).catch(() => {});
+          continue;
+        }
+        it.state = 'failed';
+        it.error = describeError(e);
+        if (this.items.includes(it)) this.changed();
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+// Small DOM and error helpers shared by the views.
+import { t } from './i18n.js';
+
+/**
+ * h creates an element. attrs: class, text, dataset, on<event> listeners,
+ * true for boolean attributes, anything else as an attribute. Children are
+ * nodes or strings (always text, never HTML).
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+/**
+ * reconcile makes container's children follow items, in order, reusing the
+ * element of every key that is already there: items are
+ * {key, create() -> Element, update?(el)}. Reusing elements keeps focus,
+ * scroll anchors and loaded images, and lets screen readers hear only what
+ * is new.
+ */
+export function reconcile(container, items) {
+  const old = new Map();
+  for (const el of container.children) {
+    if (el.dataset.key) old.set(el.dataset.key, el);
+  }
+  let at = container.firstElementChild;
+  const keep = new Set();
+  for (const it of items) {
+    let el = old.get(it.key);
+    if (!el) {
+      el = it.create();
+      el.dataset.key = it.key;
+    }
+    if (it.update) it.update(el);
+    keep.add(el);
+    if (el !== at) container.insertBefore(el, at);
+    else at = at.nextElementSibling;
+  }
+  for (const el of [...container.children]) {
+    if (!keep.has(el)) el.remove();
+  }
+}
+
+/** sleep waits ms, or rejects when signal aborts. */
+export function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const id = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(id);
+      reject(signal.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** randomId returns n random characters of [a-z0-9]. */
+export function randomId(n = 12) {
+  const a = new Uint8Array(n);
+  crypto.getRandomValues(a);
+  return [...a].map((b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
+}
+
+/**
+ * describeError turns an error of api.js into a sentence for the user;
+ * ctx says what was being done ("login", "register", "invite") so that the
+ * same error code can read right in each place.
+ */
+export function describeError(err, ctx = '', vars = {}) {
+  if (!err) return '';
+  if (err.name === 'UnreachableError') return err.outcomeUnknown ? t('errOutcomeUnknown') : t('errUnreachable');
+  const code = err.errcode;
+  switch (code) {
+    case 'M_FORBIDDEN':
+      if (ctx === 'login') return t('errWrongPassword');
+      if (ctx === 'register') return t('errRegistrationDisabled');
+      return t('errForbidden', { msg: err.message });
+    case 'M_USER_IN_USE':
+      return t('errUserTaken');
+    case 'M_INVALID_USERNAME':
+      return t('errBadUsername');
+    case 'M_LIMIT_EXCEEDED':
+      return err.retryAfterMs ? t('errRateLimited', { s: Math.ceil(err.retryAfterMs / 1000) }) : t('errRateLimitedShort');
+    case 'M_UNAVAILABLE':
+      return t('errUnavailable');
+    case 'M_UNKNOWN_TOKEN':
+      return t('errSessionExpired');
+    case 'M_TOO_LARGE':
+      return t('errTooLarge');
+    case 'M_NOT_FOUND':
+      if (ctx === 'invite' && vars.user) return t('errNoSuchUser', { user: vars.user });
+      break;
+  }
+  if (code) return t('errGeneric', { msg: err.message, code });
+  return String(err.message || err);
+}
+
+/** localpart returns "bob" of "@bob:server". */
+export function localpart(userId) {
+  const m = /^@([^:]+)/.exec(userId || '');
+  return m ? m[1] : userId;
+}
+
+/** serverOf returns "server" of "@bob:server". */
+export function serverOf(userId) {
+  const i = (userId || '').indexOf(':');
+  return i < 0 ? '' : userId.slice(i + 1);
+}
+
+/**
+ * normalizeUserId turns what a person typed ("bob", "@bob",
+ * "@bob:example.org") into a full user ID on myServer by default.
+ */
+export function normalizeUserId(input, myServer) {
+  let s = String(input || '').trim();
+  if (!s) return '';
+  if (!s.startsWith('@')) s = '@' + s;
+  if (!s.includes(':')) s += ':' + myServer;
+  return s.toLowerCase();
+}
