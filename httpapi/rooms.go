@@ -313,8 +313,12 @@ func (a *API) routesRoomRead() {
 	})
 }
 
-func (a *API) routesRoomWrite() {
-	a.handle("PUT "+v3+"/rooms/{roomId}/send/{eventType}/{txnId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+// eventWriter writes one event from a JSON object body and returns its ID.
+type eventWriter func(r *http.Request, s homeserver.Session, roomID string, body json.RawMessage) (string, error)
+
+// writeEvent serves the endpoints that write one event: {"event_id": ...}.
+func (a *API) writeEvent(write eventWriter) func(http.ResponseWriter, *http.Request, homeserver.Session) {
+	return func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		id, err := roomID(r)
 		if err != nil {
 			writeError(w, a.log, err)
@@ -325,51 +329,29 @@ func (a *API) routesRoomWrite() {
 			writeError(w, a.log, err)
 			return
 		}
-		evID, err := a.hs.SendEvent(r.Context(), s, id, r.PathValue("eventType"), r.PathValue("txnId"), body)
-		if err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		writeJSON(w, 200, map[string]string{"event_id": evID})
-	})
-	putState := func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
-		id, err := roomID(r)
-		if err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		body, err := readObject(r)
-		if err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		evID, err := a.hs.SetState(r.Context(), s, id, r.PathValue("eventType"), r.PathValue("stateKey"), body)
+		evID, err := write(r, s, id, body)
 		if err != nil {
 			writeError(w, a.log, err)
 			return
 		}
 		writeJSON(w, 200, map[string]string{"event_id": evID})
 	}
+}
+
+func (a *API) routesRoomWrite() {
+	a.handle("PUT "+v3+"/rooms/{roomId}/send/{eventType}/{txnId}", a.writeEvent(
+		func(r *http.Request, s homeserver.Session, room string, body json.RawMessage) (string, error) {
+			return a.hs.SendEvent(r.Context(), s, room, r.PathValue("eventType"), r.PathValue("txnId"), body)
+		}))
+	putState := a.writeEvent(func(r *http.Request, s homeserver.Session, room string, body json.RawMessage) (string, error) {
+		return a.hs.SetState(r.Context(), s, room, r.PathValue("eventType"), r.PathValue("stateKey"), body)
+	})
 	a.handle("PUT "+v3+"/rooms/{roomId}/state/{eventType}", putState)
 	a.handle("PUT "+v3+"/rooms/{roomId}/state/{eventType}/{stateKey...}", putState)
-	a.handle("PUT "+v3+"/rooms/{roomId}/redact/{eventId}/{txnId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
-		id, err := roomID(r)
-		if err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		body, err := readObject(r)
-		if err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		evID, err := a.hs.Redact(r.Context(), s, id, r.PathValue("eventId"), r.PathValue("txnId"), body)
-		if err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		writeJSON(w, 200, map[string]string{"event_id": evID})
-	})
+	a.handle("PUT "+v3+"/rooms/{roomId}/redact/{eventId}/{txnId}", a.writeEvent(
+		func(r *http.Request, s homeserver.Session, room string, body json.RawMessage) (string, error) {
+			return a.hs.Redact(r.Context(), s, room, r.PathValue("eventId"), r.PathValue("txnId"), body)
+		}))
 }
 
 // readObject reads a JSON object body.
