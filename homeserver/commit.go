@@ -50,8 +50,10 @@ type roomQueue struct {
 	draining bool
 }
 
-// writers is the set of room queues. Lock rule: mu guards queues; a
-// queue's own mu guards its fields; never hold both.
+// writers is the set of room queues. Lock rules: mu guards queues; a
+// queue's own mu guards its fields; when both are needed, mu is taken
+// first (commit and drain do, so a queue is never dropped while a write is
+// being added to it).
 type writers struct {
 	mu     sync.Mutex
 	queues map[string]*roomQueue
