@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +81,10 @@ func setup(t *testing.T, c *cluster, nUsers, nRooms int) *world {
 // writes from clients at every data center.
 func (w *world) start(ctx context.Context, interval time.Duration) *load {
 	l := &load{errs: map[string]int{}}
+	// Tags are txnIds: they must be new for every load, or a second load
+	// would only replay the first one's transactions (answered from the
+	// log without writing anything).
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	for ci, cli := range w.clients {
 		for ri, room := range w.rooms {
 			l.wg.Add(1)
@@ -88,7 +93,7 @@ func (w *world) start(ctx context.Context, interval time.Duration) *load {
 				tick := time.NewTicker(interval)
 				defer tick.Stop()
 				for n := 0; ctx.Err() == nil; n++ {
-					tag := fmt.Sprintf("c%d-r%d-m%d", ci, ri, n)
+					tag := fmt.Sprintf("%s-c%d-r%d-m%d", run, ci, ri, n)
 					sctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 					resp, err := cli.SendMessageEvent(sctx, room, event.EventMessage,
 						map[string]any{"msgtype": "m.text", "body": "load " + tag, "tag": tag},

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -46,6 +48,7 @@ func TestRTOSeries(t *testing.T) {
 		lctx, stop := context.WithCancel(context.Background())
 		l := w.start(lctx, 500*time.Millisecond)
 		waitAcks(t, l, 150, "load before the loss")
+		led := c.ledPartitions(victim)
 		killAt := time.Now()
 		c.signal(victim, syscall.SIGKILL)
 		waitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
@@ -82,8 +85,17 @@ func TestRTOSeries(t *testing.T) {
 		for _, d := range g {
 			worst = max(worst, d)
 		}
-		t.Logf("kill %d (%s): longest per-room gap %v; rooms without interruption %d/%d; client errors %v",
-			k+1, victim, worst.Round(time.Millisecond), countBelow(g, time.Second), len(g), errs)
+		var ledWorst time.Duration
+		ledRooms := 0
+		for room, d := range g {
+			if led[partitionOf(room)] {
+				ledRooms++
+				ledWorst = max(ledWorst, d)
+			}
+		}
+		t.Logf("kill %d (%s, leading partitions %v): longest per-room gap %v (in its %d rooms: %v); rooms without interruption %d/%d; client errors %v",
+			k+1, victim, sortedKeys(led), worst.Round(time.Millisecond), ledRooms, ledWorst.Round(time.Millisecond),
+			countBelow(g, time.Second), len(g), errs)
 		survivors := []string{}
 		for _, n := range c.names() {
 			if n != victim {
@@ -112,4 +124,50 @@ func countBelow(g map[id.RoomID]time.Duration, d time.Duration) int {
 		}
 	}
 	return n
+}
+
+func sortedKeys(m map[int]bool) []int {
+	var out []int
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ledPartitions returns the event partitions whose stream leader is in dc,
+// from the admin status of another data center.
+func (c *cluster) ledPartitions(dc string) map[int]bool {
+	c.t.Helper()
+	var other string
+	for _, n := range c.names() {
+		if n != dc {
+			other = n
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, c.dc(other).URL+"/_planb/admin/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+c.file.AdminToken)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		c.t.Fatalf("admin status: %v", err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Streams []struct {
+			Name     string `json:"name"`
+			LeaderDC string `json:"leader_datacenter"`
+			Leader   string `json:"leader"`
+		} `json:"streams"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		c.t.Fatalf("admin status: %v", err)
+	}
+	out := map[int]bool{}
+	for _, s := range st.Streams {
+		var p int
+		if _, err := fmt.Sscanf(s.Name, "EVENTS_%d", &p); err == nil && (s.LeaderDC == dc || s.Leader == dc) {
+			out[p] = true
+		}
+	}
+	return out
 }
