@@ -113,8 +113,7 @@ type Model struct {
 	events     map[string]*Entry
 	users      map[string]*User
 	txns       map[string]*Entry
-	aliases    map[string]string // not used for decisions; aliases live in KV
-	progress   chan struct{}     // closed and replaced on every applied change
+	progress   chan struct{} // closed and replaced on every applied change
 }
 
 // New returns an empty model for a log of the given number of partitions;
