@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/planb-chat/planb/drill"
 )
 
 func urlParse(s string) (*url.URL, error) { return url.Parse(s) }
@@ -246,30 +247,20 @@ func idStrings(ids []id.EventID) []string {
 }
 
 // gaps returns, for each room, the longest time between consecutive
-// acknowledged writes within [from, to].
+// acknowledged writes within [from, to] (package drill measures it).
 func gaps(acks []ack, rooms []id.RoomID, from, to time.Time) map[id.RoomID]time.Duration {
-	by := map[id.RoomID][]time.Time{}
-	for _, a := range acks {
-		by[a.room] = append(by[a.room], a.at)
+	da := make([]drill.Ack, len(acks))
+	for i, a := range acks {
+		da[i] = drill.Ack{Room: string(a.room), Tag: a.tag, EventID: string(a.eventID), At: a.at}
 	}
+	names := make([]string, len(rooms))
+	for i, r := range rooms {
+		names[i] = string(r)
+	}
+	rec := drill.Measure(da, names, func(r string) int { return partitionOf(id.RoomID(r)) }, from, to, time.Second)
 	out := map[id.RoomID]time.Duration{}
-	for _, r := range rooms {
-		ts := by[r]
-		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
-		prev := from
-		var longest time.Duration
-		for _, at := range ts {
-			if at.Before(from) {
-				continue
-			}
-			if at.After(to) {
-				break
-			}
-			longest = max(longest, at.Sub(prev))
-			prev = at
-		}
-		longest = max(longest, to.Sub(prev))
-		out[r] = longest
+	for _, g := range rec.Rooms {
+		out[id.RoomID(g.Key)] = g.Longest
 	}
 	return out
 }
