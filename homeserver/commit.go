@@ -29,6 +29,10 @@ const (
 	// readOwnWriteWait bounds how long an acknowledged write waits for
 	// this node's read model to apply it.
 	readOwnWriteWait = time.Second
+	// appendAttempt bounds one append; a write retries until its deadline.
+	appendAttempt = 2 * time.Second
+	// appendRetryPause spaces retries while a partition elects a leader.
+	appendRetryPause = 250 * time.Millisecond
 )
 
 // writeReq is one client write waiting in its room's queue.
@@ -208,7 +212,22 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 			msgID = rec.Txns[0].Key
 		}
 		start := time.Now()
-		ack, err := s.engine.AppendRoom(ctx, roomID, data, expect, msgID)
+		// One attempt waits at most appendAttempt: a publish that reached a
+		// leader which then died gets no answer, and the new leader is
+		// elected within seconds. Retrying is safe: if the first attempt
+		// landed, the retry conflicts and catching up finds it.
+		actx, acancel := context.WithTimeout(ctx, appendAttempt)
+		ack, err := s.engine.AppendRoom(actx, roomID, data, expect, msgID)
+		acancel()
+		if err != nil && !errors.Is(err, planb.ErrConflict) && ctx.Err() == nil {
+			s.m.commitErrors.WithLabelValues("retry").Inc()
+			select {
+			case <-ctx.Done():
+			case <-time.After(appendRetryPause):
+			}
+			batch = s.rebatch(included, followers)
+			continue
+		}
 		if errors.Is(err, planb.ErrConflict) {
 			s.m.commitErrors.WithLabelValues("conflict").Inc()
 			if err := s.catchUpRoom(ctx, roomID); err != nil {

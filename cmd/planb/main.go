@@ -42,6 +42,8 @@ const usage = `planb — a Matrix homeserver that survives the loss of a data ce
 Usage:
   planb dev    [flags]   run a local cluster for development (open registration)
   planb serve  [flags]   run one node
+  planb drill  [flags]   break a dev cluster under load (dc-loss, dc-isolate) and
+                         report RTO, RPO, duplicates and catch-up
   planb admin  status|drain|undrain|rebalance [flags]
                          ask a node for the cluster's status, evacuate its data
                          center, or spread stream leaders evenly again
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		cmd = &adminCmd{stdout: stdout, action: args[1]}
 		args = append([]string{"admin " + args[1]}, args[2:]...)
+	case "drill":
+		cmd = &drillCmd{stdout: stdout, stderr: stderr}
 	case "dev":
 		cmd = &devCmd{stdout: stdout}
 	case "help", "-h", "--help":
