@@ -327,7 +327,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 }
 
 // rebalance spreads stream leaders evenly through the admin API and waits
-// until no node leads more than its fair share.
+// until no node leads more than one room-event partition more than another.
 func (c *cluster) rebalance() {
 	c.t.Helper()
 	post := func() (map[string]any, error) {
@@ -355,9 +355,10 @@ func (c *cluster) rebalance() {
 	for time.Now().Before(deadline) {
 		out, err := post()
 		if err == nil {
-			// leaders_before is the actual state when the call was made.
-			last = out["leaders_before"]
-			if counts, ok := out["leaders_before"].(map[string]any); ok && len(counts) >= 3 {
+			// event_leaders_before is the actual state of the room-event
+			// partitions when the call was made.
+			last = out["event_leaders_before"]
+			if counts, ok := out["event_leaders_before"].(map[string]any); ok && len(counts) >= 3 {
 				lo, hi := 1<<30, 0
 				for _, v := range counts {
 					n := int(v.(float64))

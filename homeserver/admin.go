@@ -168,21 +168,27 @@ type Move struct {
 type RebalanceReport struct {
 	LeadersBefore map[string]int `json:"leaders_before"`
 	LeadersAfter  map[string]int `json:"leaders_after"`
-	Moves         []Move         `json:"moves"`
+	// EventLeadersBefore/After count only the room-event partitions,
+	// which decide how many rooms one data-center loss interrupts.
+	EventLeadersBefore map[string]int `json:"event_leaders_before"`
+	EventLeadersAfter  map[string]int `json:"event_leaders_after"`
+	Moves              []Move         `json:"moves"`
 }
 
-// Rebalance spreads stream leaderships evenly over the nodes. After a data
-// center comes back from a loss it leads nothing, so the next loss of a
-// data center that leads many streams would stall many rooms at once;
+// Rebalance spreads stream leaderships evenly over the nodes, the
+// room-event partitions and the other streams each on their own. After a
+// data center comes back from a loss it leads nothing, so the next loss of
+// a data center that leads many partitions would stall many rooms at once;
 // rebalancing restores the blast radius of one loss to about 1/N of the
 // rooms.
 func (s *Service) Rebalance(ctx context.Context) (*RebalanceReport, error) {
 	type streamInfo struct {
-		name, leader string
-		peers        []string // current followers
+		name, leader, class string
+		peers               []string // current followers
 	}
 	var streams []streamInfo
-	count := map[string]int{}
+	count := map[string]map[string]int{"events": {}, "other": {}}
+	nodes := map[string]bool{}
 	for _, name := range s.engine.StreamNames() {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		ci, err := s.engine.StreamCluster(cctx, name)
@@ -190,47 +196,67 @@ func (s *Service) Rebalance(ctx context.Context) (*RebalanceReport, error) {
 		if err != nil || ci.Leader == "" {
 			continue
 		}
-		si := streamInfo{name: name, leader: ci.Leader}
-		count[ci.Leader] += 0
+		si := streamInfo{name: name, leader: ci.Leader, class: "other"}
+		if strings.HasPrefix(name, "EVENTS_") {
+			si.class = "events"
+		}
+		nodes[ci.Leader] = true
 		for _, r := range ci.Replicas {
-			count[r.Name] += 0
+			nodes[r.Name] = true
 			if r.Current && !r.Offline {
 				si.peers = append(si.peers, r.Name)
 			}
 		}
-		count[ci.Leader]++
+		count[si.class][ci.Leader]++
 		streams = append(streams, si)
 	}
-	rep := &RebalanceReport{LeadersBefore: copyCounts(count)}
-	if len(count) < 2 {
-		rep.LeadersAfter = copyCounts(count)
-		return rep, nil
-	}
-	fair := (len(streams) + len(count) - 1) / len(count)
-	for _, st := range streams {
-		if count[st.leader] <= fair {
-			continue
+	for _, c := range count {
+		for n := range nodes {
+			c[n] += 0
 		}
-		to := ""
-		for _, p := range st.peers {
-			if count[p] < fair && (to == "" || count[p] < count[to]) {
-				to = p
+	}
+	total := func() map[string]int {
+		out := map[string]int{}
+		for _, c := range count {
+			for n, v := range c {
+				out[n] += v
 			}
 		}
-		if to == "" {
-			continue
-		}
-		m := Move{Stream: st.name, From: st.leader, To: to}
-		if err := s.engine.StepDownTo(ctx, st.name, to); err != nil {
-			m.Error = err.Error()
-		} else {
-			count[st.leader]--
-			count[to]++
-		}
-		rep.Moves = append(rep.Moves, m)
+		return out
 	}
-	rep.LeadersAfter = copyCounts(count)
-	s.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "after", rep.LeadersAfter)
+	rep := &RebalanceReport{LeadersBefore: total(), EventLeadersBefore: copyCounts(count["events"])}
+	if len(nodes) >= 2 {
+		perClass := map[string]int{}
+		for _, st := range streams {
+			perClass[st.class]++
+		}
+		for _, st := range streams {
+			c := count[st.class]
+			fair := (perClass[st.class] + len(nodes) - 1) / len(nodes)
+			if c[st.leader] <= fair {
+				continue
+			}
+			to := ""
+			for _, p := range st.peers {
+				if c[p] < fair && (to == "" || c[p] < c[to]) {
+					to = p
+				}
+			}
+			if to == "" {
+				continue
+			}
+			m := Move{Stream: st.name, From: st.leader, To: to}
+			if err := s.engine.StepDownTo(ctx, st.name, to); err != nil {
+				m.Error = err.Error()
+			} else {
+				c[st.leader]--
+				c[to]++
+			}
+			rep.Moves = append(rep.Moves, m)
+		}
+	}
+	rep.LeadersAfter, rep.EventLeadersAfter = total(), copyCounts(count["events"])
+	s.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "event_leaders", rep.EventLeadersAfter)
 	return rep, nil
 }
 
