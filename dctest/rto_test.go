@@ -2,8 +2,6 @@ package dctest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,13 +13,14 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/planb-chat/planb/jetstream"
 )
 
-// partitionOf mirrors the engine's placement of rooms (SHA-256 of the room
-// ID modulo the partition count; 8 is the default).
+// partitionOf places a room as the engine does (the dev cluster runs the
+// default partition count).
 func partitionOf(room id.RoomID) int {
-	h := sha256.Sum256([]byte(room))
-	return int(binary.BigEndian.Uint32(h[:4]) % 8)
+	return jetstream.PartitionOf(string(room), jetstream.DefaultPartitions)
 }
 
 // TestRTOSeries measures recovery over many data-center losses: each round

@@ -2,8 +2,6 @@ package drill
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/planb-chat/planb/devcluster"
+	"github.com/planb-chat/planb/jetstream"
 )
 
 // Scenarios the drill can run on a dev cluster (it has the process ids and
@@ -98,10 +97,7 @@ type Report struct {
 	Failures       []string        `json:"failures,omitempty"`
 }
 
-func (c *Config) partitionOf(room string) int {
-	h := sha256.Sum256([]byte(room))
-	return int(binary.BigEndian.Uint32(h[:4]) % uint32(c.Partitions))
-}
+func (c *Config) partitionOf(room string) int { return jetstream.PartitionOf(room, c.Partitions) }
 
 // Run performs the drill and returns its report. Pass is false when any
 // acknowledged write was lost or duplicated, or recovery took longer than

@@ -65,14 +65,13 @@ type Config struct {
 // Engine is a running JetStream engine. Its methods are safe for concurrent
 // use.
 type Engine struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *server.Server // nil with an external cluster
-	nc     *nats.Conn
-	js     natsjs.JetStream
-	kv     map[string]natsjs.KeyValue // fixed after Start
-	media  natsjs.ObjectStore
-	events []natsjs.Stream // index = partition
+	cfg   Config
+	log   *slog.Logger
+	srv   *server.Server // nil with an external cluster
+	nc    *nats.Conn
+	js    natsjs.JetStream
+	kv    map[string]natsjs.KeyValue // fixed after Start
+	media natsjs.ObjectStore
 }
 
 // Start starts the embedded server (or connects to ExternalURLs), waits
@@ -227,12 +226,6 @@ func (e *Engine) Close() {
 
 // Conn returns the engine's NATS connection (for core pub/sub such as typing).
 func (e *Engine) Conn() *nats.Conn { return e.nc }
-
-// JetStream returns the JetStream API handle.
-func (e *Engine) JetStream() natsjs.JetStream { return e.js }
-
-// Server returns the embedded server, or nil when the engine is external.
-func (e *Engine) Server() *server.Server { return e.srv }
 
 // Partitions returns the number of room-event partitions.
 func (e *Engine) Partitions() int { return e.cfg.Partitions }

@@ -88,15 +88,11 @@ func (e *Engine) reconcile(ctx context.Context) error {
 		mu sync.Mutex // guards e.kv while the group runs
 		g  errgroup.Group
 	)
-	e.events = make([]natsjs.Stream, e.cfg.Partitions)
 	for p := 0; p < e.cfg.Partitions; p++ {
 		cfg := e.eventStreamConfig(p)
 		g.Go(func() error {
 			return retry(ctx, e.log, "stream "+cfg.Name, func(ctx context.Context) error {
-				s, err := e.js.CreateOrUpdateStream(ctx, cfg)
-				if err == nil {
-					e.events[p] = s
-				}
+				_, err := e.js.CreateOrUpdateStream(ctx, cfg)
 				return err
 			})
 		})

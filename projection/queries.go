@@ -177,12 +177,6 @@ type RoomView struct {
 	room *Room
 }
 
-// ID returns the room ID.
-func (v RoomView) ID() string { return v.room.ID }
-
-// Version returns the room version.
-func (v RoomView) Version() string { return v.room.Version }
-
 // State returns the room's current state.
 func (v RoomView) State() planb.StateReader { return v.room.State }
 
@@ -195,9 +189,6 @@ func (v RoomView) Depth() int64 { return int64(len(v.room.Timeline)) }
 // LastEventID returns the ID of the room's latest event.
 func (v RoomView) LastEventID() string { return v.room.Timeline[len(v.room.Timeline)-1].Event.EventID }
 
-// Membership returns user's current membership ("" for none).
-func (v RoomView) Membership(user string) string { return v.room.membership(user) }
-
 // Event returns an event of this room by ID, or nil.
 func (v RoomView) Event(id string) *planb.Event {
 	if e := v.m.events[id]; e != nil && e.Room == v.room {
@@ -205,9 +196,6 @@ func (v RoomView) Event(id string) *planb.Event {
 	}
 	return nil
 }
-
-// Partition returns the room's partition.
-func (v RoomView) Partition() int { return v.room.Partition }
 
 // WithRoom calls fn with a view of the room under the model's read lock.
 // fn must not call other Model methods. Returns planb.ErrNotFound when the
@@ -264,22 +252,6 @@ func (m *Model) JoinedRooms(user string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// SharesRoom reports whether users a and b are both joined to some room.
-func (m *Model) SharesRoom(a, b string) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	ua := m.users[a]
-	if ua == nil {
-		return false
-	}
-	for _, r := range ua.rooms {
-		if r.membership(a) == planb.MembershipJoin && r.membership(b) == planb.MembershipJoin {
-			return true
-		}
-	}
-	return false
 }
 
 // AccountData returns user's account data of type dtype (roomID "" for
