@@ -222,10 +222,20 @@ func (e *Engine) Follow(ctx context.Context, stream string, from uint64, fn func
 		return fmt.Errorf("subscribe to commit hints of %s: %w", stream, err)
 	}
 	defer hsub.Unsubscribe()
+	// One reply subscription for the follower's whole life: subscribing per
+	// request would announce a new interest to every other node, several
+	// times a second per stream.
+	replies := make(chan *nats.Msg, 1024)
+	inbox := e.nc.NewInbox()
+	rsub, err := e.nc.ChanSubscribe(inbox+".*", replies)
+	if err != nil {
+		return fmt.Errorf("subscribe to direct-get replies of %s: %w", stream, err)
+	}
+	defer rsub.Unsubscribe()
 	var want uint64 // highest committed sequence we were told of
 	backoff := time.Millisecond
-	for {
-		n, err := e.directBatch(ctx, stream, &from, fn)
+	for req := uint64(1); ; req++ {
+		n, err := e.directBatch(ctx, stream, &from, inbox+"."+strconv.FormatUint(req, 10), replies, fn)
 		var fnErr handlerError
 		if errors.As(err, &fnErr) {
 			return fnErr.err
@@ -276,18 +286,12 @@ type handlerError struct{ err error }
 
 func (h handlerError) Error() string { return h.err.Error() }
 
-// directBatch fetches up to one batch from *from on and hands it to fn. It
-// returns how many messages it delivered.
-func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, fn func(RawMsg) error) (int, error) {
-	inbox := e.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 512)
-	sub, err := e.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return 0, fmt.Errorf("subscribe: %w", err)
-	}
-	defer sub.Unsubscribe()
+// directBatch fetches up to one batch from *from on, with replies to reply
+// (which ch receives, among late replies to earlier requests), and hands
+// it to fn. It returns how many messages it delivered.
+func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, reply string, ch <-chan *nats.Msg, fn func(RawMsg) error) (int, error) {
 	req, _ := json.Marshal(map[string]any{"seq": *from, "batch": 512, "max_bytes": 4 << 20})
-	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, reply, req); err != nil {
 		return 0, fmt.Errorf("request: %w", err)
 	}
 	n := 0
@@ -300,6 +304,9 @@ func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, f
 		case <-timeout.C:
 			return n, errors.New("direct get timed out")
 		case m := <-ch:
+			if m.Subject != reply {
+				continue // a late reply to an earlier, abandoned request
+			}
 			if status := m.Header.Get("Status"); status != "" {
 				switch status {
 				case "204", "404": // end of batch / nothing at or after from
