@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -223,4 +224,44 @@ func startProcess(dc DataCenter, tied bool) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start %s: %w", dc.Args[0], err)
 	}
 	return cmd, nil
+}
+
+// SignalDataCenter sends sig to the recorded process of data center name,
+// after checking that the pid still runs that data center's command (so a
+// pid the kernel has since reused is never signalled).
+func SignalDataCenter(file *ClusterFile, name string, sig syscall.Signal) error {
+	dc, ok := file.DataCenter(name)
+	if !ok {
+		return fmt.Errorf("signal %s: no such data center in %s", name, file.Path)
+	}
+	if dc.PID <= 0 || !processAlive(dc.PID) || !isOurProcess(dc.PID, dc.Args) {
+		return fmt.Errorf("signal %s: its process (pid %d) is not running", name, dc.PID)
+	}
+	if err := syscall.Kill(dc.PID, sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d) with %v: %w", name, dc.PID, sig, err)
+	}
+	return nil
+}
+
+// StopDataCenter stops data center name gracefully: SIGTERM (the node hands
+// its stream leaderships over and drains its connections), then waits until
+// the process has exited, SIGKILLing it after grace.
+func StopDataCenter(ctx context.Context, file *ClusterFile, name string, grace time.Duration) error {
+	if err := SignalDataCenter(file, name, syscall.SIGTERM); err != nil {
+		return err
+	}
+	dc, _ := file.DataCenter(name)
+	deadline := time.Now().Add(grace)
+	for processAlive(dc.PID) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(dc.PID, syscall.SIGKILL)
+			deadline = time.Now().Add(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stop %s: %w", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
 }

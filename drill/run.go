@@ -5,32 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"os"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
-	toxiclient "github.com/Shopify/toxiproxy/v2/client"
-
-	"github.com/planb-chat/planb/devcluster"
+	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
-)
-
-// Scenarios the drill can run on a dev cluster (it has the process ids and
-// the fault-injection links).
-const (
-	ScenarioDCLoss    = "dc-loss"    // SIGKILL the data center, later restart it
-	ScenarioDCIsolate = "dc-isolate" // cut every link of the data center, later heal
 )
 
 // Config configures one drill.
 type Config struct {
-	Cluster   *devcluster.ClusterFile
+	Cluster   Target
 	Scenario  string
 	Target    string        // data center to break; default: the second one
+	Peer      string        // slow-link: the other end of the link; default: the one after Target
+	Latency   time.Duration // slow-link: added latency each way
+	Jitter    time.Duration // slow-link: jitter of that latency
 	Users     int           // simulated users
 	Rooms     int           // rooms, every user in every room
+	Receivers int           // users that follow /sync to measure delivery latency (at most Users)
 	Interval  time.Duration // between sends of one user into one room
 	Before    time.Duration // load before the fault
 	During    time.Duration // how long the fault lasts
@@ -44,21 +39,37 @@ type Config struct {
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Cluster == nil || len(c.Cluster.DataCenters) < 3 {
-		errs = append(errs, errors.New("a cluster file with at least three data centers is required"))
+	if len(c.Cluster.DataCenters) < 3 {
+		errs = append(errs, errors.New("a cluster with at least three data centers is required"))
 	}
-	switch c.Scenario {
-	case ScenarioDCLoss, ScenarioDCIsolate:
-	default:
-		errs = append(errs, fmt.Errorf("scenario %q: this build runs %s and %s", c.Scenario, ScenarioDCLoss, ScenarioDCIsolate))
-	}
-	if c.Cluster != nil && c.Target != "" {
-		if _, ok := c.Cluster.DataCenter(c.Target); !ok {
-			errs = append(errs, fmt.Errorf("target %q is not a data center of the cluster", c.Target))
+	for _, dc := range c.Cluster.DataCenters {
+		if len(dc.Nodes) == 0 {
+			errs = append(errs, fmt.Errorf("data center %s has no node URL", dc.Name))
 		}
 	}
-	if c.Users < 1 || c.Users > 200 || c.Rooms < 1 || c.Rooms > 200 {
-		errs = append(errs, errors.New("users and rooms must be 1..200"))
+	if c.Cluster.AdminToken == "" {
+		errs = append(errs, errors.New("an admin token is required (the drill takes the cluster's drill lock and stores its report)"))
+	}
+	sc, ok := lookupScenario(c.Scenario)
+	if !ok {
+		errs = append(errs, fmt.Errorf("scenario %q: want one of %s", c.Scenario, strings.Join(Scenarios(), ", ")))
+	}
+	for _, dc := range []string{c.Target, c.Peer} {
+		if _, ok := c.Cluster.dataCenter(dc); dc != "" && !ok {
+			errs = append(errs, fmt.Errorf("%q is not a data center of the cluster", dc))
+		}
+	}
+	if sc.pair && c.Target != "" && c.Target == c.Peer {
+		errs = append(errs, errors.New("slow-link needs two different data centers (--target and --peer)"))
+	}
+	if sc.pair && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
+		errs = append(errs, errors.New("slow-link: latency must be in (0, 5s] and jitter in [0, latency]"))
+	}
+	if c.Users < 2 || c.Users > 200 || c.Rooms < 1 || c.Rooms > 200 {
+		errs = append(errs, errors.New("users must be 2..200 and rooms 1..200"))
+	}
+	if c.Receivers < 0 {
+		errs = append(errs, errors.New("receivers must not be negative"))
 	}
 	if c.Interval < 50*time.Millisecond {
 		errs = append(errs, errors.New("interval must be at least 50ms (the drill bounds its request rate)"))
@@ -71,8 +82,10 @@ func (c *Config) Validate() error {
 
 // Report is what a drill measured.
 type Report struct {
+	ID       string         `json:"id"`
 	Scenario string         `json:"scenario"`
 	Target   string         `json:"target"`
+	Peer     string         `json:"peer,omitempty"`
 	Started  time.Time      `json:"started"`
 	Fault    time.Time      `json:"fault"`
 	Healed   time.Time      `json:"healed"`
@@ -93,27 +106,72 @@ type Report struct {
 	Duplicates     int             `json:"duplicates"`
 	OrderDiffs     int             `json:"rooms_with_different_order"`
 	CatchUp        float64         `json:"catch_up_seconds"`
-	Pass           bool            `json:"pass"`
-	Failures       []string        `json:"failures,omitempty"`
+	// Delivery is the latency from send to arrival in another user's
+	// /sync, by the phase the message was sent in: before, during, after.
+	Delivery map[string]Latency `json:"delivery"`
+	Pass     bool               `json:"pass"`
+	Failures []string           `json:"failures,omitempty"`
+	// StoredAs is the key of the report in the cluster's drill history.
+	StoredAs string `json:"stored_as,omitempty"`
 }
 
 func (c *Config) partitionOf(room string) int { return jetstream.PartitionOf(room, c.Partitions) }
 
 // Run performs the drill and returns its report. Pass is false when any
 // acknowledged write was lost or duplicated, or recovery took longer than
-// the RTO budget.
+// the RTO budget. It refuses to start while another drill holds the
+// cluster's drill lock (ErrDrillRunning), and stores its report in the
+// cluster's drill history.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	sc, _ := lookupScenario(cfg.Scenario)
+	dcs := cfg.Cluster.DataCenters
 	if cfg.Target == "" {
-		cfg.Target = cfg.Cluster.DataCenters[1].Name
+		cfg.Target = dcs[1].Name
 	}
-	w := &workload{run: strconv.FormatInt(time.Now().Unix()%1e8, 36)}
-	for _, dc := range cfg.Cluster.DataCenters {
-		w.endpoints = append(w.endpoints, Endpoint{Name: dc.Name, URL: dc.URL})
+	if sc.pair && cfg.Peer == "" {
+		for i, dc := range dcs {
+			if dc.Name == cfg.Target {
+				cfg.Peer = dcs[(i+1)%len(dcs)].Name
+			}
+		}
 	}
-	rep := &Report{Scenario: cfg.Scenario, Target: cfg.Target, Started: time.Now(), Rooms: cfg.Rooms}
+	involved := []string{cfg.Target}
+	if sc.pair {
+		involved = append(involved, cfg.Peer)
+	} else {
+		cfg.Peer = ""
+	}
+	if sc.all {
+		cfg.Target = dcs[len(dcs)-1].Name // catch-up is measured on the last one restarted
+	}
+	a := newAdmin(cfg.Cluster.nodes(), cfg.Cluster.AdminToken)
+	if err := cfg.Cluster.check(ctx, a, sc, involved); err != nil {
+		return nil, err
+	}
+	run := strconv.FormatInt(time.Now().UnixNano()/1e6%1e9, 36) + strings.ToLower(planb.RandomString(3))
+	host, _ := os.Hostname()
+	// The lock outlives the drill by a margin; it expires on its own if the
+	// drill dies, and a fault a node holds heals by itself within limit.
+	limit := cfg.Before + cfg.During + cfg.After + 10*time.Minute
+	if err := a.lock(ctx, Lock{ID: run, Scenario: cfg.Scenario, Holder: host}, limit); err != nil {
+		return nil, err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := a.unlock(uctx, run); err != nil {
+			fmt.Fprintf(cfg.Progress, "\nwarning: %v (it expires by itself)\n", err)
+		}
+	}()
+
+	w := &workload{run: run, endpoints: cfg.Cluster.endpoints()}
+	rep := &Report{ID: run, Scenario: cfg.Scenario, Target: cfg.Target, Peer: cfg.Peer, Started: time.Now().UTC(), Rooms: cfg.Rooms}
+	if sc.all {
+		rep.Target = "every data center"
+	}
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, "\r\033[K"+format, args...) }
 	say("setting up %d users and %d rooms…", cfg.Users, cfg.Rooms)
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -125,7 +183,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	w.start(lctx, cfg.Interval, cfg.partitionOf)
-	phase := "load"
+	recv := w.follow(lctx, cfg.Receivers)
+	var phase atomic.Value
+	phase.Store("load")
 	stopProgress := make(chan struct{})
 	go func() {
 		t := time.NewTicker(time.Second)
@@ -140,7 +200,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				for _, v := range errs {
 					n += v
 				}
-				say("[%s] %s %s: %d writes acknowledged, %d client errors, %s elapsed", cfg.Scenario, phase, cfg.Target,
+				say("[%s %s] %s: %d writes acknowledged, %d client errors, %s elapsed", cfg.Scenario, rep.Target, phase.Load(),
 					len(acks), n, time.Since(rep.Started).Round(time.Second))
 			}
 		}
@@ -149,31 +209,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := sleep(ctx, cfg.Before); err != nil {
 		return nil, err
 	}
-	phase = "breaking"
+	phase.Store("breaking")
 	rep.Fault = time.Now()
-	heal, err := breakDC(ctx, cfg)
+	f := &faults{t: cfg.Cluster, a: a, cfg: &cfg, limit: limit,
+		say: func(format string, args ...any) { phase.Store(fmt.Sprintf(format, args...)) }}
+	heal, err := f.apply(ctx, sc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inject %s: %w", cfg.Scenario, err)
 	}
-	phase = "broken"
-	if err := sleep(ctx, cfg.During); err != nil {
-		heal()
-		return nil, err
+	if sc.held {
+		phase.Store("broken")
+		if err := sleep(ctx, cfg.During); err != nil {
+			_ = heal(context.WithoutCancel(ctx))
+			return nil, err
+		}
 	}
-	phase = "healing"
-	if err := heal(); err != nil {
-		return nil, err
+	phase.Store("healing")
+	if err := heal(ctx); err != nil {
+		return nil, fmt.Errorf("heal %s: %w", cfg.Scenario, err)
 	}
 	rep.Healed = time.Now()
-	phase = "after"
+	phase.Store("after")
 	if err := sleep(ctx, cfg.After); err != nil {
 		return nil, err
 	}
 	stopLoad()
 	w.wg.Wait()
+	recv.wg.Wait()
 	rep.Ended = time.Now()
 	acks, errs := w.snapshot()
 	rep.Acked, rep.Errors = len(acks), errs
+	rep.Delivery = recv.phases(rep.Fault, rep.Healed)
 	rec := Measure(acks, roomNames(w), cfg.partitionOf, rep.Fault, rep.Healed, 2*cfg.Interval)
 	rep.ResumedSeconds = rec.AllResumed.Seconds()
 	rep.Smooth = rec.Uninterrupted
@@ -184,12 +250,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(rec.Rooms) > 0 {
 		rep.RTOSeconds = rec.Rooms[len(rec.Rooms)-1].Longest.Seconds()
 	}
-	phase = "reading back"
+	phase.Store("reading back from every data center")
 	if err := readAndCheck(ctx, w, acks, rep, cfg.Target); err != nil {
 		return nil, err
 	}
-	say("")
 	judge(rep, rec, cfg.RTOBudget)
+	phase.Store("storing the report in the cluster")
+	if rep.StoredAs, err = a.store(ctx, rep); err != nil {
+		say("")
+		return rep, err
+	}
+	say("")
 	return rep, nil
 }
 
@@ -260,63 +331,6 @@ func judge(rep *Report, rec Recovery, budget time.Duration) {
 	rep.Pass = len(rep.Failures) == 0
 }
 
-// breakDC applies the scenario's fault and returns how to heal it.
-func breakDC(ctx context.Context, cfg Config) (func() error, error) {
-	dc, _ := cfg.Cluster.DataCenter(cfg.Target)
-	switch cfg.Scenario {
-	case ScenarioDCLoss:
-		if err := syscall.Kill(dc.PID, syscall.SIGKILL); err != nil {
-			return nil, fmt.Errorf("SIGKILL %s (pid %d): %w", dc.Name, dc.PID, err)
-		}
-		return func() error {
-			if _, err := devcluster.RestartDataCenter(ctx, cfg.Cluster, dc.Name); err != nil {
-				return fmt.Errorf("restart %s: %w", dc.Name, err)
-			}
-			return waitReady(ctx, dc.URL)
-		}, nil
-	case ScenarioDCIsolate:
-		toxi := toxiclient.NewClient(strings.TrimPrefix(cfg.Cluster.ToxiproxyURL, "http://"))
-		set := func(enabled bool) error {
-			for _, l := range cfg.Cluster.LinksOf(dc.Name) {
-				p, err := toxi.Proxy(l)
-				if err == nil {
-					if enabled {
-						err = p.Enable()
-					} else {
-						err = p.Disable()
-					}
-				}
-				if err != nil {
-					return fmt.Errorf("link %s: %w", l, err)
-				}
-			}
-			return nil
-		}
-		if err := set(false); err != nil {
-			return nil, err
-		}
-		return func() error { return set(true) }, nil
-	}
-	return nil, fmt.Errorf("unknown scenario %q", cfg.Scenario)
-}
-
-func waitReady(ctx context.Context, base string) error {
-	hc := &http.Client{Timeout: 3 * time.Second}
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		if resp, err := hc.Get(base + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("%s not ready within 3 minutes", base)
-}
-
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -334,7 +348,11 @@ func (r *Report) Human(w io.Writer) {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "drill %s of %s: %s\n", r.Scenario, r.Target, verdict)
+	of := r.Target
+	if r.Peer != "" {
+		of += " and " + r.Peer
+	}
+	fmt.Fprintf(w, "drill %s %s of %s: %s\n", r.ID, r.Scenario, of, verdict)
 	fmt.Fprintf(w, "  fault %s, healed after %.1fs, ended %s\n", r.Fault.Format(time.RFC3339), r.Healed.Sub(r.Fault).Seconds(), r.Ended.Format(time.RFC3339))
 	fmt.Fprintf(w, "  RTO (longest time a room went without an acknowledged write): %.2fs\n", r.RTOSeconds)
 	fmt.Fprintf(w, "  every room had accepted a write again %.2fs after the fault\n", r.ResumedSeconds)
@@ -349,6 +367,14 @@ func (r *Report) Human(w io.Writer) {
 	fmt.Fprintf(w, "  RPO: %d acknowledged events missing; duplicates: %d; rooms ordered differently: %d\n", r.Missing, r.Duplicates, r.OrderDiffs)
 	fmt.Fprintf(w, "  catch-up of %s after healing: %.1fs\n", r.Target, r.CatchUp)
 	fmt.Fprintf(w, "  acknowledged writes: %d; client-visible errors: %v\n", r.Acked, r.Errors)
+	for _, p := range []string{"before", "during", "after"} {
+		if l, ok := r.Delivery[p]; ok {
+			fmt.Fprintf(w, "  delivery to /sync, sent %-6s the fault: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d messages)\n", p, l.P50, l.P99, l.Max, l.Count)
+		}
+	}
+	if r.StoredAs != "" {
+		fmt.Fprintf(w, "  stored in the cluster's drill history as %s\n", r.StoredAs)
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  FAILED: %s\n", f)
 	}

@@ -123,7 +123,7 @@ func (w *workload) start(ctx context.Context, interval time.Duration, partitionO
 					tag := fmt.Sprintf("%s-u%d-r%d-m%d", w.run, ci, ri, n)
 					sctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 					resp, err := cli.SendMessageEvent(sctx, room, event.EventMessage,
-						map[string]any{"msgtype": "m.text", "body": "drill " + tag, "org.planb.drill": tag},
+						map[string]any{"msgtype": "m.text", "body": "drill " + tag, "org.planb.drill": tag, sentField: time.Now().UnixMicro()},
 						mautrix.ReqSendEvent{TransactionID: tag})
 					cancel()
 					w.mu.Lock()

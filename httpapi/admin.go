@@ -3,9 +3,12 @@ package httpapi
 import (
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/homeserver"
 )
 
 // adminPrefix is the root of planb's own admin API, served by every node.
@@ -40,6 +43,8 @@ func (a *API) routesAdmin() {
 		a.hs.Undrain()
 		writeJSON(w, 200, struct{}{})
 	}))
+	a.routesDrills()
+	a.routesFaults()
 }
 
 // admin wraps a handler that needs one of the configured admin tokens.
@@ -63,4 +68,153 @@ func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		writeError(w, a.log, planb.Errorf(planb.CodeUnknownToken, 401, "unknown admin token"))
 	}
+}
+
+// routesDrills serves the drill lock and the drill history (planb drill).
+func (a *API) routesDrills() {
+	a.mux.HandleFunc("PUT "+adminPrefix+"/drills/lock", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			homeserver.DrillLock
+			TTLSeconds int `json:"ttl_seconds"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		l, err := a.hs.AcquireDrillLock(r.Context(), req.DrillLock, time.Duration(req.TTLSeconds)*time.Second)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, l)
+	}))
+	a.mux.HandleFunc("DELETE "+adminPrefix+"/drills/lock/{id}", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		released, err := a.hs.ReleaseDrillLock(r.Context(), r.PathValue("id"))
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]bool{"released": released})
+	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/drills", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := readBody(r)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		key, err := a.hs.StoreDrillReport(r.Context(), raw)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]string{"key": key})
+	}))
+	a.mux.HandleFunc("GET "+adminPrefix+"/drills", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		limit := 50
+		if v := r.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				writeError(w, a.log, planb.InvalidParam("limit %q is not a number", v))
+				return
+			}
+			limit = n
+		}
+		reports, err := a.hs.DrillHistory(r.Context(), limit)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"drills": reports})
+	}))
+}
+
+// FaultInjector breaks this node's routes on purpose for drills (see
+// package faultnet). Every fault heals by itself after its duration.
+type FaultInjector interface {
+	Status() any
+	Isolate(d time.Duration) error
+	Slow(peer string, latency, jitter, d time.Duration) error
+	Heal() error
+}
+
+// defaultFaultDuration is how long a fault holds when the request does not
+// say.
+const defaultFaultDuration = 5 * time.Minute
+
+// routesFaults serves the fault endpoint. It is always routed so that a
+// drill can ask whether it is enabled; it injects nothing unless the node
+// was started with faults enabled.
+func (a *API) routesFaults() {
+	type faultReq struct {
+		Peer            string `json:"peer"`
+		LatencyMS       int    `json:"latency_ms"`
+		JitterMS        int    `json:"jitter_ms"`
+		DurationSeconds int    `json:"duration_seconds"`
+	}
+	enabled := func(w http.ResponseWriter) bool {
+		if a.faults == nil {
+			writeError(w, a.log, planb.Forbidden("the fault endpoint is turned off on this node; enable it with faults.enabled (--enable-faults)"))
+			return false
+		}
+		return true
+	}
+	duration := func(req faultReq) time.Duration {
+		if req.DurationSeconds == 0 {
+			return defaultFaultDuration
+		}
+		return time.Duration(req.DurationSeconds) * time.Second
+	}
+	a.mux.HandleFunc("GET "+adminPrefix+"/faults", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		if a.faults == nil {
+			writeJSON(w, 200, map[string]any{"enabled": false, "node": a.hs.Config().DataCenter,
+				"reason": "faults.enabled is not set in this node's configuration"})
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/faults/isolate", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req faultReq
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if !enabled(w) {
+			return
+		}
+		if err := a.faults.Isolate(duration(req)); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/faults/slow", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req faultReq
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if req.Peer == "" {
+			writeError(w, a.log, planb.MissingParam("peer (the data center at the other end of the link) is required"))
+			return
+		}
+		if !enabled(w) {
+			return
+		}
+		ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+		if err := a.faults.Slow(req.Peer, ms(req.LatencyMS), ms(req.JitterMS), duration(req)); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/faults/heal", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		if !enabled(w) {
+			return
+		}
+		if err := a.faults.Heal(); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
 }

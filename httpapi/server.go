@@ -32,6 +32,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Extra registers more routes (health, admin, web client) on the mux.
 	Extra func(mux *http.ServeMux)
+	// Faults is the node's fault injector for drills; nil when the fault
+	// endpoint is turned off.
+	Faults FaultInjector
 }
 
 // API serves the Matrix client-server API of one node.
@@ -41,6 +44,7 @@ type API struct {
 	mux     *http.ServeMux
 	limiter *ipLimiter
 	metrics *metrics
+	faults  FaultInjector
 }
 
 // New returns the HTTP handler for hs.
@@ -53,7 +57,7 @@ func New(hs *homeserver.Service, log *slog.Logger, opts Options) *API {
 	}
 	a := &API{hs: hs, log: log, mux: http.NewServeMux(),
 		limiter: newIPLimiter(opts.LoginPerMinute, opts.LoginBurst),
-		metrics: newMetrics(opts.Registry)}
+		metrics: newMetrics(opts.Registry), faults: opts.Faults}
 	a.routesAuth()
 	a.routesRooms()
 	a.routesSync()

@@ -123,3 +123,16 @@ func BucketStream(bucket string) string { return "KV_" + bucket }
 func BucketKey(bucket, subject string) string {
 	return subject[len("$KV."+bucket+"."):]
 }
+
+// DeleteIf removes key only if its revision is still rev; planb.ErrConflict
+// otherwise.
+func (e *Engine) DeleteIf(ctx context.Context, bucket, key string, rev uint64) error {
+	err := e.KV(bucket).Delete(ctx, key, natsjs.LastRevision(rev))
+	if isWrongLastSeq(err) {
+		return planb.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
+	}
+	return nil
+}

@@ -27,6 +27,7 @@ const (
 	BucketReceipts    = "receipts"     // room.user.type → receipt
 	BucketAliases     = "aliases"      // alias → room ID
 	BucketMeta        = "meta"         // cluster-wide settings, e.g. partition count
+	BucketDrills      = "drills"       // drill lock and the history of drill reports
 )
 
 // MediaStore is the object store that holds uploaded media.
@@ -49,6 +50,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketReceipts, 1, "read receipts"},
 	{BucketAliases, 1, "room aliases"},
 	{BucketMeta, 1, "cluster-wide settings"},
+	{BucketDrills, 1, "the drill lock and past drill reports"},
 }
 
 // EventStream returns the stream name of partition p.

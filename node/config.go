@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/planb-chat/planb/faultnet"
 	"github.com/planb-chat/planb/homeserver"
 )
 
@@ -20,11 +21,21 @@ type ClusterConfig struct {
 	Listen string `json:"listen"`
 	// Advertise is host:port others reach us at (default: Listen).
 	Advertise string `json:"advertise,omitempty"`
-	// Routes are the other nodes' route addresses (host:port or nats-route://).
+	// Routes are the other nodes' route addresses (host:port or
+	// nats-route://), optionally named by the peer's data center:
+	// "dc2=host:port" (the fault endpoint needs names to slow one link).
 	Routes []string `json:"routes"`
 	// NoAdvertise turns off route gossip; needed when links go through a
 	// fault-injection proxy.
 	NoAdvertise bool `json:"no_advertise,omitempty"`
+}
+
+// FaultsConfig turns on the admin fault endpoint (/_planb/admin/v1/faults)
+// that `planb drill` uses on real deployments to cut or slow this node's
+// routes. Off unless enabled; every fault heals by itself after its time
+// limit.
+type FaultsConfig struct {
+	Enabled bool `json:"enabled"`
 }
 
 // ExternalConfig points at an operator's existing JetStream cluster.
@@ -43,6 +54,7 @@ type Config struct {
 	NodeName           string                `json:"node_name,omitempty"`
 	Cluster            ClusterConfig         `json:"cluster"`
 	External           ExternalConfig        `json:"external_nats"`
+	Faults             FaultsConfig          `json:"faults"`
 	Replicas           int                   `json:"replicas"`
 	Partitions         int                   `json:"partitions"`
 	DataCenters        []homeserver.Endpoint `json:"datacenters,omitempty"`
@@ -121,6 +133,22 @@ func (c Config) Validate() error {
 			bad("cluster.listen %q: want host:port", c.Cluster.Listen)
 		}
 	}
+	if c.Faults.Enabled {
+		if len(c.External.URLs) > 0 {
+			bad("faults.enabled works only with the embedded engine (not with external_nats)")
+		} else if c.Cluster.Listen == "" || len(c.Cluster.Routes) == 0 {
+			bad("faults.enabled needs cluster.listen and routes: there is no link to break on a standalone node")
+		}
+	}
+	for _, r := range c.Cluster.Routes {
+		rt := faultnet.ParseRoute(r)
+		if rt.Peer != "" && strings.ContainsAny(rt.Peer, " .*>:/") {
+			bad("route %q: the name before '=' must be a data center name such as dc2", r)
+		}
+		if _, _, err := net.SplitHostPort(rt.Addr); err != nil {
+			bad("route %q: want [NAME=]host:port", r)
+		}
+	}
 	for _, dc := range c.DataCenters {
 		if dc.Name == "" || !strings.HasPrefix(dc.BaseURL, "http") {
 			bad("datacenters: entry %+v needs a name and an http(s) base_url", dc)
@@ -152,14 +180,20 @@ func (c Config) Warnings() []string {
 	return w
 }
 
+// routes parses the configured routes.
+func (c Config) routes() []faultnet.Route {
+	out := make([]faultnet.Route, 0, len(c.Cluster.Routes))
+	for _, r := range c.Cluster.Routes {
+		out = append(out, faultnet.ParseRoute(r))
+	}
+	return out
+}
+
 // routeURLs turns route addresses into nats-route:// URLs.
 func (c Config) routeURLs() []string {
 	out := make([]string, 0, len(c.Cluster.Routes))
-	for _, r := range c.Cluster.Routes {
-		if !strings.Contains(r, "://") {
-			r = "nats-route://" + r
-		}
-		out = append(out, r)
+	for _, r := range c.routes() {
+		out = append(out, "nats-route://"+r.Addr)
 	}
 	return out
 }

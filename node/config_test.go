@@ -62,3 +62,30 @@ func TestWarningsForEvenCounts(t *testing.T) {
 		t.Fatalf("three data centers: unexpected warnings %q", w)
 	}
 }
+
+func TestFaultsAndNamedRoutes(t *testing.T) {
+	c := Default()
+	c.Faults.Enabled = true
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "faults.enabled needs") {
+		t.Fatalf("faults on a standalone node: %v, want a refusal", err)
+	}
+	c.Replicas = 3
+	c.Cluster.Listen = "127.0.0.1:7422"
+	c.Cluster.Routes = []string{"dc2=10.0.0.2:7422", "nats-route://10.0.0.3:7422"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("named and unnamed routes with faults: %v", err)
+	}
+	if got := c.routeURLs(); len(got) != 2 || got[0] != "nats-route://10.0.0.2:7422" || got[1] != "nats-route://10.0.0.3:7422" {
+		t.Fatalf("routeURLs = %q", got)
+	}
+	c.Cluster.Routes = []string{"d.c=10.0.0.2:7422", "dc3=nowhere"}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "data center name") || !strings.Contains(err.Error(), "[NAME=]host:port") {
+		t.Fatalf("bad routes: %v", err)
+	}
+	c.Cluster.Routes = []string{"a:1", "b:2"}
+	c.External.URLs = []string{"nats://x:4222"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "embedded engine") {
+		t.Fatalf("faults with an external engine: %v", err)
+	}
+}

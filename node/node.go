@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/planb-chat/planb/faultnet"
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/httpapi"
 	"github.com/planb-chat/planb/jetstream"
@@ -39,13 +40,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("starting engine", "node", cfg.NodeName, "datacenter", cfg.DataCenter, "replicas", cfg.Replicas, "data", cfg.DataDir)
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	engine, err := jetstream.Start(startCtx, jetstream.Config{
+	jcfg := jetstream.Config{
 		DataDir: cfg.DataDir, NodeName: cfg.NodeName, DataCenter: cfg.DataCenter,
 		ClusterListen: cfg.Cluster.Listen, ClusterAdvertise: cfg.Cluster.Advertise,
 		Routes: cfg.routeURLs(), NoAdvertise: cfg.Cluster.NoAdvertise,
 		Replicas: cfg.Replicas, Partitions: cfg.Partitions,
 		ExternalURLs: cfg.External.URLs, CredsFile: cfg.External.CredsFile,
-	}, log)
+	}
+	var faults httpapi.FaultInjector
+	if cfg.Faults.Enabled {
+		links, wiring, err := faultnet.Start(cfg.NodeName, cfg.Cluster.Listen, cfg.routes(), log)
+		if err != nil {
+			cancel()
+			ln.Close()
+			return fmt.Errorf("start the fault proxies: %w", err)
+		}
+		defer links.Close()
+		jcfg.ClusterListen, jcfg.Routes, jcfg.ClusterAdvertise = wiring.ClusterListen, wiring.Routes, wiring.Advertise
+		faults = faultInjector{links}
+		log.Warn("the admin fault endpoint is enabled: drills may cut or slow this node's routes", "routes", len(wiring.Routes))
+	}
+	engine, err := jetstream.Start(startCtx, jcfg, log)
 	cancel()
 	if err != nil {
 		ln.Close()
@@ -60,7 +75,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		AdminTokens: cfg.AdminTokens, PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
 	}, engine, log, reg)
 	api := httpapi.New(hs, log, httpapi.Options{
-		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg,
+		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg, Faults: faults,
 		Extra: func(mux *http.ServeMux) {
 			mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
@@ -106,4 +121,14 @@ func readyHandler(hs *homeserver.Service) http.HandlerFunc {
 		}
 		_ = json.NewEncoder(w).Encode(st)
 	}
+}
+
+// faultInjector adapts faultnet.Links to the HTTP edge.
+type faultInjector struct{ l *faultnet.Links }
+
+func (f faultInjector) Status() any                   { return f.l.Status() }
+func (f faultInjector) Isolate(d time.Duration) error { return f.l.Isolate(d) }
+func (f faultInjector) Heal() error                   { return f.l.Heal() }
+func (f faultInjector) Slow(peer string, latency, jitter, d time.Duration) error {
+	return f.l.Slow(peer, latency, jitter, d)
 }

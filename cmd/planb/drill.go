@@ -9,52 +9,120 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/planb-chat/planb/devcluster"
 	"github.com/planb-chat/planb/drill"
 )
 
-// drillCmd breaks a dev cluster on purpose under load and reports RTO, RPO,
-// duplicates, errors and catch-up.
+// targetFlags select the cluster a drill command works on: a dev cluster's
+// cluster.json, or the data centers of a real deployment and an admin token.
+type targetFlags struct {
+	clusterFile string
+	dcs         listFlag
+	adminToken  string
+}
+
+func (t *targetFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&t.clusterFile, "cluster", "", "cluster file written by planb dev (default planb-dev/cluster.json unless --datacenter is given)")
+	fs.Var(&t.dcs, "datacenter", "a real deployment's node: NAME=URL of its client API (repeat; give every node, several per data center allowed)")
+	fs.StringVar(&t.adminToken, "admin-token", "", "admin token of the deployment (dev clusters: read from cluster.json)")
+}
+
+func (t *targetFlags) target() (drill.Target, error) {
+	if len(t.dcs) > 0 {
+		if t.clusterFile != "" {
+			return drill.Target{}, errors.New("give either --cluster (a dev cluster) or --datacenter (a deployment), not both")
+		}
+		var tg drill.Target
+		var errs []error
+		for _, v := range t.dcs {
+			name, url, ok := strings.Cut(v, "=")
+			if !ok || name == "" || !strings.HasPrefix(url, "http") {
+				errs = append(errs, fmt.Errorf("--datacenter %q: want NAME=http(s)://host:port", v))
+				continue
+			}
+			url = strings.TrimSuffix(url, "/")
+			found := false
+			for i := range tg.DataCenters {
+				if tg.DataCenters[i].Name == name {
+					tg.DataCenters[i].Nodes, found = append(tg.DataCenters[i].Nodes, url), true
+				}
+			}
+			if !found {
+				tg.DataCenters = append(tg.DataCenters, drill.DataCenterNodes{Name: name, Nodes: []string{url}})
+			}
+		}
+		if t.adminToken == "" {
+			errs = append(errs, errors.New("--admin-token is required with --datacenter"))
+		}
+		tg.AdminToken = t.adminToken
+		return tg, errors.Join(errs...)
+	}
+	path := t.clusterFile
+	if path == "" {
+		path = "planb-dev/cluster.json"
+	}
+	f, err := devcluster.ReadClusterFile(path)
+	if err != nil {
+		return drill.Target{}, fmt.Errorf("--cluster: %w (for a real deployment give --datacenter NAME=URL for every node and --admin-token)", err)
+	}
+	tg := drill.DevTarget(f)
+	if t.adminToken != "" {
+		tg.AdminToken = t.adminToken
+	}
+	return tg, nil
+}
+
+// drillCmd breaks a cluster on purpose under load and reports RTO, RPO,
+// duplicates, errors, delivery latency and catch-up.
 type drillCmd struct {
 	stdout, stderr io.Writer
-	clusterFile    string
+	target         targetFlags
 	cfg            drill.Config
 	out            string
 }
 
 func (c *drillCmd) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.clusterFile, "cluster", "planb-dev/cluster.json", "cluster file written by planb dev")
-	fs.StringVar(&c.cfg.Scenario, "scenario", drill.ScenarioDCLoss, "dc-loss (SIGKILL, then restart) or dc-isolate (cut links, then heal)")
+	c.target.flags(fs)
+	fs.StringVar(&c.cfg.Scenario, "scenario", drill.ScenarioDCLoss, "one of: "+strings.Join(drill.Scenarios(), ", "))
 	fs.StringVar(&c.cfg.Target, "target", "", "data center to break (default: the second)")
+	fs.StringVar(&c.cfg.Peer, "peer", "", "slow-link: the other data center of the link (default: the one after --target)")
+	fs.DurationVar(&c.cfg.Latency, "latency", 100*time.Millisecond, "slow-link: latency added each way")
+	fs.DurationVar(&c.cfg.Jitter, "jitter", 20*time.Millisecond, "slow-link: jitter of that latency")
 	fs.IntVar(&c.cfg.Users, "users", 6, "simulated users, spread over the data centers")
 	fs.IntVar(&c.cfg.Rooms, "rooms", 8, "rooms; every user sends into every room")
+	fs.IntVar(&c.cfg.Receivers, "receivers", 3, "users that follow /sync to measure delivery latency")
 	fs.DurationVar(&c.cfg.Interval, "interval", 500*time.Millisecond, "time between sends of one user into one room")
 	fs.DurationVar(&c.cfg.Before, "before", 10*time.Second, "load before the fault")
 	fs.DurationVar(&c.cfg.During, "during", 20*time.Second, "how long the fault lasts")
 	fs.DurationVar(&c.cfg.After, "after", 10*time.Second, "load after healing")
-	fs.DurationVar(&c.cfg.RTOBudget, "rto-budget", 10*time.Second, "fail when writes take longer to resume in every room")
+	fs.DurationVar(&c.cfg.RTOBudget, "rto-budget", 10*time.Second, "fail when a room goes longer without an acknowledged write")
 	fs.IntVar(&c.cfg.Partitions, "partitions", 8, "the cluster's room-event partitions")
 	fs.StringVar(&c.out, "out", "", "also write the report as JSON to this file")
 }
 
 func (c *drillCmd) validate() error {
-	f, err := devcluster.ReadClusterFile(c.clusterFile)
+	tg, err := c.target.target()
 	if err != nil {
-		return fmt.Errorf("--cluster: %w (drills on real deployments need the admin fault endpoint, which this build does not have yet)", err)
+		return err
 	}
-	c.cfg.Cluster = f
+	c.cfg.Cluster = tg
 	c.cfg.Progress = c.stderr
 	return c.cfg.Validate()
 }
 
 func (c *drillCmd) run(ctx context.Context, _ *slog.Logger) error {
 	rep, err := drill.Run(ctx, c.cfg)
-	if err != nil {
+	if rep == nil {
 		return fmt.Errorf("drill: %w", err)
 	}
 	rep.Human(c.stdout)
+	if err != nil {
+		fmt.Fprintf(c.stdout, "  NOT STORED in the cluster's history: %v\n", err)
+	}
 	if c.out != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(c.out, append(b, '\n'), 0o644); err != nil {
@@ -64,5 +132,72 @@ func (c *drillCmd) run(ctx context.Context, _ *slog.Logger) error {
 	if !rep.Pass {
 		return errors.New("the drill found the promise broken (see FAILED above)")
 	}
+	if err != nil {
+		return fmt.Errorf("drill: %w", err)
+	}
 	return nil
+}
+
+// drillHistoryCmd lists the drills stored in the cluster.
+type drillHistoryCmd struct {
+	stdout io.Writer
+	target targetFlags
+	tg     drill.Target
+	limit  int
+	asJSON bool
+}
+
+func (c *drillHistoryCmd) flags(fs *flag.FlagSet) {
+	c.target.flags(fs)
+	fs.IntVar(&c.limit, "limit", 20, "how many drills to list, newest first")
+	fs.BoolVar(&c.asJSON, "json", false, "print the stored reports as JSON")
+}
+
+func (c *drillHistoryCmd) validate() error {
+	var err error
+	c.tg, err = c.target.target()
+	if err == nil && (c.limit < 1 || c.limit > 1000) {
+		err = errors.New("--limit must be 1..1000")
+	}
+	return err
+}
+
+func (c *drillHistoryCmd) run(ctx context.Context, _ *slog.Logger) error {
+	var eps []drill.Endpoint
+	for _, dc := range c.tg.DataCenters {
+		for _, u := range dc.Nodes {
+			eps = append(eps, drill.Endpoint{Name: dc.Name, URL: u})
+		}
+	}
+	reps, err := drill.History(ctx, eps, c.tg.AdminToken, c.limit)
+	if err != nil {
+		return err
+	}
+	if c.asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(reps)
+	}
+	if len(reps) == 0 {
+		fmt.Fprintln(c.stdout, "no drills stored in this cluster yet; run planb drill")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STARTED (UTC)\tID\tSCENARIO\tTARGET\tVERDICT\tRTO\tRPO\tDUPLICATES\tERRORS\tCATCH-UP")
+	for _, r := range reps {
+		verdict, errs := "PASS", 0
+		if !r.Pass {
+			verdict = "FAIL"
+		}
+		for _, n := range r.Errors {
+			errs += n
+		}
+		target := r.Target
+		if r.Peer != "" {
+			target += "+" + r.Peer
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fs\t%d\t%d\t%d\t%.1fs\n", r.Started.UTC().Format("2006-01-02 15:04:05"), r.ID,
+			r.Scenario, target, verdict, r.RTOSeconds, r.Missing, r.Duplicates, errs, r.CatchUp)
+	}
+	return tw.Flush()
 }

@@ -42,8 +42,11 @@ const usage = `planb — a Matrix homeserver that survives the loss of a data ce
 Usage:
   planb dev    [flags]   run a local cluster for development (open registration)
   planb serve  [flags]   run one node
-  planb drill  [flags]   break a dev cluster under load (dc-loss, dc-isolate) and
-                         report RTO, RPO, duplicates and catch-up
+  planb drill  [flags]   break a cluster on purpose under load (dc-loss, dc-freeze,
+                         dc-isolate, slow-link, rolling-restart, drain) and report
+                         RTO, RPO, duplicates, errors, delivery latency, catch-up
+  planb drill history [flags]
+                         list the drills stored in the cluster
   planb admin  status|drain|undrain|rebalance [flags]
                          ask a node for the cluster's status, evacuate its data
                          center, or spread stream leaders evenly again
@@ -67,6 +70,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &adminCmd{stdout: stdout, action: args[1]}
 		args = append([]string{"admin " + args[1]}, args[2:]...)
 	case "drill":
+		if len(args) > 1 && args[1] == "history" {
+			cmd = &drillHistoryCmd{stdout: stdout}
+			args = append([]string{"drill history"}, args[2:]...)
+			break
+		}
 		cmd = &drillCmd{stdout: stdout, stderr: stderr}
 	case "dev":
 		cmd = &devCmd{stdout: stdout}

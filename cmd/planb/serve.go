@@ -40,7 +40,7 @@ func (c *serveCmd) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.NodeName, "node", "", "this node's name in the cluster (default: the data center name)")
 	fs.StringVar(&f.Cluster.Listen, "cluster", "", "cluster listen address (host:port) for routes between nodes")
 	fs.IntVar(&c.clusterPort, "cluster-port", 0, "shorthand for --cluster 127.0.0.1:PORT")
-	fs.Var(&c.routes, "route", "route to another node, host:port (repeat)")
+	fs.Var(&c.routes, "route", "route to another node, [DC=]host:port (repeat; name routes by data center for drills)")
 	fs.BoolVar(&f.Cluster.NoAdvertise, "no-advertise", false, "do not gossip route addresses (links go through a proxy)")
 	fs.Var(&c.dcs, "datacenter", "a data center's client endpoint, NAME=URL (repeat; listed in /.well-known)")
 	fs.IntVar(&f.Replicas, "replicas", d.Replicas, "replicas of every stream and bucket (1, 3 or 5)")
@@ -51,6 +51,7 @@ func (c *serveCmd) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&f.MaxUploadBytes, "max-upload-bytes", d.MaxUploadBytes, "largest media upload in bytes")
 	fs.IntVar(&f.LoginPerMinute, "rate-limit-login", d.LoginPerMinute, "login and registration attempts per minute per IP")
 	fs.IntVar(&f.LoginBurst, "rate-limit-burst", d.LoginBurst, "burst above the login rate")
+	fs.BoolVar(&f.Faults.Enabled, "enable-faults", false, "turn on the admin fault endpoint so planb drill can cut or slow this node's routes (off in production unless you drill)")
 	fs.Var(&c.natsURLs, "nats-url", "use an existing NATS JetStream cluster at this URL instead of the embedded engine (repeat)")
 	fs.StringVar(&f.External.CredsFile, "nats-creds", "", "credentials file for --nats-url")
 }
@@ -115,6 +116,8 @@ func (c *serveCmd) validate() error {
 			cfg.LoginBurst = f.LoginBurst
 		case "nats-url":
 			cfg.External.URLs = c.natsURLs
+		case "enable-faults":
+			cfg.Faults.Enabled = f.Faults.Enabled
 		case "nats-creds":
 			cfg.External.CredsFile = f.External.CredsFile
 		}

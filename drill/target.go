@@ -1,0 +1,331 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/planb-chat/planb/devcluster"
+)
+
+// Scenarios a drill can run.
+const (
+	ScenarioDCLoss         = "dc-loss"         // SIGKILL the data center, later restart it
+	ScenarioDCFreeze       = "dc-freeze"       // SIGSTOP the data center, later SIGCONT
+	ScenarioDCIsolate      = "dc-isolate"      // cut every link of the data center, later heal
+	ScenarioSlowLink       = "slow-link"       // latency and jitter between two data centers
+	ScenarioRollingRestart = "rolling-restart" // restart every node one by one (SIGTERM, start)
+	ScenarioDrain          = "drain"           // planned evacuation, later undrain
+)
+
+// scenario describes what a scenario needs from the target.
+type scenario struct {
+	name    string
+	process bool // needs process control: a dev cluster
+	network bool // needs network faults: dev links or the nodes' fault endpoint
+	pair    bool // acts on the link between Target and Peer
+	all     bool // acts on every data center in turn (Target is ignored)
+	held    bool // the fault is held for During, then healed
+}
+
+var scenarios = []scenario{
+	{name: ScenarioDCLoss, process: true, held: true},
+	{name: ScenarioDCFreeze, process: true, held: true},
+	{name: ScenarioDCIsolate, network: true, held: true},
+	{name: ScenarioSlowLink, network: true, pair: true, held: true},
+	{name: ScenarioRollingRestart, process: true, all: true},
+	{name: ScenarioDrain, held: true},
+}
+
+// Scenarios lists every scenario name.
+func Scenarios() []string {
+	out := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		out[i] = s.name
+	}
+	return out
+}
+
+func lookupScenario(name string) (scenario, bool) {
+	for _, s := range scenarios {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return scenario{}, false
+}
+
+// DataCenterNodes is one data center of the target: its name and the client
+// base URL of each of its nodes.
+type DataCenterNodes struct {
+	Name  string
+	Nodes []string
+}
+
+// Target is the cluster a drill runs against.
+type Target struct {
+	// Dev is set for a `planb dev` cluster: the drill then has process
+	// control (pids, restart) and the fault-injection links.
+	Dev *devcluster.ClusterFile
+	// DataCenters lists every data center and its nodes.
+	DataCenters []DataCenterNodes
+	// AdminToken authorises the admin API of every node.
+	AdminToken string
+}
+
+// DevTarget returns the target of a dev cluster.
+func DevTarget(f *devcluster.ClusterFile) Target {
+	t := Target{Dev: f, AdminToken: f.AdminToken}
+	for _, dc := range f.DataCenters {
+		t.DataCenters = append(t.DataCenters, DataCenterNodes{Name: dc.Name, Nodes: []string{dc.URL}})
+	}
+	return t
+}
+
+func (t Target) dataCenter(name string) (DataCenterNodes, bool) {
+	for _, dc := range t.DataCenters {
+		if dc.Name == name {
+			return dc, true
+		}
+	}
+	return DataCenterNodes{}, false
+}
+
+// endpoints is one client endpoint per data center, for the workload.
+func (t Target) endpoints() []Endpoint {
+	out := make([]Endpoint, 0, len(t.DataCenters))
+	for _, dc := range t.DataCenters {
+		out = append(out, Endpoint{Name: dc.Name, URL: dc.Nodes[0]})
+	}
+	return out
+}
+
+// nodes is every node of every data center.
+func (t Target) nodes() []Endpoint {
+	var out []Endpoint
+	for _, dc := range t.DataCenters {
+		for _, u := range dc.Nodes {
+			out = append(out, Endpoint{Name: dc.Name, URL: u})
+		}
+	}
+	return out
+}
+
+// FaultStatus is a node's answer on GET /_planb/admin/v1/faults.
+type FaultStatus struct {
+	Enabled bool   `json:"enabled"`
+	Node    string `json:"node"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// check says why sc cannot run on this target, or nil.
+func (t Target) check(ctx context.Context, a *admin, sc scenario, involved []string) error {
+	if t.Dev != nil {
+		return nil
+	}
+	if sc.process {
+		return fmt.Errorf("scenario %s needs process control (SIGKILL, SIGSTOP, restart), which the drill has only on a `planb dev` cluster; "+
+			"on a real deployment, break the nodes with your orchestrator while `planb drill --scenario drain` or dc-isolate measures", sc.name)
+	}
+	if !sc.network {
+		return nil
+	}
+	var problems []error
+	for _, name := range involved {
+		dc, _ := t.dataCenter(name)
+		for _, u := range dc.Nodes {
+			var st FaultStatus
+			if err := a.at(ctx, u, "GET", "/faults", nil, &st); err != nil {
+				problems = append(problems, fmt.Errorf("node %s of %s: %w", u, name, err))
+			} else if !st.Enabled {
+				problems = append(problems, fmt.Errorf("node %s of %s has the fault endpoint turned off (%s)", u, name, st.Reason))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("scenario %s needs the admin fault endpoint on every node of %s (faults.enabled in the node config, --enable-faults):\n%w",
+			sc.name, strings.Join(involved, " and "), errors.Join(problems...))
+	}
+	return nil
+}
+
+// faults injects one scenario's fault into a target.
+type faults struct {
+	t     Target
+	a     *admin
+	cfg   *Config
+	say   func(format string, args ...any)
+	limit time.Duration // how long a node keeps a fault before healing itself
+}
+
+// apply breaks the cluster and returns how to heal it. For scenarios that
+// are not held (rolling-restart), apply does the whole work and heal is a
+// no-op.
+func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) error, error) {
+	target, peer := f.cfg.Target, f.cfg.Peer
+	switch sc.name {
+	case ScenarioDCLoss:
+		if err := devcluster.SignalDataCenter(f.t.Dev, target, syscall.SIGKILL); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) error { return f.restart(ctx, target) }, nil
+	case ScenarioDCFreeze:
+		if err := devcluster.SignalDataCenter(f.t.Dev, target, syscall.SIGSTOP); err != nil {
+			return nil, err
+		}
+		return func(context.Context) error { return devcluster.SignalDataCenter(f.t.Dev, target, syscall.SIGCONT) }, nil
+	case ScenarioDCIsolate:
+		if f.t.Dev != nil {
+			return f.devLinks(f.t.Dev.LinksOf(target), func(p *toxiclient.Proxy) error { return p.Disable() },
+				func(p *toxiclient.Proxy) error { return p.Enable() })
+		}
+		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
+			return "/faults/isolate", map[string]any{"duration_seconds": int(f.limit.Seconds())}
+		})
+	case ScenarioSlowLink:
+		lat, jit := int(f.cfg.Latency.Milliseconds()), int(f.cfg.Jitter.Milliseconds())
+		if f.t.Dev != nil {
+			var links []string
+			for _, l := range f.t.Dev.Links {
+				if (l.From == target && l.To == peer) || (l.From == peer && l.To == target) {
+					links = append(links, l.Name)
+				}
+			}
+			attrs := toxiclient.Attributes{"latency": lat, "jitter": jit}
+			return f.devLinks(links, func(p *toxiclient.Proxy) error {
+				for _, dir := range []string{"upstream", "downstream"} {
+					if _, err := p.AddToxic("drill-slow-"+dir, "latency", dir, 1, attrs); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, func(p *toxiclient.Proxy) error {
+				for _, dir := range []string{"upstream", "downstream"} {
+					if err := p.RemoveToxic("drill-slow-" + dir); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		return f.nodeFaults(ctx, []string{target, peer}, func(dc string) (string, any) {
+			other := peer
+			if dc == peer {
+				other = target
+			}
+			return "/faults/slow", map[string]any{"peer": other, "latency_ms": lat, "jitter_ms": jit, "duration_seconds": int(f.limit.Seconds())}
+		})
+	case ScenarioRollingRestart:
+		for _, dc := range f.t.Dev.DataCenters {
+			f.say("restarting %s", dc.Name)
+			if err := devcluster.StopDataCenter(ctx, f.t.Dev, dc.Name, 30*time.Second); err != nil {
+				return nil, err
+			}
+			if err := f.restart(ctx, dc.Name); err != nil {
+				return nil, err
+			}
+		}
+		return func(context.Context) error { return nil }, nil
+	case ScenarioDrain:
+		dc, _ := f.t.dataCenter(target)
+		for _, u := range dc.Nodes {
+			if err := f.a.at(ctx, u, "POST", "/drain", nil, nil); err != nil {
+				return nil, fmt.Errorf("drain %s: %w", target, err)
+			}
+		}
+		return func(ctx context.Context) error {
+			for _, u := range dc.Nodes {
+				if err := f.a.at(ctx, u, "POST", "/undrain", nil, nil); err != nil {
+					return fmt.Errorf("undrain %s: %w", target, err)
+				}
+			}
+			return nil
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown scenario %q", sc.name)
+}
+
+// restart starts a dev data center again and waits until it is ready.
+func (f *faults) restart(ctx context.Context, name string) error {
+	if _, err := devcluster.RestartDataCenter(ctx, f.t.Dev, name); err != nil {
+		return fmt.Errorf("restart %s: %w", name, err)
+	}
+	dc, _ := f.t.dataCenter(name)
+	return waitReady(ctx, dc.Nodes[0])
+}
+
+// devLinks applies do to the named toxiproxy links of a dev cluster and
+// returns the heal that applies undo.
+func (f *faults) devLinks(names []string, do, undo func(*toxiclient.Proxy) error) (func(context.Context) error, error) {
+	toxi := toxiclient.NewClient(strings.TrimPrefix(f.t.Dev.ToxiproxyURL, "http://"))
+	each := func(fn func(*toxiclient.Proxy) error) error {
+		for _, l := range names {
+			p, err := toxi.Proxy(l)
+			if err == nil {
+				err = fn(p)
+			}
+			if err != nil {
+				return fmt.Errorf("link %s: %w", l, err)
+			}
+		}
+		return nil
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no links between these data centers in the cluster file")
+	}
+	if err := each(do); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { return each(undo) }, nil
+}
+
+// nodeFaults asks every node of the given data centers to inject a fault
+// through its admin fault endpoint; heal asks them all to heal. A node
+// heals by itself after the fault's duration even if the drill dies.
+func (f *faults) nodeFaults(ctx context.Context, dcs []string, req func(dc string) (string, any)) (func(context.Context) error, error) {
+	var touched []string
+	heal := func(ctx context.Context) error {
+		var errs []error
+		for _, u := range touched {
+			if err := f.a.at(ctx, u, "POST", "/faults/heal", nil, nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, name := range dcs {
+		dc, _ := f.t.dataCenter(name)
+		for _, u := range dc.Nodes {
+			path, body := req(name)
+			touched = append(touched, u)
+			if err := f.a.at(ctx, u, "POST", path, body, nil); err != nil {
+				_ = heal(ctx)
+				return nil, fmt.Errorf("fault on %s (%s): %w", u, name, err)
+			}
+		}
+	}
+	return heal, nil
+}
+
+func waitReady(ctx context.Context, base string) error {
+	hc := &http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		if resp, err := hc.Get(base + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s not ready within 3 minutes", base)
+}

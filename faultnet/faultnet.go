@@ -1,0 +1,324 @@
+// Package faultnet lets an operator's drill break the network of one node
+// on purpose: when a node's fault endpoint is enabled, every route between
+// its NATS server and the other nodes passes through in-process toxiproxy
+// proxies that the admin API can cut (isolate) or slow down, always with a
+// time limit after which the node heals by itself.
+//
+// Each route connection passes through exactly one outgoing proxy (that of
+// the node that dialled it) and one incoming proxy (that of the node that
+// accepted it). Cutting a node's incoming proxy and all its outgoing ones
+// therefore cuts it off completely. Slowing the outgoing proxies of both
+// ends of a link slows every connection of that link, whichever end dialled.
+//
+// Route gossip would let servers dial each other around the proxies, so a
+// node with faults enabled advertises a sink address that refuses every
+// route: every node must list every other node in its routes.
+package faultnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/planb-chat/planb"
+)
+
+// Route is a route to another node: the peer's data center name (optional,
+// needed to slow one link) and its cluster address.
+type Route struct {
+	Peer string
+	Addr string
+}
+
+// MaxDuration bounds how long a fault may be held.
+const MaxDuration = time.Hour
+
+// Links holds one node's route proxies.
+type Links struct {
+	log  *slog.Logger
+	node string
+	in   *toxiproxy.Proxy
+	out  []outLink
+	sink net.Listener
+
+	mu      sync.Mutex
+	state   State
+	healAt  *time.Timer
+	stopped bool
+}
+
+type outLink struct {
+	peer  string
+	proxy *toxiproxy.Proxy
+}
+
+// State is what the fault endpoint reports.
+type State struct {
+	Enabled  bool                `json:"enabled"`
+	Node     string              `json:"node"`
+	Isolated bool                `json:"isolated"`
+	Slow     map[string]Slowness `json:"slow,omitempty"`
+	HealsAt  *time.Time          `json:"heals_at,omitempty"`
+	Links    []LinkState         `json:"links"`
+}
+
+// Slowness is the latency added to a link, each way.
+type Slowness struct {
+	LatencyMS int `json:"latency_ms"`
+	JitterMS  int `json:"jitter_ms"`
+}
+
+// LinkState is one proxy.
+type LinkState struct {
+	Name     string `json:"name"`
+	Listen   string `json:"listen"`
+	Upstream string `json:"upstream"`
+	Enabled  bool   `json:"enabled"`
+}
+
+// Wiring is how the node's NATS server must be configured to use the
+// proxies.
+type Wiring struct {
+	// ClusterListen is where the NATS server listens for routes (loopback,
+	// behind the incoming proxy).
+	ClusterListen string
+	// Routes are the URLs the NATS server dials (the outgoing proxies).
+	Routes []string
+	// Advertise is the sink address the NATS server advertises, so gossip
+	// never creates routes around the proxies.
+	Advertise string
+}
+
+// Start starts the proxies: the incoming one on listen (the node's public
+// cluster address), one outgoing proxy per route on loopback.
+func Start(node, listen string, routes []Route, log *slog.Logger) (*Links, Wiring, error) {
+	zl := zerolog.New(io.Discard)
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zl)
+	l := &Links{log: log, node: node}
+	inner, err := freeLoopback()
+	if err != nil {
+		return nil, Wiring{}, err
+	}
+	l.in = toxiproxy.NewProxy(api, "in", listen, inner)
+	if err := l.in.Start(); err != nil {
+		return nil, Wiring{}, fmt.Errorf("fault proxy for incoming routes on %s: %w", listen, err)
+	}
+	w := Wiring{ClusterListen: inner}
+	for i, r := range routes {
+		p := toxiproxy.NewProxy(api, fmt.Sprintf("to-%d-%s", i, r.Peer), "127.0.0.1:0", r.Addr)
+		if err := p.Start(); err != nil {
+			l.Close()
+			return nil, Wiring{}, fmt.Errorf("fault proxy for the route to %s: %w", r.Addr, err)
+		}
+		l.out = append(l.out, outLink{peer: r.Peer, proxy: p})
+		w.Routes = append(w.Routes, "nats-route://"+p.Listen)
+	}
+	if l.sink, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		l.Close()
+		return nil, Wiring{}, fmt.Errorf("route sink: %w", err)
+	}
+	go refuse(l.sink)
+	w.Advertise = l.sink.Addr().String()
+	return l, w, nil
+}
+
+// refuse closes every connection the sink accepts.
+func refuse(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
+func freeLoopback() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free loopback port: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
+func checkDuration(d time.Duration) error {
+	if d <= 0 || d > MaxDuration {
+		return planb.InvalidParam("duration_seconds must be 1..%d", int(MaxDuration.Seconds()))
+	}
+	return nil
+}
+
+// Isolate cuts every route of this node, in both directions, for d.
+func (l *Links) Isolate(d time.Duration) error {
+	if err := checkDuration(d); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.in.Stop()
+	for _, o := range l.out {
+		o.proxy.Stop()
+	}
+	l.state.Isolated = true
+	l.armLocked(d)
+	l.log.Warn("fault injected: this node is cut off from every other node", "heals_in", d)
+	return nil
+}
+
+// Slow adds latency (with jitter) each way to this node's routes to the
+// data center peer, for d.
+func (l *Links) Slow(peer string, latency, jitter, d time.Duration) error {
+	if err := checkDuration(d); err != nil {
+		return err
+	}
+	if latency <= 0 || latency > 10*time.Second || jitter < 0 || jitter > latency {
+		return planb.InvalidParam("latency_ms must be 1..10000 and jitter_ms 0..latency_ms")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var links []outLink
+	var names []string
+	for _, o := range l.out {
+		names = append(names, o.peer)
+		if o.peer == peer {
+			links = append(links, o)
+		}
+	}
+	if len(links) == 0 {
+		return planb.InvalidParam("no route to a data center called %q; routes are named %q (name routes NAME=host:port)", peer, names)
+	}
+	for _, o := range links {
+		for _, dir := range []string{"upstream", "downstream"} {
+			name := "slow-" + dir
+			_ = o.proxy.Toxics.RemoveToxic(context.Background(), name)
+			spec, _ := json.Marshal(map[string]any{"name": name, "type": "latency", "stream": dir, "toxicity": 1,
+				"attributes": map[string]int{"latency": int(latency.Milliseconds()), "jitter": int(jitter.Milliseconds())}})
+			if _, err := o.proxy.Toxics.AddToxicJson(bytes.NewReader(spec)); err != nil {
+				return fmt.Errorf("slow the route to %s: %w", peer, err)
+			}
+		}
+	}
+	if l.state.Slow == nil {
+		l.state.Slow = map[string]Slowness{}
+	}
+	l.state.Slow[peer] = Slowness{LatencyMS: int(latency.Milliseconds()), JitterMS: int(jitter.Milliseconds())}
+	l.armLocked(d)
+	l.log.Warn("fault injected: routes slowed", "peer", peer, "latency", latency, "jitter", jitter, "heals_in", d)
+	return nil
+}
+
+// armLocked (re)starts the timer after which the node heals by itself.
+func (l *Links) armLocked(d time.Duration) {
+	if l.healAt != nil {
+		l.healAt.Stop()
+	}
+	at := time.Now().Add(d).UTC()
+	l.state.HealsAt = &at
+	l.healAt = time.AfterFunc(d, func() {
+		l.log.Warn("fault time limit reached: healing by itself")
+		if err := l.Heal(); err != nil {
+			l.log.Error("heal after the time limit", "err", err)
+		}
+	})
+}
+
+// Heal removes every fault: routes open again, latency removed.
+func (l *Links) Heal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return nil
+	}
+	if l.healAt != nil {
+		l.healAt.Stop()
+		l.healAt = nil
+	}
+	var errs []error
+	for _, o := range l.out {
+		for _, dir := range []string{"upstream", "downstream"} {
+			if o.proxy.Toxics.GetToxic("slow-"+dir) != nil {
+				if err := o.proxy.Toxics.RemoveToxic(context.Background(), "slow-"+dir); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := o.proxy.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
+			errs = append(errs, fmt.Errorf("reopen route to %s: %w", o.proxy.Upstream, err))
+		}
+	}
+	if err := l.in.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
+		errs = append(errs, fmt.Errorf("reopen incoming routes on %s: %w", l.in.Listen, err))
+	}
+	was := l.state.Isolated || len(l.state.Slow) > 0
+	l.state = State{}
+	if was {
+		l.log.Warn("faults healed")
+	}
+	return errors.Join(errs...)
+}
+
+// Status reports the current faults and every proxy.
+func (l *Links) Status() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.state
+	st.Enabled, st.Node = true, l.node
+	st.Slow = map[string]Slowness{}
+	for k, v := range l.state.Slow {
+		st.Slow[k] = v
+	}
+	all := append([]*toxiproxy.Proxy{l.in}, nil...)
+	for _, o := range l.out {
+		all = append(all, o.proxy)
+	}
+	for _, p := range all {
+		st.Links = append(st.Links, LinkState{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled})
+	}
+	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Name < st.Links[j].Name })
+	return st
+}
+
+// Close stops every proxy for good.
+func (l *Links) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+	if l.healAt != nil {
+		l.healAt.Stop()
+	}
+	if l.in != nil {
+		l.in.Stop()
+	}
+	for _, o := range l.out {
+		o.proxy.Stop()
+	}
+	if l.sink != nil {
+		l.sink.Close()
+	}
+}
+
+// ParseRoute reads "NAME=host:port" or "host:port" (or a nats-route://
+// URL in either form).
+func ParseRoute(s string) Route {
+	name, addr, ok := strings.Cut(s, "=")
+	if !ok {
+		name, addr = "", s
+	}
+	addr = strings.TrimPrefix(strings.TrimPrefix(addr, "nats-route://"), "nats://")
+	return Route{Peer: name, Addr: addr}
+}
