@@ -62,6 +62,15 @@ type Config struct {
 	CredsFile string
 }
 
+// Route liveness: a peer that answers no ping for routePingInterval ×
+// routeMaxPingsOut, or blocks a write for routeWriteDeadline, loses its
+// route (and is dialled again).
+const (
+	routePingInterval  = 2 * time.Second
+	routeMaxPingsOut   = 2
+	routeWriteDeadline = 3 * time.Second
+)
+
 // Engine is a running JetStream engine. Its methods are safe for concurrent
 // use.
 type Engine struct {
@@ -159,6 +168,14 @@ func (e *Engine) startEmbedded(ctx context.Context) error {
 			Port:        port,
 			NoAdvertise: cfg.NoAdvertise,
 			Advertise:   cfg.ClusterAdvertise,
+			// A frozen peer (SIGSTOP, a hung VM) keeps its TCP connections
+			// open. With the defaults (route pings every 30 s, writes
+			// retried after a 10 s deadline) the others keep queueing to it
+			// for a minute; close such a route within a few seconds.
+			PingInterval:  routePingInterval,
+			MaxPingsOut:   routeMaxPingsOut,
+			WriteDeadline: routeWriteDeadline,
+			WriteTimeout:  server.WriteTimeoutPolicyClose,
 		}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)

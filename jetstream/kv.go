@@ -34,15 +34,28 @@ type Entry struct {
 // bucket's leader — so a record written a moment ago in another data center
 // (a new access token, say) is found. Returns planb.ErrNotFound when the key
 // does not exist or was deleted.
+//
+// A direct get goes to a random replica (see directGetFirst), so each try
+// is bounded and a replica that does not answer (frozen, cut off) costs one
+// short timeout, not the caller's whole deadline.
 func (e *Engine) Get(ctx context.Context, bucket, key string) (Entry, error) {
-	v, err := e.KV(bucket).Get(ctx, key)
-	if err == nil {
-		return Entry{Value: v.Value(), Revision: v.Revision()}, nil
+	var err error
+	for wait := directGetFirst; wait <= directGetTimeout; wait *= 2 {
+		actx, cancel := context.WithTimeout(ctx, wait)
+		var v natsjs.KeyValueEntry
+		v, err = e.KV(bucket).Get(actx, key)
+		cancel()
+		if err == nil {
+			return Entry{Value: v.Value(), Revision: v.Revision()}, nil
+		}
+		if errors.Is(err, natsjs.ErrKeyNotFound) || errors.Is(err, natsjs.ErrKeyDeleted) {
+			return e.GetLeader(ctx, bucket, key)
+		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	if !errors.Is(err, natsjs.ErrKeyNotFound) && !errors.Is(err, natsjs.ErrKeyDeleted) {
-		return Entry{}, fmt.Errorf("get %s/%s: %w", bucket, key, err)
-	}
-	return e.GetLeader(ctx, bucket, key)
+	return Entry{}, fmt.Errorf("get %s/%s: %w", bucket, key, err)
 }
 
 // GetLeader reads key through the bucket's leader: it sees every committed

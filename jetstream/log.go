@@ -234,8 +234,16 @@ func (e *Engine) Follow(ctx context.Context, stream string, from uint64, fn func
 	defer rsub.Unsubscribe()
 	var want uint64 // highest committed sequence we were told of
 	backoff := time.Millisecond
+	first := directGetFirst
 	for req := uint64(1); ; req++ {
-		n, err := e.directBatch(ctx, stream, &from, inbox+"."+strconv.FormatUint(req, 10), replies, fn)
+		n, err := e.directBatch(ctx, stream, &from, inbox+"."+strconv.FormatUint(req, 10), replies, first, fn)
+		if errors.Is(err, errNoFirstReply) {
+			// Ask again at once (NATS picks a replica again), with more
+			// patience each time in case every replica is just slow.
+			first = min(2*first, directGetTimeout)
+			continue
+		}
+		first = directGetFirst
 		var fnErr handlerError
 		if errors.As(err, &fnErr) {
 			return fnErr.err
@@ -270,6 +278,17 @@ func (e *Engine) Follow(ctx context.Context, stream string, from uint64, fn func
 	}
 }
 
+// NATS hands a direct get to a random replica of the stream (it prefers
+// local queue subscribers only for messages that arrive over a route), so
+// one in three may go to a data center that is frozen or cut off. Readers
+// therefore wait only briefly for the first reply and ask again, which
+// picks again: directGetFirst at first, doubling up to directGetTimeout
+// while no replica answers.
+const (
+	directGetFirst   = 250 * time.Millisecond
+	directGetTimeout = 2 * time.Second
+)
+
 // followPoll is how often an idle follower looks for messages it was not
 // told about (a writer that died between commit and hint).
 const followPoll = 100 * time.Millisecond
@@ -288,21 +307,26 @@ func (h handlerError) Error() string { return h.err.Error() }
 
 // directBatch fetches up to one batch from *from on, with replies to reply
 // (which ch receives, among late replies to earlier requests), and hands
-// it to fn. It returns how many messages it delivered.
-func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, reply string, ch <-chan *nats.Msg, fn func(RawMsg) error) (int, error) {
+// it to fn. It returns how many messages it delivered. The first reply must
+// come within first (a live replica starts answering at once, whatever the
+// batch size); after that, each message within directGetIdle.
+func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, reply string, ch <-chan *nats.Msg, first time.Duration, fn func(RawMsg) error) (int, error) {
 	req, _ := json.Marshal(map[string]any{"seq": *from, "batch": 512, "max_bytes": 4 << 20})
 	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, reply, req); err != nil {
 		return 0, fmt.Errorf("request: %w", err)
 	}
 	n := 0
-	timeout := time.NewTimer(5 * time.Second)
+	timeout := time.NewTimer(first)
 	defer timeout.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return n, ctx.Err()
 		case <-timeout.C:
-			return n, errors.New("direct get timed out")
+			if n == 0 {
+				return n, errNoFirstReply
+			}
+			return n, errors.New("direct get: replies stopped")
 		case m := <-ch:
 			if m.Subject != reply {
 				continue // a late reply to an earlier, abandoned request
@@ -329,9 +353,17 @@ func (e *Engine) directBatch(ctx context.Context, stream string, from *uint64, r
 			}
 			*from = seq + 1
 			n++
+			timeout.Reset(directGetIdle)
 		}
 	}
 }
+
+// errNoFirstReply is a direct get that nobody started to answer in time:
+// most likely it went to a replica that is frozen or cut off.
+var errNoFirstReply = errors.New("direct get: no reply")
+
+// directGetIdle bounds the wait between two messages of one batch.
+const directGetIdle = 5 * time.Second
 
 // StreamCluster returns the cluster view (leader, replicas and their lag)
 // of a stream, as its leader reports it.
