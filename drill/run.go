@@ -106,6 +106,7 @@ type Report struct {
 	Duplicates     int             `json:"duplicates"`
 	OrderDiffs     int             `json:"rooms_with_different_order"`
 	CatchUp        float64         `json:"catch_up_seconds"`
+	CatchUpOf      string          `json:"catch_up_of"`
 	// Delivery is the latency from send to arrival in another user's
 	// /sync, by the phase the message was sent in: before, during, after.
 	Delivery map[string]Latency `json:"delivery"`
@@ -229,6 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("heal %s: %w", cfg.Scenario, err)
 	}
 	rep.Healed = time.Now()
+	caught := w.catchUp(ctx, cfg.Target)
 	phase.Store("after")
 	if err := sleep(ctx, cfg.After); err != nil {
 		return nil, err
@@ -250,6 +252,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(rec.Rooms) > 0 {
 		rep.RTOSeconds = rec.Rooms[len(rec.Rooms)-1].Longest.Seconds()
 	}
+	phase.Store("waiting for " + cfg.Target + " to catch up")
+	rep.CatchUp, rep.CatchUpOf = <-caught, cfg.Target
 	phase.Store("reading back from every data center")
 	if err := readAndCheck(ctx, w, acks, rep, cfg.Target); err != nil {
 		return nil, err
@@ -272,29 +276,56 @@ func roomNames(w *workload) []string {
 	return out
 }
 
-// readAndCheck waits until the healed data center has every acknowledged
-// write (the catch-up time), then compares all data centers.
-func readAndCheck(ctx context.Context, w *workload, acks []Ack, rep *Report, target string) error {
-	var target1 Endpoint
+// endpoint returns the workload's endpoint of data center name.
+func (w *workload) endpoint(name string) Endpoint {
 	for _, e := range w.endpoints {
-		if e.Name == target {
-			target1 = e
+		if e.Name == name {
+			return e
 		}
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	return Endpoint{}
+}
+
+// hasAll waits until data center name serves every write of acks, for up
+// to limit; it reports how long that took, or -1.
+func (w *workload) hasAll(ctx context.Context, name string, acks []Ack, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
 	for {
-		rb, err := w.readBack(ctx, target1)
-		if err == nil && len(Check(acks, map[string]map[string]Stored{target: rb}).Missing) == 0 {
-			rep.CatchUp = time.Since(rep.Healed).Seconds()
-			break
+		rb, err := w.readBack(ctx, w.endpoint(name))
+		if err == nil && len(Check(acks, map[string]map[string]Stored{name: rb}).Missing) == 0 {
+			return time.Since(start), nil
 		}
-		if time.Now().After(deadline) {
-			rep.CatchUp = -1
-			break
+		if time.Since(start) > limit {
+			return -1, nil
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
-			return err
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return -1, err
 		}
+	}
+}
+
+// catchUp measures, from healing on and while the load goes on, how long
+// the healed data center takes to serve every write acknowledged before
+// healing.
+func (w *workload) catchUp(ctx context.Context, name string) <-chan float64 {
+	acks, _ := w.snapshot()
+	out := make(chan float64, 1)
+	go func() {
+		d, err := w.hasAll(ctx, name, acks, 3*time.Minute)
+		if err != nil || d < 0 {
+			out <- -1
+			return
+		}
+		out <- d.Seconds()
+	}()
+	return out
+}
+
+// readAndCheck waits until the healed data center has every acknowledged
+// write, then reads every room back from every data center and compares.
+func readAndCheck(ctx context.Context, w *workload, acks []Ack, rep *Report, target string) error {
+	if _, err := w.hasAll(ctx, target, acks, 3*time.Minute); err != nil {
+		return err
 	}
 	all := map[string]map[string]Stored{}
 	for _, e := range w.endpoints {
@@ -365,7 +396,7 @@ func (r *Report) Human(w io.Writer) {
 	fmt.Fprintf(w, "  longest gap per partition: %s\n", strings.Join(ps, " "))
 	fmt.Fprintf(w, "  rooms without interruption: %d of %d\n", r.Smooth, r.Rooms)
 	fmt.Fprintf(w, "  RPO: %d acknowledged events missing; duplicates: %d; rooms ordered differently: %d\n", r.Missing, r.Duplicates, r.OrderDiffs)
-	fmt.Fprintf(w, "  catch-up of %s after healing: %.1fs\n", r.Target, r.CatchUp)
+	fmt.Fprintf(w, "  catch-up: %s served every write acknowledged before healing %.1fs after healing\n", r.CatchUpOf, r.CatchUp)
 	fmt.Fprintf(w, "  acknowledged writes: %d; client-visible errors: %v\n", r.Acked, r.Errors)
 	for _, p := range []string{"before", "during", "after"} {
 		if l, ok := r.Delivery[p]; ok {
