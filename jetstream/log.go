@@ -108,6 +108,11 @@ type RawMsg struct {
 // sees every committed write (direct gets may be served by a lagging
 // replica). Give either seq or lastBySubject. Returns planb.ErrNotFound when
 // there is no such message.
+//
+// Each attempt waits at most leaderGetAttempt, and attempts go on until ctx
+// ends (5 s when it has no deadline): a request that reached a leader which
+// then died or was cut off gets no answer, and while a new leader is being
+// elected JetStream answers 503. Either way a new attempt soon succeeds.
 func (e *Engine) LeaderGet(ctx context.Context, stream string, seq uint64, lastBySubject string) (*RawMsg, error) {
 	req := map[string]any{}
 	if lastBySubject != "" {
@@ -121,6 +126,32 @@ func (e *Engine) LeaderGet(ctx context.Context, stream string, seq uint64, lastB
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, leaderGetAttempt)
+		m, err := e.leaderGetOnce(actx, stream, body)
+		cancel()
+		var apiErr *natsjs.APIError
+		if err == nil || errors.Is(err, planb.ErrNotFound) || (errors.As(err, &apiErr) && apiErr.Code < 500) {
+			return m, err
+		}
+		t := time.NewTimer(leaderGetPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// A leader read is retried after leaderGetPause when an attempt failed or
+// got no answer within leaderGetAttempt.
+const (
+	leaderGetAttempt = 2 * time.Second
+	leaderGetPause   = 100 * time.Millisecond
+)
+
+func (e *Engine) leaderGetOnce(ctx context.Context, stream string, body []byte) (*RawMsg, error) {
 	resp, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
 		return nil, fmt.Errorf("leader get %s: %w: %w", stream, planb.ErrNoQuorum, err)
