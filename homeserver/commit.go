@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -22,8 +23,16 @@ var errSkip = errors.New("nothing to write")
 const (
 	// maxCommitAttempts bounds optimistic-concurrency retries of one batch
 	// (conflicts only come from other nodes: one node writes a room from
-	// one drainer at a time).
-	maxCommitAttempts = 50
+	// one drainer at a time). The write deadline usually ends retries
+	// first: with writers to one room in three data centers, the node that
+	// learns of new records last can lose dozens of races in a row, and a
+	// fixed small cap turned that into 503s (see docs/benchmarks.md).
+	maxCommitAttempts = 1000
+	// conflictPause is the most a drainer waits, at random, after losing a
+	// race to another node, growing with the losses in a row: the winner's
+	// next record lands meanwhile, and more of this node's writes queue up
+	// to go into its next record.
+	conflictPause = 4 * time.Millisecond
 	// maxBatch is the most client writes grouped into one record.
 	maxBatch = 256
 	// readOwnWriteWait bounds how long an acknowledged write waits for
@@ -130,6 +139,7 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout())
 	defer cancel()
 	answer := func(r *writeReq, res writeResult) { r.done <- res }
+	conflicts := 0
 	for attempt := 0; attempt < maxCommitAttempts && len(batch) > 0; attempt++ {
 		// Writes whose transaction is already in the log are answered from it.
 		open := batch[:0:0]
@@ -230,11 +240,17 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 		}
 		if errors.Is(err, planb.ErrConflict) {
 			s.m.commitErrors.WithLabelValues("conflict").Inc()
+			conflicts++
 			if err := s.catchUpRoom(ctx, roomID); err != nil {
 				s.failAll(included, followers, err)
 				return
 			}
-			batch = s.rebatch(included, followers)
+			pause := time.Duration(rand.Int64N(1 + int64(conflictPause)*int64(min(conflicts, 8))/8))
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+			batch = s.takeMore(roomID, s.rebatch(included, followers))
 			continue
 		}
 		if err != nil {
@@ -296,6 +312,27 @@ func (s *Service) originalEvent(ctx context.Context, ack jetstream.Ack, txnKey s
 		}
 	}
 	return nil, fmt.Errorf("record %d has no transaction %s", ack.Seq, txnKey)
+}
+
+// takeMore adds writes queued for the room meanwhile to batch, up to
+// maxBatch, so that a batch that lost a race goes out again with
+// everything this node has for the room.
+func (s *Service) takeMore(roomID string, batch []*writeReq) []*writeReq {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	q := s.w.queues[roomID]
+	if q == nil {
+		return batch
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.pending), maxBatch-len(batch))
+	if n <= 0 {
+		return batch
+	}
+	batch = append(batch, q.pending[:n]...)
+	q.pending = q.pending[n:]
+	return batch
 }
 
 // rebatch returns the included requests and their followers for another

@@ -75,6 +75,15 @@ type Room struct {
 	receipts  map[string]map[string]Receipt // user → receipt type → receipt
 	typing    map[string]time.Time          // user → typing until
 	typingPos uint64
+	// redactions counts the events of the room that were redacted, so
+	// that cached unread counts notice.
+	redactions int
+
+	// unreadMu guards unread. Queries hold Model.mu for reading and may
+	// run at once, so the cache they share needs its own lock; it is taken
+	// only under Model.mu and never the other way round.
+	unreadMu sync.Mutex
+	unread   map[string]*unreadCount // user → count so far
 }
 
 // adEntry is one account-data record.
@@ -171,6 +180,7 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 	m.parts[p] = seq
 	defer m.advance()
 	wake := map[string]bool{}
+	touched := map[*Room]bool{}
 	for i, ev := range rec.Events {
 		room := m.rooms[ev.RoomID]
 		if room == nil {
@@ -229,12 +239,20 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 		if ev.Type == planb.TypeRedaction && ev.Redacts != "" {
 			if t := m.events[ev.Redacts]; t != nil && t.Room == room && t.RedactedBy == nil {
 				t.RedactedBy = ev
+				room.redactions++
 				t.Content = redact(t.Event.Type, t.Event.Content)
 			}
 		}
 		room.Timeline = append(room.Timeline, e)
 		m.events[ev.EventID] = e
 		room.LastSeq = seq
+		touched[room] = true
+	}
+	// Who to wake is worked out once per room of the record, not once per
+	// event: a group-committed record holds up to hundreds of events, and
+	// the members of a big room are many. Everyone whose membership the
+	// record changed is in wake already.
+	for room := range touched {
 		for uid := range m.joinedOrInvited(room) {
 			wake[uid] = true
 		}

@@ -294,7 +294,10 @@ func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]
 	return out
 }
 
-// unread counts the notifying events after the user's read receipt.
+// unread counts the notifying events after the user's read receipt. The
+// count is cached per user and room and continued from where it stopped:
+// counting the whole timeline since the user joined on every /sync was
+// half of a node's CPU under load (see docs/benchmarks.md).
 func (m *Model) unread(r *Room, user string) Unread {
 	start := -1
 	for _, c := range r.members[user] {
@@ -323,8 +326,18 @@ func (m *Model) unread(r *Room, user string) Unread {
 			names = append(names, strings.ToLower(c.DisplayName))
 		}
 	}
-	var u Unread
-	for i := start + 1; i < len(r.Timeline); i++ {
+	key := strings.Join(names, "\x00")
+	r.unreadMu.Lock()
+	defer r.unreadMu.Unlock()
+	c := r.unread[user]
+	if c == nil || c.start != start || c.names != key || c.redactions != r.redactions {
+		if r.unread == nil {
+			r.unread = map[string]*unreadCount{}
+		}
+		c = &unreadCount{start: start, names: key, redactions: r.redactions, upto: start + 1}
+		r.unread[user] = c
+	}
+	for i := c.upto; i < len(r.Timeline); i++ {
 		e := r.Timeline[i]
 		if e.Event.Sender == user || e.RedactedBy != nil {
 			continue
@@ -334,23 +347,35 @@ func (m *Model) unread(r *Room, user string) Unread {
 		default:
 			continue
 		}
-		var c struct {
+		var mc struct {
 			MsgType  string `json:"msgtype"`
 			Body     string `json:"body"`
 			Mentions *struct {
 				UserIDs []string `json:"user_ids"`
 			} `json:"m.mentions"`
 		}
-		_ = json.Unmarshal(e.Content, &c)
-		if c.MsgType == "m.notice" {
+		_ = json.Unmarshal(e.Content, &mc)
+		if mc.MsgType == "m.notice" {
 			continue
 		}
-		u.Notifications++
-		if highlights(user, names, c.Body, c.Mentions != nil, mentionIDs(c.Mentions)) {
-			u.Highlights++
+		c.u.Notifications++
+		if highlights(user, names, mc.Body, mc.Mentions != nil, mentionIDs(mc.Mentions)) {
+			c.u.Highlights++
 		}
 	}
-	return u
+	c.upto = max(c.upto, len(r.Timeline))
+	return c.u
+}
+
+// unreadCount is a user's unread count in one room, valid while the
+// position it starts after, the user's names and the room's redactions
+// stay the same; events from upto on are not counted yet.
+type unreadCount struct {
+	start      int
+	names      string
+	redactions int
+	upto       int
+	u          Unread
 }
 
 func mentionIDs(m *struct {
