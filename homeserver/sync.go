@@ -43,9 +43,30 @@ func (s *Service) resolveFilter(ctx context.Context, sess Session, f string) (*p
 // token (which another node may have issued), then answers at once when
 // there is something new, or waits up to the timeout for it.
 func (s *Service) Sync(ctx context.Context, sess Session, p SyncParams) (*projection.SyncResponse, error) {
+	resp, wait, err := s.SyncStart(ctx, sess, p)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	return wait.Block(ctx)
+}
+
+// SyncWait is a /sync long-poll that has found nothing new yet. Its
+// methods are not safe for concurrent use.
+type SyncWait struct {
+	s        *Service
+	req      projection.SyncRequest
+	deadline time.Time
+	wake     <-chan struct{}
+}
+
+// SyncStart begins GET /sync: it catches up to the since token and returns
+// the answer when there is one now, or a SyncWait to wait on otherwise
+// (an incremental sync with time left and nothing new). The HTTP edge
+// parks such waits without holding a request goroutine (see httpapi).
+func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*projection.SyncResponse, *SyncWait, error) {
 	filter, err := s.resolveFilter(ctx, sess, p.Filter)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := projection.SyncRequest{User: sess.UserID, Device: sess.DeviceID, FullState: p.FullState, Filter: filter}
 	timeout := min(max(p.Timeout, 0), maxSyncTimeout)
@@ -53,7 +74,7 @@ func (s *Service) Sync(ctx context.Context, sess Session, p SyncParams) (*projec
 	if p.Since != "" {
 		tok, err := projection.ParseToken(p.Since, s.engine.Partitions())
 		if err != nil {
-			return nil, planb.InvalidParam("invalid since token: %v", err)
+			return nil, nil, planb.InvalidParam("invalid since token: %v", err)
 		}
 		req.Since = &tok
 		// A token from a node that is ahead of us: catch up first, but never
@@ -62,22 +83,49 @@ func (s *Service) Sync(ctx context.Context, sess Session, p SyncParams) (*projec
 		err = s.model.WaitFor(wctx, tok)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			return nil, s.unavailable(err)
+			return nil, nil, s.unavailable(err)
 		}
 	}
+	w := &SyncWait{s: s, req: req, deadline: deadline}
+	if resp := w.Poll(); resp != nil {
+		return resp, nil, nil
+	}
+	return nil, w, nil
+}
+
+// Poll computes the sync now. It returns the answer when there is
+// something new or the deadline has passed, and nil otherwise; then Wake
+// is the channel that is closed when something for the user changes.
+func (w *SyncWait) Poll() *projection.SyncResponse {
+	resp, has, wake := w.s.model.Sync(w.req)
+	if has || w.req.Since == nil || w.req.FullState || !time.Now().Before(w.deadline) {
+		return resp
+	}
+	w.wake = wake
+	return nil
+}
+
+// Wake returns the channel closed when something for the user changes.
+func (w *SyncWait) Wake() <-chan struct{} { return w.wake }
+
+// Deadline returns when the long-poll answers with nothing new.
+func (w *SyncWait) Deadline() time.Time { return w.deadline }
+
+// Block waits for something new or the deadline and returns the answer.
+// It returns ctx's error when ctx ends first.
+func (w *SyncWait) Block(ctx context.Context) (*projection.SyncResponse, error) {
 	for {
-		resp, has, wake := s.model.Sync(req)
-		if has || req.Since == nil || p.FullState || !time.Now().Before(deadline) {
-			return resp, nil
-		}
-		t := time.NewTimer(time.Until(deadline))
+		t := time.NewTimer(time.Until(w.deadline))
 		select {
-		case <-wake:
+		case <-w.wake:
 			t.Stop()
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
+		}
+		if resp := w.Poll(); resp != nil {
+			return resp, nil
 		}
 	}
 }

@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/homeserver"
+	"github.com/planb-chat/planb/projection"
 )
 
 func (a *API) routesSync() {
@@ -89,14 +93,87 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s homeserver.Session)
 		writeError(w, a.log, planb.InvalidParam("set_presence must be online, offline or unavailable"))
 		return
 	}
-	resp, err := a.hs.Sync(r.Context(), s, homeserver.SyncParams{Since: q.Get("since"),
+	resp, wait, err := a.hs.SyncStart(r.Context(), s, homeserver.SyncParams{Since: q.Get("since"),
 		Timeout: time.Duration(timeout) * time.Millisecond, FullState: fullState, Filter: q.Get("filter")})
+	if err == nil && resp == nil {
+		if a.park(w, r, wait) {
+			return
+		}
+		resp, err = wait.Block(r.Context())
+	}
 	if err != nil {
 		writeError(w, a.log, err)
 		return
 	}
 	writeJSON(w, 200, resp)
 }
+
+// park answers a /sync long-poll that has to wait without keeping its
+// request goroutine: it takes the connection over from net/http (HTTP/1.x
+// only) and waits in a small goroutine of its own, then writes the answer
+// and closes the connection. A waiting request in net/http holds two
+// goroutines (one grown to serve the request), a 4 KiB read buffer, a
+// 4 KiB write buffer and a 2 KiB response buffer; parked, a wait holds a
+// fresh goroutine, the connection and the sync request, so a node holds
+// many more idle clients in the same memory (see docs/benchmarks.md). The
+// price is one new connection per long-poll that waited; clients reconnect
+// on "Connection: close" on their own.
+//
+// A parked wait does not notice a client that went away before it answers
+// (at the latest at the client's timeout; writing then fails harmlessly).
+// park returns false, and the caller waits as usual, when the connection
+// cannot be taken over (HTTP/2, or a wrapper that does not allow it).
+func (a *API) park(w http.ResponseWriter, r *http.Request, wait *homeserver.SyncWait) bool {
+	if r.ProtoMajor != 1 {
+		return false
+	}
+	header := w.Header().Clone()
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	// Nothing of the request or its buffers is kept: only the connection,
+	// the wait and the header.
+	go a.parked(conn, wait, header)
+	return true
+}
+
+// parked waits for the parked long-poll's answer and writes it.
+func (a *API) parked(conn net.Conn, wait *homeserver.SyncWait, header http.Header) {
+	defer conn.Close()
+	var resp *projection.SyncResponse
+	for resp == nil {
+		t := time.NewTimer(time.Until(wait.Deadline()))
+		select {
+		case <-wait.Wake():
+		case <-t.C:
+		}
+		t.Stop()
+		resp = wait.Poll()
+	}
+	body, err := json.Marshal(resp)
+	if err != nil {
+		a.log.Error("encode parked sync answer", "err", err)
+		return
+	}
+	header.Set("Content-Type", "application/json")
+	header.Set("Content-Length", strconv.Itoa(len(body)+1))
+	header.Set("Connection", "close")
+	header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	var buf bytes.Buffer
+	buf.Grow(len(body) + 512)
+	buf.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = header.Write(&buf)
+	buf.WriteString("\r\n")
+	buf.Write(body)
+	buf.WriteByte('\n') // as json.Encoder writes it for the other answers
+	_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, _ = conn.Write(buf.Bytes()) // a client that left gets nothing; nothing to do
+}
+
+// Unwrap lets http.ResponseController reach the connection beneath the
+// metrics wrapper (for park).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (a *API) routesProfile() {
 	a.mux.HandleFunc("GET "+v3+"/profile/{userId}", func(w http.ResponseWriter, r *http.Request) {
