@@ -63,6 +63,7 @@ func New(hs *homeserver.Service, log *slog.Logger, opts Options) *API {
 	a.routesSync()
 	a.routesMedia()
 	a.routesAdmin()
+	a.routesBench()
 	if opts.Extra != nil {
 		opts.Extra(a.mux)
 	}

@@ -47,6 +47,9 @@ Usage:
                          RTO, RPO, duplicates, errors, delivery latency, catch-up
   planb drill history [flags]
                          list the drills stored in the cluster
+  planb bench  [flags]   load a cluster (--dev: a local one) and report sends/s,
+                         send and delivery latency, the engine's own limit, memory
+                         per idle /sync and read-model rebuild time
   planb admin  status|drain|undrain|rebalance [flags]
                          ask a node for the cluster's status, evacuate its data
                          center, or spread stream leaders evenly again
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &drillCmd{stdout: stdout, stderr: stderr}
 	case "dev":
 		cmd = &devCmd{stdout: stdout}
+	case "bench":
+		cmd = newBenchCmd(stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchDev runs `planb bench --dev` from a freshly built binary with
+// tiny numbers and checks that the report has every figure. It asserts
+// that the bench measures, not what it measures.
+func TestBenchDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-data-center cluster")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "planb")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/planb")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build planb: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(dir, "report.json")
+	cmd := exec.CommandContext(ctx, bin, "bench", "--dev", "--users", "4", "--rooms", "2", "--members", "2",
+		"--senders", "4", "--receivers", "2", "--size", "64", "--duration", "3s", "--paced-duration", "2s",
+		"--idle-syncs", "50", "--idle-users", "5", "--rebuild-events", "2000", "--rebuild-dir", filepath.Join(dir, "rebuild"),
+		"--pprof", filepath.Join(dir, "pprof"), "--json", "--out", out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("planb bench: %v\nstderr:\n%s", err, tail(stderr.String()))
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout, &rep); err != nil {
+		t.Fatalf("decode --json output: %v\n%s", err, stdout)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Errorf("--out file: %v", err)
+	}
+	s := rep.Saturated
+	switch {
+	case s == nil || s.Acked == 0 || s.SendsPerSec <= 0 || s.SendLatency.N == 0:
+		t.Errorf("saturated phase measured nothing: %+v", s)
+	case s.Delivery.N == 0:
+		t.Errorf("no delivery latency: %+v", s)
+	case len(s.Nodes) != 3 || s.Nodes[0].RSSMiB <= 0 || s.Nodes[0].CPUCores <= 0:
+		t.Errorf("node usage missing: %+v", s.Nodes)
+	}
+	if p := rep.Paced; p == nil || p.OfferedRate <= 0 || p.Delivery.N == 0 {
+		t.Errorf("paced phase measured nothing: %+v", p)
+	}
+	if e := rep.Engine; e == nil || e.SyncRate <= 0 || e.AsyncRate <= 0 || e.RatioAsync <= 0 {
+		t.Errorf("engine limit missing: %+v (notes %q)", e, rep.Notes)
+	}
+	if i := rep.Idle; i == nil || i.Held != 50 || i.Woken != 50 || i.Wake.N != 50 {
+		t.Errorf("idle syncs: %+v", i)
+	}
+	if b := rep.Rebuild; b == nil || b.Events < 2000 || b.ReadySeconds <= 0 || b.RSSMiB <= 0 {
+		t.Errorf("rebuild: %+v", b)
+	}
+	if len(rep.Goals) != 4 {
+		t.Errorf("goals: %+v", rep.Goals)
+	}
+	for _, f := range []string{"dc1-cpu.pprof", "dc2-cpu.pprof", "dc3-cpu.pprof"} {
+		if _, err := os.Stat(filepath.Join(dir, "pprof", f)); err != nil {
+			t.Errorf("profile: %v", err)
+		}
+	}
+}
+
+// TestConfigValidate reports every problem at once.
+func TestConfigValidate(t *testing.T) {
+	c := Default()
+	c.Users, c.Members, c.Senders, c.MessageSize = 0, 5, 0, 1
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"no target", "users 0", "members per room 5", "senders 0", "message size 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	d := Default()
+	d.Dev = true
+	if err := d.Validate(); err != nil {
+		t.Errorf("default --dev config: %v", err)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	l := summarize(ds)
+	if l.N != 100 || l.P50 < 50 || l.P50 > 51 || l.P99 < 99 || l.Max != 100 {
+		t.Errorf("summarize: %+v", l)
+	}
+	if summarize(nil).N != 0 {
+		t.Error("empty summary")
+	}
+}
+
+func tail(s string) string {
+	s = strings.ReplaceAll(s, "\r", "\n")
+	if len(s) > 3000 {
+		s = s[len(s)-3000:]
+	}
+	return s
+}

@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/homeserver"
+)
+
+// deliveryGrace is how long a phase waits after its last send for the
+// receivers to see every acknowledged message.
+const deliveryGrace = 15 * time.Second
+
+// Run runs every configured phase against the target (or a dev cluster it
+// starts and stops) and returns the report. Phases that cannot run (no
+// admin token for the engine limit, say) are skipped with a note; an error
+// means the run could not measure what it was asked to (the target is not
+// reachable, users cannot be registered, the open-file limit is too low).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the planb binary: %w", err)
+		}
+		cfg.Binary = exe
+	}
+	pr := newProgress(cfg.Progress)
+	defer pr.clear()
+	say := pr.say
+	rep := &Report{Started: time.Now(), Machine: Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH},
+		Workload: Workload{Users: cfg.Users, Rooms: cfg.Rooms, Members: cfg.Members, Senders: cfg.Senders, Receivers: cfg.Receivers,
+			MessageSize: cfg.MessageSize, Duration: cfg.Duration.Seconds(), PacedDur: cfg.PacedDuration.Seconds()}}
+	defer func() { rep.Took = time.Since(rep.Started).Seconds() }()
+	if cfg.IdleSyncs > 0 {
+		// Before starting a dev cluster: its nodes inherit the limit.
+		if err := raiseFDLimit(uint64(cfg.IdleSyncs + 1024)); err != nil {
+			return nil, err
+		}
+	}
+
+	target := cfg.Target
+	var dev *devCluster
+	if cfg.Dev && (cfg.Duration > 0 || cfg.IdleSyncs > 0) {
+		var err error
+		if dev, err = startDev(ctx, cfg, cfg.Log, say); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if dev != nil {
+				dev.stop()
+			}
+		}()
+		target = dev.target()
+	}
+	rep.Target = target
+	run := strings.ToLower(planb.RandomLetters(6))
+	if cfg.Duration > 0 {
+		if err := workloadPhases(ctx, cfg, target, run, rep, say); err != nil {
+			return rep, err
+		}
+	} else {
+		rep.Notes = append(rep.Notes, "load phases and engine limit skipped (--duration 0)")
+	}
+	if cfg.IdleSyncs > 0 {
+		idx := cfg.IdleNode
+		if idx >= len(target.DataCenters) {
+			idx = 0
+		}
+		idle, err := idleSyncs(ctx, cfg, target, idx, run, say)
+		if err != nil {
+			return rep, fmt.Errorf("idle syncs: %w", err)
+		}
+		rep.Idle = idle
+	} else {
+		rep.Notes = append(rep.Notes, "idle /sync long-polls skipped (--idle-syncs 0)")
+	}
+	if dev != nil {
+		say("dev cluster: stopping")
+		dev.stop()
+		dev = nil
+	}
+	if cfg.RebuildEvents > 0 {
+		rb, err := rebuild(ctx, cfg, cfg.Binary, say)
+		if err != nil {
+			return rep, fmt.Errorf("rebuild: %w", err)
+		}
+		rep.Rebuild = rb
+	} else {
+		rep.Notes = append(rep.Notes, "read-model rebuild skipped (--rebuild-events 0)")
+	}
+	rep.goals()
+	return rep, nil
+}
+
+// workloadPhases sets the workload up and runs the saturated phase, the
+// engine limit and the paced phase.
+func workloadPhases(ctx context.Context, cfg Config, target Target, run string, rep *Report, say func(string, ...any)) error {
+	w := newWorkload(cfg, target.DataCenters, run)
+	if err := w.setup(ctx, say); err != nil {
+		return err
+	}
+	rctx, stopReceivers := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	defer func() { stopReceivers(); rwg.Wait() }()
+	if err := w.startReceivers(rctx, &rwg); err != nil {
+		return err
+	}
+	if cfg.Receivers == 0 {
+		rep.Notes = append(rep.Notes, "no receivers (--receivers 0): delivery latency not measured")
+	}
+	rep.Saturated = runPhase(ctx, cfg, w, target, "saturated", cfg.Duration, 0, say)
+	if cfg.Engine && target.AdminToken != "" && rep.Saturated.Acked > 0 {
+		say("engine limit: publishing %d × %d bytes to a temporary stream", rep.Saturated.Acked, cfg.MessageSize)
+		el, err := engineLimit(ctx, target.DataCenters[0], target.AdminToken, homeserver.EngineBenchRequest{
+			Messages: rep.Saturated.Acked, Size: cfg.MessageSize, Concurrency: cfg.Senders, Window: cfg.EngineWindow},
+			rep.Saturated.SendsPerSec)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "engine limit failed: "+err.Error())
+		} else {
+			rep.Engine = el
+		}
+	} else if cfg.Engine {
+		rep.Notes = append(rep.Notes, "engine limit skipped: it needs the admin token (from the cluster file, or --admin-token) and acknowledged sends")
+	}
+	if cfg.PacedDuration > 0 && rep.Saturated.SendsPerSec > 0 {
+		rate := cfg.PacedRate
+		if rate == 0 {
+			rate = rep.Saturated.SendsPerSec / 2
+		}
+		rep.Paced = runPhase(ctx, cfg, w, target, "paced", cfg.PacedDuration, rate, say)
+	}
+	return nil
+}
+
+// runPhase runs one load phase and waits for its deliveries.
+func runPhase(ctx context.Context, cfg Config, w *workload, target Target, name string, d time.Duration, rate float64, say func(string, ...any)) *Phase {
+	mhc := &http.Client{Timeout: 5 * time.Second}
+	meter := newUsageMeter(ctx, mhc, target.DataCenters)
+	lim0 := w.limited.Load()
+	p := &phaseRun{name: name, start: time.Now(), errs: map[string]int{}}
+	p.end = p.start.Add(d)
+	sent := make(chan struct{})
+	go func() { w.sendLoop(ctx, p, rate); close(sent) }()
+	var profErr []error
+	profDone := make(chan struct{})
+	if cfg.PprofDir != "" && name == "saturated" && target.AdminToken != "" {
+		go func() {
+			defer close(profDone)
+			profErr = profileNodes(ctx, target.DataCenters, target.AdminToken, cfg.PprofDir, max(time.Second, d-2*time.Second))
+		}()
+	} else {
+		close(profDone)
+	}
+	tick := time.NewTicker(time.Second)
+	prevAcked, prevAt := 0, time.Now()
+loop:
+	for {
+		select {
+		case <-sent:
+			break loop
+		case now := <-tick.C:
+			meter.sample(ctx, false)
+			acked := p.ackedNow()
+			_, complete := w.delivered(p)
+			p.mu.Lock()
+			nerr := 0
+			for _, v := range p.errs {
+				nerr += v
+			}
+			p.mu.Unlock()
+			say("%s: %.0f/%.0f s  %.0f sends/s  acknowledged %d  delivered to all receivers %d  errors %d", name,
+				min(now.Sub(p.start), d).Seconds(), d.Seconds(), float64(acked-prevAcked)/now.Sub(prevAt).Seconds(), acked, complete, nerr)
+			prevAcked, prevAt = acked, now
+		}
+	}
+	tick.Stop()
+	p.end = time.Now()
+	nodes, benchCPU := meter.finish(ctx)
+	graceEnd := time.Now().Add(deliveryGrace)
+	for len(w.receivers) > 0 && time.Now().Before(graceEnd) && ctx.Err() == nil {
+		acked, complete := w.delivered(p)
+		if complete >= acked {
+			break
+		}
+		say("%s: waiting for deliveries: %d of %d acknowledged sends seen by every receiver", name, complete, acked)
+		time.Sleep(200 * time.Millisecond)
+	}
+	<-profDone
+	res := w.result(p)
+	res.Nodes, res.BenchCPU = nodes, benchCPU
+	res.OfferedRate = rate
+	res.LimitedSyncs = int(w.limited.Load() - lim0)
+	for _, err := range profErr {
+		res.Errors["profile: "+err.Error()]++
+	}
+	return res
+}
+
+// progress writes one live status line, overwriting itself.
+type progress struct {
+	mu   sync.Mutex // guards w and last
+	w    io.Writer
+	last time.Time
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w} }
+
+// say replaces the status line; it drops updates that come faster than
+// ten a second.
+func (p *progress) say(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "\r\033[K"+format, args...)
+}
+
+// clear removes the status line.
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprint(p.w, "\r\033[K")
+}

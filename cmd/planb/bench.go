@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/planb-chat/planb/bench"
+	"github.com/planb-chat/planb/devcluster"
+)
+
+// benchCmd generates load against a cluster and reports throughput,
+// latencies, the engine's limit, idle-connection cost and rebuild time.
+type benchCmd struct {
+	stdout, stderr io.Writer
+	cfg            bench.Config
+	clusterFile    string
+	urls           listFlag
+	adminToken     string
+	jsonOut        bool
+	out            string
+}
+
+func newBenchCmd(stdout, stderr io.Writer) *benchCmd {
+	return &benchCmd{stdout: stdout, stderr: stderr, cfg: bench.Default()}
+}
+
+func (c *benchCmd) flags(fs *flag.FlagSet) {
+	d := &c.cfg
+	fs.BoolVar(&d.Dev, "dev", false, "start a local three-data-center cluster in a temporary directory, and stop it after")
+	fs.IntVar(&d.DevBasePort, "dev-base-port", 0, "base port of the --dev cluster (0: a free range)")
+	fs.BoolVar(&d.KeepDev, "keep-dev", false, "keep the --dev cluster's directory (its logs) after the run")
+	fs.StringVar(&c.clusterFile, "cluster", "", "target: a cluster.json written by planb dev")
+	fs.Var(&c.urls, "url", "target: a data center's client URL, name=URL or URL (repeatable)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "admin token for the engine limit and profiles (default: from --cluster)")
+	fs.IntVar(&d.Users, "users", d.Users, "users that send, spread over the data centers")
+	fs.IntVar(&d.Rooms, "rooms", d.Rooms, "rooms")
+	fs.IntVar(&d.Members, "members", d.Members, "sending members per room")
+	fs.IntVar(&d.Senders, "senders", d.Senders, "concurrent senders")
+	fs.IntVar(&d.Receivers, "receivers", d.Receivers, "users in every room following /sync (delivery latency)")
+	fs.IntVar(&d.MessageSize, "size", d.MessageSize, "message body size in bytes")
+	fs.DurationVar(&d.Duration, "duration", d.Duration, "saturated phase: every sender sends again as soon as acknowledged")
+	fs.DurationVar(&d.PacedDuration, "paced-duration", d.PacedDuration, "paced phase at --paced-rate (0 skips it)")
+	fs.Float64Var(&d.PacedRate, "paced-rate", 0, "sends/s offered in the paced phase (0: half the saturated rate)")
+	fs.BoolVar(&d.Engine, "engine", d.Engine, "measure the engine's own publish rate on the same cluster")
+	fs.IntVar(&d.EngineWindow, "engine-window", d.EngineWindow, "unacknowledged publishes of the pipelined engine publisher")
+	fs.IntVar(&d.IdleSyncs, "idle-syncs", d.IdleSyncs, "idle /sync long-polls to hold against one node (0 skips)")
+	fs.IntVar(&d.IdleUsers, "idle-users", d.IdleUsers, "users the idle long-polls belong to (all in one room)")
+	fs.IntVar(&d.IdleNode, "idle-node", 0, "index of the data center that holds the idle long-polls")
+	fs.DurationVar(&d.IdleTimeout, "idle-timeout", d.IdleTimeout, "timeout of the idle long-polls")
+	fs.IntVar(&d.RebuildEvents, "rebuild-events", d.RebuildEvents, "events in the log a fresh node rebuilds from (0 skips)")
+	fs.StringVar(&d.RebuildDir, "rebuild-dir", "", "keep the rebuild log here and reuse it next time (default: a temporary directory)")
+	fs.StringVar(&d.PprofDir, "pprof", "", "save a CPU profile of every node during the saturated phase into this directory")
+	fs.BoolVar(&c.jsonOut, "json", false, "write the report as JSON to stdout instead of text")
+	fs.StringVar(&c.out, "out", "", "also write the report as JSON to this file")
+}
+
+func (c *benchCmd) validate() error {
+	var errs []error
+	targets := 0
+	if c.cfg.Dev {
+		targets++
+	}
+	if c.clusterFile != "" {
+		targets++
+		f, err := devcluster.ReadClusterFile(c.clusterFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--cluster: %w", err))
+		} else {
+			c.cfg.Target = bench.Target{Name: c.clusterFile, AdminToken: f.AdminToken}
+			for _, dc := range f.DataCenters {
+				c.cfg.Target.DataCenters = append(c.cfg.Target.DataCenters, bench.DataCenter{Name: dc.Name, URL: dc.URL})
+			}
+		}
+	}
+	if len(c.urls) > 0 {
+		targets++
+		c.cfg.Target = bench.Target{Name: strings.Join(c.urls, " ")}
+		for i, u := range c.urls {
+			name, url, ok := strings.Cut(u, "=")
+			if !ok || strings.Contains(name, "/") {
+				name, url = "dc"+strconv.Itoa(i+1), u
+			}
+			c.cfg.Target.DataCenters = append(c.cfg.Target.DataCenters, bench.DataCenter{Name: name, URL: strings.TrimRight(url, "/")})
+		}
+	}
+	if targets > 1 {
+		errs = append(errs, errors.New("give one target: --dev, --cluster or --url"))
+	}
+	if c.adminToken != "" {
+		c.cfg.Target.AdminToken = c.adminToken
+	}
+	c.cfg.Progress = c.stderr
+	if err := c.cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid flags:\n%w", err)
+	}
+	return nil
+}
+
+func (c *benchCmd) run(ctx context.Context, log *slog.Logger) error {
+	c.cfg.Log = log
+	rep, err := bench.Run(ctx, c.cfg)
+	if rep != nil {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if c.jsonOut {
+			c.stdout.Write(append(b, '\n'))
+		} else {
+			rep.Human(c.stdout)
+		}
+		if c.out != "" {
+			if werr := os.WriteFile(c.out, append(b, '\n'), 0o644); werr != nil {
+				return errors.Join(err, fmt.Errorf("write %s: %w", c.out, werr))
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
