@@ -238,9 +238,21 @@ func TestIsolateDataCenter(t *testing.T) {
 			resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
 	t.Logf("isolated dc3 answered a write with %d in %v", resp.StatusCode, took.Round(time.Millisecond))
-	// Reads keep working at the island.
+	// Reads of history keep working at the island; /sync, whose answers
+	// would be silently stale, sends clients elsewhere.
 	if _, err := on("dc3").Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 5); err != nil {
 		t.Errorf("read at isolated dc3: %v", err)
+	}
+	sreq, _ := http.NewRequest(http.MethodGet, c.dc("dc3").URL+"/_matrix/client/v3/sync?timeout=0", nil)
+	sreq.Header.Set("Authorization", "Bearer "+w.tokens[0])
+	if resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(sreq); err != nil {
+		t.Errorf("sync at isolated dc3: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("M_UNAVAILABLE")) || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("sync at isolated dc3: %d %s, want 503 M_UNAVAILABLE with Retry-After", resp.StatusCode, body)
+		}
 	}
 	// The majority keeps working.
 	// (Within the RTO budget: a partition whose leader was in dc3 elects a

@@ -156,6 +156,12 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 		if len(batch) == 0 {
 			return
 		}
+		if err := s.cutOff(); err != nil {
+			for _, r := range batch {
+				answer(r, writeResult{err: err})
+			}
+			return
+		}
 		var (
 			expect    uint64
 			b         *builder

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
 	"github.com/planb-chat/planb/projection"
 )
@@ -18,6 +19,20 @@ const probeInterval = time.Second
 // degradedWriteTimeout bounds writes while the last probe failed, so a node
 // cut off from the quorum answers 503 quickly instead of holding clients.
 const degradedWriteTimeout = 2 * time.Second
+
+// cutOff answers 503 M_UNAVAILABLE at once while this node has no route to
+// a quorum of the cluster. Such a node can commit nothing, and it does not
+// hear of what the others commit, so its answers to /sync would be silently
+// stale: clients are better off at another data center (planb's own clients
+// switch on 503; load balancers already avoid it through /ready).
+func (s *Service) cutOff() error {
+	if quorum, known := s.engine.QuorumConnected(); known && !quorum {
+		s.m.cutOff.Inc()
+		return &planb.Error{Code: planb.CodeUnavailable, Status: 503, RetryAfter: 2 * time.Second,
+			Message: "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center"}
+	}
+	return nil
+}
 
 // health tracks whether this node can commit writes, from a real replicated
 // write every probeInterval. Lock rule: mu guards every field below it.
@@ -217,6 +232,7 @@ type serviceMetrics struct {
 	lag           *prometheus.GaugeVec
 	leaderChanges *prometheus.CounterVec
 	events        prometheus.Gauge
+	cutOff        prometheus.Counter
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -237,9 +253,11 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Leader changes of a log stream seen by this node."}, []string{"stream"}),
 		events: prometheus.NewGauge(prometheus.GaugeOpts{Name: "planb_readmodel_events",
 			Help: "Events in this node's read models."}),
+		cutOff: prometheus.NewCounter(prometheus.CounterOpts{Name: "planb_cut_off_refusals_total",
+			Help: "Writes and syncs answered 503 at once because this node had no route to a quorum."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events)
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff)
 	}
 	return m
 }

@@ -183,6 +183,10 @@ func (s *Service) CreateRoom(ctx context.Context, sess Session, req CreateRoomRe
 	if err != nil {
 		return "", fmt.Errorf("encode record: %w", err)
 	}
+	if err := s.cutOff(); err != nil {
+		s.dropAlias(alias)
+		return "", err
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.writeTimeout())
 	defer cancel()
 	ack, err := s.engine.AppendRoom(wctx, roomID, data, 0, "")

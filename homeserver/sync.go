@@ -64,6 +64,9 @@ type SyncWait struct {
 // (an incremental sync with time left and nothing new). The HTTP edge
 // parks such waits without holding a request goroutine (see httpapi).
 func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*projection.SyncResponse, *SyncWait, error) {
+	if err := s.cutOff(); err != nil {
+		return nil, nil, err
+	}
 	filter, err := s.resolveFilter(ctx, sess, p.Filter)
 	if err != nil {
 		return nil, nil, err
