@@ -158,6 +158,29 @@ func TestFollowReplaysInOrderAndFollowsLive(t *testing.T) {
 	}
 }
 
+// TestEveryDeclaredStreamExists checks that Start creates every declared
+// stream, bucket and store under its own name (a bucket opened under
+// another's name once put the cluster settings into the drills bucket).
+func TestEveryDeclaredStreamExists(t *testing.T) {
+	e := startEngine(t, t.TempDir(), 2)
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, name := range e.StreamNames() {
+		if _, err := e.StreamCluster(ctx, name); err != nil {
+			t.Errorf("declared stream %s: %v", name, err)
+		}
+	}
+	for _, b := range bucketSpecs {
+		if got := e.KV(b.name).Bucket(); got != b.name {
+			t.Errorf("KV(%q) is bucket %q", b.name, got)
+		}
+	}
+	if v, err := e.KV(BucketMeta).Get(ctx, "partitions"); err != nil || string(v.Value()) != "2" {
+		t.Errorf("partition count in the meta bucket: %v %v", v, err)
+	}
+}
+
 func TestPartitionCountIsFixed(t *testing.T) {
 	dir := t.TempDir()
 	startEngine(t, dir, 4).Close()

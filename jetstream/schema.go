@@ -53,6 +53,17 @@ var bucketSpecs = []bucketSpec{
 	{BucketDrills, 1, "the drill lock and past drill reports"},
 }
 
+// specOf returns the declared spec of bucket name. It panics on an
+// undeclared name, which is a programming error.
+func specOf(name string) bucketSpec {
+	for _, b := range bucketSpecs {
+		if b.name == name {
+			return b
+		}
+	}
+	panic("undeclared bucket " + name)
+}
+
 // EventStream returns the stream name of partition p.
 func EventStream(p int) string { return "EVENTS_" + strconv.Itoa(p) }
 
@@ -152,7 +163,7 @@ func (e *Engine) openBucket(ctx context.Context, b bucketSpec) (natsjs.KeyValue,
 // run with a different one later: rooms are placed by hashing into
 // partitions, so changing the count would lose track of rooms.
 func (e *Engine) checkPartitions(ctx context.Context) error {
-	meta, err := e.openBucket(ctx, bucketSpecs[len(bucketSpecs)-1])
+	meta, err := e.openBucket(ctx, specOf(BucketMeta))
 	if err != nil {
 		return err
 	}
