@@ -230,6 +230,13 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 			if err := f.restart(ctx, dc.Name); err != nil {
 				return nil, err
 			}
+			// Take the next one down only when every replica is current
+			// again, as an operator's rolling restart should: otherwise
+			// two data centers could be behind at once.
+			f.say("waiting until every replica is current after restarting %s", dc.Name)
+			if err := f.waitReplicasCurrent(ctx); err != nil {
+				return nil, err
+			}
 		}
 		return func(context.Context) error { return nil }, nil
 	case ScenarioDrain:
@@ -249,6 +256,47 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", sc.name)
+}
+
+// waitReplicasCurrent waits until the admin status shows every stream
+// with a leader and every replica current and online.
+func (f *faults) waitReplicasCurrent(ctx context.Context) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		var st struct {
+			Streams []struct {
+				Name     string `json:"name"`
+				Leader   string `json:"leader"`
+				Replicas []struct {
+					Node    string `json:"node"`
+					Current bool   `json:"current"`
+					Offline bool   `json:"offline"`
+				} `json:"replicas"`
+			} `json:"streams"`
+		}
+		last = ""
+		if err := f.a.any(ctx, 10*time.Second, "GET", "/status", nil, &st); err != nil {
+			last = err.Error()
+		}
+		for _, s := range st.Streams {
+			if s.Leader == "" {
+				last = s.Name + " has no leader"
+			}
+			for _, r := range s.Replicas {
+				if !r.Current || r.Offline {
+					last = fmt.Sprintf("%s: replica %s is not current", s.Name, r.Node)
+				}
+			}
+		}
+		if last == "" && len(st.Streams) > 0 {
+			return nil
+		}
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("replicas not current within 3 minutes: %s", last)
 }
 
 // restart starts a dev data center again and waits until it is ready.
