@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,10 +116,38 @@ func TestDrillCommand(t *testing.T) {
 	if len(ids) != 2 || len(got) < 2 || got[0] != ids[1] || got[1] != ids[0] {
 		t.Errorf("history (newest first) = %v, want the drills %v in reverse", got, ids)
 	}
+	// The drill's users send from every data center; sends were forwarded
+	// to the nodes leading their rooms' partitions.
+	forwarded := 0.0
+	for _, dc := range c.file.DataCenters {
+		forwarded += metricValue(t, dc.URL, `planb_forwarded_sends_total{result="ok"}`)
+	}
+	if forwarded == 0 {
+		t.Errorf("no send was forwarded to a partition leader")
+	}
+	t.Logf("sends forwarded to partition leaders: %.0f", forwarded)
 	table, err := exec.Command(planbBinary, "drill", "history", "--cluster", clusterFile).Output()
 	if err != nil || !strings.Contains(string(table), "dc-isolate") || !strings.Contains(string(table), "PASS") {
 		t.Errorf("planb drill history: %v\n%s", err, table)
 	}
+}
+
+// metricValue reads one sample of a node's /metrics (0 when absent).
+func metricValue(t *testing.T, base, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and a reader.

@@ -233,6 +233,7 @@ type serviceMetrics struct {
 	leaderChanges *prometheus.CounterVec
 	events        prometheus.Gauge
 	cutOff        prometheus.Counter
+	forwarded     *prometheus.CounterVec
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -255,9 +256,11 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Events in this node's read models."}),
 		cutOff: prometheus.NewCounter(prometheus.CounterOpts{Name: "planb_cut_off_refusals_total",
 			Help: "Writes and syncs answered 503 at once because this node had no route to a quorum."}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_forwarded_sends_total",
+			Help: "Sends forwarded to the node leading the room's partition, by result (ok, error, fallback: committed here)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff)
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff, m.forwarded)
 	}
 	return m
 }

@@ -408,6 +408,14 @@ func (s *Service) SendEvent(ctx context.Context, sess Session, roomID, eventType
 		_ = json.Unmarshal(content, &c)
 		return s.redact(ctx, sess, roomID, c.Redacts, txnID, content, "send/"+roomID+"/"+eventType)
 	}
+	if id, handled, err := s.forwardSend(ctx, sess, roomID, eventType, txnID, content); handled {
+		return id, err
+	}
+	return s.sendLocal(ctx, sess, roomID, eventType, txnID, content)
+}
+
+// sendLocal commits a message event through this node's write queue.
+func (s *Service) sendLocal(ctx context.Context, sess Session, roomID, eventType, txnID string, content json.RawMessage) (string, error) {
 	txn := &planb.Txn{Key: planb.TxnKey(sess.UserID, sess.DeviceID, "send/"+roomID+"/"+eventType, txnID),
 		DeviceID: sess.DeviceID, TxnID: txnID}
 	evs, err := s.commit(ctx, roomID, txn, func(b *builder) error {

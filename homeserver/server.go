@@ -61,6 +61,7 @@ type Service struct {
 	caught atomic.Bool // read models caught up with the log at start
 	w      writers     // per-room write queues (group commit)
 	h      health
+	fwd    forwarder // sends forwarded to partition leaders
 	m      *serviceMetrics
 	// draining is set by Drain: the node reports not-ready.
 	draining atomic.Bool
@@ -134,6 +135,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.catchUp(ctx) })
 	g.Go(func() error { return s.monitor(ctx) })
+	g.Go(func() error { return s.runForwarding(ctx) })
 	err = g.Wait()
 	s.w.wg.Wait() // drainers end within the write timeout
 	return err
