@@ -328,6 +328,7 @@ func (f *faults) devLinks(names []string, do, undo func(*toxiclient.Proxy) error
 		return nil, errors.New("no links between these data centers in the cluster file")
 	}
 	if err := each(do); err != nil {
+		_ = each(undo) // leave no link half broken
 		return nil, err
 	}
 	return func(context.Context) error { return each(undo) }, nil
