@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,19 +23,17 @@ import (
 // send is committed here as before, and the log's transaction keys make a
 // send that landed twice count once.
 const (
-	forwardSubject = "planb.send."   // + partition
-	forwardQueue   = "planb-send"    // one leader serves a partition; two during a handover
-	forwardTimeout = 3 * time.Second // then commit locally
-	leaderAdvisory = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
-	leaderRefresh  = 5 * time.Second
+	forwardSubject = "planb.send."          // + partition
+	forwardQueue   = "planb-send"           // one leader serves a partition; two during a handover
+	forwardTimeout = 3 * time.Second        // then commit locally
+	forwardCheck   = 500 * time.Millisecond // how often subscriptions follow leadership
 )
 
-// forwarder tracks which partitions this node leads and serves forwarded
-// sends for them. Lock rule: mu guards every field below it.
+// forwarder serves forwarded sends for the partitions this node leads.
+// Lock rule: mu guards subs.
 type forwarder struct {
-	mu      sync.Mutex
-	leaders map[int]string // partition → leader node name
-	subs    map[int]*nats.Subscription
+	mu   sync.Mutex
+	subs map[int]*nats.Subscription
 }
 
 // forwardReq is a send forwarded to the partition leader's node.
@@ -47,15 +44,20 @@ type forwardReq struct {
 	EventType string          `json:"type"`
 	TxnID     string          `json:"txn_id"`
 	Content   json.RawMessage `json:"content"`
+	// After is how far the forwarding node's read model had got in the
+	// room's partition: the leader checks the send against at least that
+	// much (the user's own join a moment ago, say), never against less.
+	After uint64 `json:"after"`
 }
 
 // forwardResp is its answer: the event ID and how far the leader's read
 // model is (so the forwarding node can wait for its own to get there), or
 // the Matrix error.
 type forwardResp struct {
-	EventID  string      `json:"event_id,omitempty"`
-	Position uint64      `json:"position,omitempty"`
-	Error    *forwardErr `json:"error,omitempty"`
+	NotLeader bool        `json:"not_leader,omitempty"`
+	EventID   string      `json:"event_id,omitempty"`
+	Position  uint64      `json:"position,omitempty"`
+	Error     *forwardErr `json:"error,omitempty"`
 }
 
 type forwardErr struct {
@@ -66,38 +68,18 @@ type forwardErr struct {
 }
 
 // runForwarding keeps the forwarding subscriptions in line with the
-// partitions this node leads until ctx ends.
+// partitions this node leads until ctx ends. Leadership is read from the
+// embedded server's own Raft state, so following it costs no request.
 func (s *Service) runForwarding(ctx context.Context) error {
-	nc := s.engine.Conn()
-	adv, err := nc.Subscribe(leaderAdvisory+"*", func(m *nats.Msg) {
-		var a struct {
-			Stream string `json:"stream"`
-			Leader string `json:"leader"`
-		}
-		if json.Unmarshal(m.Data, &a) != nil {
-			return
-		}
-		if p, ok := partitionOfStream(a.Stream); ok && a.Leader != "" {
-			s.setLeader(p, a.Leader)
-		}
-	})
-	if err != nil {
-		return err
+	if _, known := s.engine.IsStreamLeader(jetstream.EventStream(0)); !known {
+		return nil // standalone or an external engine: every node commits itself
 	}
-	defer adv.Unsubscribe()
 	defer s.stopServing()
-	tick := time.NewTicker(leaderRefresh)
+	tick := time.NewTicker(forwardCheck)
 	defer tick.Stop()
 	for {
-		// Advisories can be missed (a reconnect, a restart); a slow poll
-		// corrects the view.
 		for p := 0; p < s.engine.Partitions(); p++ {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			ci, err := s.engine.StreamCluster(cctx, jetstream.EventStream(p))
-			cancel()
-			if err == nil && ci.Leader != "" {
-				s.setLeader(p, ci.Leader)
-			}
+			s.serve(p, s.leads(p) && !s.draining.Load())
 		}
 		select {
 		case <-ctx.Done():
@@ -107,34 +89,29 @@ func (s *Service) runForwarding(ctx context.Context) error {
 	}
 }
 
-func partitionOfStream(stream string) (int, bool) {
-	n, ok := strings.CutPrefix(stream, "EVENTS_")
-	if !ok {
-		return 0, false
-	}
-	p, err := strconv.Atoi(n)
-	return p, err == nil
+// leads reports whether this node leads partition p.
+func (s *Service) leads(p int) bool {
+	l, _ := s.engine.IsStreamLeader(jetstream.EventStream(p))
+	return l
 }
 
-// setLeader records partition p's leader and serves or stops serving it.
-func (s *Service) setLeader(p int, leader string) {
+// serve starts or stops serving forwarded sends of partition p.
+func (s *Service) serve(p int, on bool) {
 	f := &s.fwd
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.leaders == nil {
-		f.leaders, f.subs = map[int]string{}, map[int]*nats.Subscription{}
+	if f.subs == nil {
+		f.subs = map[int]*nats.Subscription{}
 	}
-	f.leaders[p] = leader
-	mine := leader == s.engine.NodeName() && !s.draining.Load()
 	switch sub := f.subs[p]; {
-	case mine && sub == nil:
+	case on && sub == nil:
 		sub, err := s.engine.Conn().QueueSubscribe(forwardSubject+strconv.Itoa(p), forwardQueue, s.serveForward)
 		if err != nil {
 			s.log.Warn("serve forwarded sends", "partition", p, "err", err)
 			return
 		}
 		f.subs[p] = sub
-	case !mine && sub != nil:
+	case !on && sub != nil:
 		_ = sub.Unsubscribe()
 		delete(f.subs, p)
 	}
@@ -150,21 +127,16 @@ func (s *Service) stopServing() {
 	}
 }
 
-// remoteLeader returns the node leading partition p when it is another.
-func (s *Service) remoteLeader(p int) (string, bool) {
-	f := &s.fwd
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l, ok := f.leaders[p]
-	return l, ok && l != s.engine.NodeName()
-}
-
 // serveForward commits a forwarded send here and answers it.
 func (s *Service) serveForward(m *nats.Msg) {
 	go func() {
 		var req forwardReq
 		var resp forwardResp
-		if err := json.Unmarshal(m.Data, &req); err != nil {
+		if err := json.Unmarshal(m.Data, &req); err == nil && (!s.leads(s.engine.Partition(req.RoomID)) || !s.seen(req)) {
+			// Leadership moved since we subscribed, or this node's read
+			// model lags behind the sender's: let the sender commit.
+			resp.NotLeader = true
+		} else if err != nil {
 			resp.Error = &forwardErr{Code: planb.CodeBadJSON, Status: 400, Message: "forwarded send: " + err.Error()}
 		} else {
 			sess := Session{UserID: req.UserID, DeviceID: req.DeviceID}
@@ -181,6 +153,14 @@ func (s *Service) serveForward(m *nats.Msg) {
 	}()
 }
 
+// seen waits briefly until this node's read model has what the forwarding
+// node had seen of the room's partition.
+func (s *Service) seen(req forwardReq) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), readOwnWriteWait)
+	defer cancel()
+	return s.model.WaitPartition(ctx, s.engine.Partition(req.RoomID), req.After) == nil
+}
+
 func toForwardErr(err error) *forwardErr {
 	e, ok := planb.AsError(err)
 	if !ok {
@@ -193,11 +173,11 @@ func toForwardErr(err error) *forwardErr {
 // when the send should be committed here instead.
 func (s *Service) forwardSend(ctx context.Context, sess Session, roomID, eventType, txnID string, content json.RawMessage) (eventID string, handled bool, err error) {
 	p := s.engine.Partition(roomID)
-	if _, remote := s.remoteLeader(p); !remote {
+	if _, known := s.engine.IsStreamLeader(jetstream.EventStream(p)); !known || s.leads(p) {
 		return "", false, nil
 	}
 	b, _ := json.Marshal(forwardReq{UserID: sess.UserID, DeviceID: sess.DeviceID, RoomID: roomID,
-		EventType: eventType, TxnID: txnID, Content: content})
+		EventType: eventType, TxnID: txnID, Content: content, After: s.model.Position().Parts[p]})
 	fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	m, rerr := s.engine.Conn().RequestWithContext(fctx, forwardSubject+strconv.Itoa(p), b)
 	cancel()
@@ -211,7 +191,7 @@ func (s *Service) forwardSend(ctx context.Context, sess Session, roomID, eventTy
 		return "", true, ctx.Err()
 	}
 	var resp forwardResp
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
+	if err := json.Unmarshal(m.Data, &resp); err != nil || resp.NotLeader {
 		s.m.forwarded.WithLabelValues("fallback").Inc()
 		return "", false, nil
 	}

@@ -318,5 +318,15 @@ func (e *Engine) QuorumConnected() (ok, known bool) {
 	return e.srv.NumRemotes()+1 >= size/2+1, true
 }
 
+// IsStreamLeader reports whether this node's embedded server leads stream,
+// from its own Raft state (no request). known is false when that cannot be
+// told: a standalone server or an external engine.
+func (e *Engine) IsStreamLeader(stream string) (leader, known bool) {
+	if e.srv == nil || len(e.cfg.Routes) == 0 {
+		return false, false
+	}
+	return e.srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream), true
+}
+
 // NodeName returns this node's name in the cluster.
 func (e *Engine) NodeName() string { return e.cfg.NodeName }
