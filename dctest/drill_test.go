@@ -33,7 +33,7 @@ func TestDrillCommand(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.json")
 			cmd := exec.Command(planbBinary, "drill", "--cluster", clusterFile,
 				"--scenario", sc, "--target", "dc3", "--users", "3", "--rooms", "4",
-				"--before", "4s", "--during", "12s", "--after", "4s", "--rto-budget", "60s", "--out", out)
+				"--before", "4s", "--during", "12s", "--after", "10s", "--rto-budget", "60s", "--out", out)
 			var output syncBuffer
 			cmd.Stdout, cmd.Stderr = &output, &output
 			if err := cmd.Start(); err != nil {

@@ -93,8 +93,9 @@ type Report struct {
 	Acked    int            `json:"acknowledged_writes"`
 	Errors   map[string]int `json:"client_errors"`
 	// RTOSeconds is the longest interruption any room saw: the longest gap
-	// between acknowledged writes of one room after the fault (it includes
-	// the workload's send interval, so an untouched room shows about that).
+	// between acknowledged writes of one room from the fault to the end of
+	// the load, healing included (it includes the workload's send interval,
+	// so an untouched room shows about that).
 	RTOSeconds float64 `json:"rto_seconds"`
 	// ResumedSeconds is the time until every room had accepted a write
 	// after the fault.
@@ -235,6 +236,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := sleep(ctx, cfg.After); err != nil {
 		return nil, err
 	}
+	loadStopped := time.Now()
 	stopLoad()
 	w.wg.Wait()
 	recv.wg.Wait()
@@ -242,7 +244,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	acks, errs := w.snapshot()
 	rep.Acked, rep.Errors = len(acks), errs
 	rep.Delivery = recv.phases(rep.Fault, rep.Healed)
-	rec := Measure(acks, roomNames(w), cfg.partitionOf, rep.Fault, rep.Healed, 2*cfg.Interval)
+	// Gaps count from the fault to the end of the load, so that trouble
+	// caused by healing (a returning data center forcing new elections)
+	// counts too.
+	rec := Measure(acks, roomNames(w), cfg.partitionOf, rep.Fault, loadStopped, 2*cfg.Interval)
 	rep.ResumedSeconds = rec.AllResumed.Seconds()
 	rep.Smooth = rec.Uninterrupted
 	rep.Partitions = map[int]float64{}
@@ -352,7 +357,7 @@ func judge(rep *Report, rec Recovery, budget time.Duration) {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d rooms ordered differently between data centers", rep.OrderDiffs))
 	}
 	if rec.AllResumed == 0 && len(rec.Rooms) > 0 {
-		rep.Failures = append(rep.Failures, "writes did not resume in every room while the fault lasted")
+		rep.Failures = append(rep.Failures, "writes did not resume in every room before the end of the drill")
 	} else if rep.RTOSeconds > budget.Seconds() {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("RTO %.1fs (a room went that long without an acknowledged write) over the budget of %v", rep.RTOSeconds, budget))
 	}
