@@ -140,6 +140,7 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 	defer cancel()
 	answer := func(r *writeReq, res writeResult) { r.done <- res }
 	conflicts := 0
+	rechecked := false // a rejection was checked against the log's end
 	for attempt := 0; attempt < maxCommitAttempts && len(batch) > 0; attempt++ {
 		// Writes whose transaction is already in the log are answered from it.
 		open := batch[:0:0]
@@ -169,6 +170,7 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 			spans     [][2]int           // events of each included request
 			dups      = map[string]int{} // txn key → index in included
 			followers = map[int][]*writeReq{}
+			rejected  []rejection // refused by the auth rules against this view
 		)
 		err := s.model.WithRoom(roomID, func(v roomView) error {
 			expect = v.LastSeq()
@@ -183,6 +185,10 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 				mark := len(b.events)
 				if err := r.build(b); err != nil {
 					b.rollback(mark)
+					if e, ok := planb.AsError(err); ok && e.Status == 403 {
+						rejected = append(rejected, rejection{r, err})
+						continue
+					}
 					answer(r, writeResult{err: err})
 					continue
 				}
@@ -206,6 +212,23 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 				return
 			}
 			continue
+		}
+		if len(rejected) > 0 {
+			// This node's view may lag the log (the user joined through
+			// another data center a moment ago): before refusing, look
+			// once at the room's end of log, and if the view is behind,
+			// catch up and build the whole batch again.
+			if !rechecked && s.viewBehind(ctx, roomID, expect) {
+				rechecked = true
+				batch = s.rebatch(included, followers)
+				for _, rj := range rejected {
+					batch = append(batch, rj.r)
+				}
+				continue
+			}
+			for _, rj := range rejected {
+				answer(rj.r, writeResult{err: rj.err})
+			}
 		}
 		if len(included) == 0 {
 			return
@@ -318,6 +341,26 @@ func (s *Service) originalEvent(ctx context.Context, ack jetstream.Ack, txnKey s
 		}
 	}
 	return nil, fmt.Errorf("record %d has no transaction %s", ack.Seq, txnKey)
+}
+
+// rejection is a write the auth rules refused, with why.
+type rejection struct {
+	r   *writeReq
+	err error
+}
+
+// viewBehind reports whether the room's log has records after seq, the
+// position of this node's view, and if so waits (briefly) until the view
+// has them.
+func (s *Service) viewBehind(ctx context.Context, roomID string, seq uint64) bool {
+	cctx, cancel := context.WithTimeout(ctx, appendAttempt)
+	defer cancel()
+	last, err := s.engine.RoomLastSeq(cctx, roomID)
+	if err != nil || last <= seq {
+		return false
+	}
+	_ = s.model.WaitPartition(cctx, s.engine.Partition(roomID), last)
+	return true
 }
 
 // takeMore adds writes queued for the room meanwhile to batch, up to
