@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // TestBenchDev runs `planb bench --dev` from a freshly built binary with
@@ -19,12 +21,7 @@ func TestBenchDev(t *testing.T) {
 		t.Skip("starts a three-data-center cluster")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "planb")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/planb")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build planb: %v", err)
-	}
+	bin := testutil.MustBuildPlanb(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out := filepath.Join(dir, "report.json")

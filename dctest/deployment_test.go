@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // deployment is three `planb serve` processes started the way an operator
@@ -72,7 +74,7 @@ func startDeployment(t *testing.T) *deployment {
 		})
 	}
 	for _, u := range d.urls {
-		waitFor(t, 3*time.Minute, u+" ready", func() error { return getStatus(u+"/ready", "", 200) })
+		testutil.WaitFor(t, 3*time.Minute, u+" ready", func() error { return getStatus(u+"/ready", "", 200) })
 	}
 	return d
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // TestDrainDataCenter evacuates a data center under load through the admin
@@ -40,7 +42,7 @@ func TestDrainDataCenter(t *testing.T) {
 	waitAcks(t, l, 60, "load while dc2 is drained")
 
 	c.signal("dc2", syscall.SIGTERM)
-	waitFor(t, 30*time.Second, "dc2 stops", func() error {
+	testutil.WaitFor(t, 30*time.Second, "dc2 stops", func() error {
 		hc := &http.Client{Timeout: time.Second}
 		if r, err := hc.Get(c.dc("dc2").URL + "/health"); err == nil {
 			r.Body.Close()

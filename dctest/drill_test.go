@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // TestDrillCommand runs `planb drill` for dc-loss and dc-isolate against a
@@ -41,7 +43,7 @@ func TestDrillCommand(t *testing.T) {
 			}
 			if sc == "dc-isolate" {
 				// Once the first drill is under load it holds the lock.
-				waitFor(t, 2*time.Minute, "the first drill to run its load", func() error {
+				testutil.WaitFor(t, 2*time.Minute, "the first drill to run its load", func() error {
 					if !strings.Contains(output.String(), "writes acknowledged") {
 						return errors.New("no progress line yet")
 					}

@@ -15,6 +15,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 func skipShort(t *testing.T) {
@@ -28,7 +30,7 @@ func skipShort(t *testing.T) {
 func waitAcks(t *testing.T, l *load, n int, what string) {
 	t.Helper()
 	before, _ := l.snapshot()
-	waitFor(t, 2*time.Minute, what, func() error {
+	testutil.WaitFor(t, 2*time.Minute, what, func() error {
 		now, errs := l.snapshot()
 		if len(now)-len(before) < n {
 			return fmt.Errorf("%d of %d acknowledgements (errors %v)", len(now)-len(before), n, errs)
@@ -69,7 +71,7 @@ func TestDataCenterLoss(t *testing.T) {
 	t.Logf("SIGKILL %s at %s", victim, killAt.Format(time.RFC3339Nano))
 
 	// Writes resume in every room.
-	waitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
+	testutil.WaitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
 		acks, _ := l.snapshot()
 		after := map[id.RoomID]bool{}
 		for _, a := range acks {
@@ -91,7 +93,7 @@ func TestDataCenterLoss(t *testing.T) {
 		within := func(dc, what string, f func() error) {
 			t.Helper()
 			start := time.Now()
-			waitFor(t, 20*time.Second, dc+": "+what, f)
+			testutil.WaitFor(t, 20*time.Second, dc+": "+what, f)
 			t.Logf("%s: %s works, %v after the loss (%v after asking)", dc, what,
 				time.Since(killAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		}
@@ -215,7 +217,7 @@ func TestIsolateDataCenter(t *testing.T) {
 			c.setLinks("dc3", true)
 		}
 	}()
-	waitFor(t, time.Minute, "dc3 reports not-ready", func() error {
+	testutil.WaitFor(t, time.Minute, "dc3 reports not-ready", func() error {
 		if c.ready("dc3") == nil {
 			return errors.New("dc3 still says ready")
 		}
@@ -260,7 +262,7 @@ func TestIsolateDataCenter(t *testing.T) {
 	var sent []id.EventID
 	for _, dc := range []string{"dc1", "dc2"} {
 		start := time.Now()
-		waitFor(t, 20*time.Second, "send at "+dc+" while dc3 is cut off", func() error {
+		testutil.WaitFor(t, 20*time.Second, "send at "+dc+" while dc3 is cut off", func() error {
 			r, err := on(dc).SendMessageEvent(ctx, room, event.EventMessage,
 				map[string]any{"msgtype": "m.text", "body": "from the majority at " + dc},
 				mautrix.ReqSendEvent{TransactionID: "majority-" + dc})
@@ -284,7 +286,7 @@ func TestIsolateDataCenter(t *testing.T) {
 	healed = true
 	c.waitReady("dc3", 2*time.Minute)
 	got := map[id.EventID]bool{}
-	waitFor(t, time.Minute, "dc3 continues dc1's sync token", func() error {
+	testutil.WaitFor(t, time.Minute, "dc3 continues dc1's sync token", func() error {
 		s3, err := on("dc3").SyncRequest(ctx, 5000, s1.NextBatch, "", false, "")
 		if err != nil {
 			return err

@@ -8,14 +8,12 @@ package dctest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/planb-chat/planb/devcluster"
 	"github.com/planb-chat/planb/failover"
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // binary is the planb binary built once for all tests.
@@ -44,36 +43,11 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dctest:", err)
-		return 1
-	}
-	planbBinary = filepath.Join(dir, "planb")
-	build := exec.Command("go", "build", "-o", planbBinary, "./cmd/planb")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if planbBinary, err = testutil.BuildPlanb(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "dctest: building planb failed:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // cluster is a running three-data-center dev cluster.
@@ -128,7 +102,7 @@ func startCluster(t testing.TB) *cluster {
 		Log: slog.New(slog.NewTextHandler(logf, nil)), Stdout: io.Discard}
 	go func() { c.done <- devcluster.Run(ctx, cfg) }()
 	t.Cleanup(func() { c.stop(); logf.Close() })
-	waitFor(t, 3*time.Minute, "cluster.json", func() error {
+	testutil.WaitFor(t, 3*time.Minute, "cluster.json", func() error {
 		select {
 		case err := <-c.done:
 			c.done <- err
@@ -249,7 +223,7 @@ func (c *cluster) ready(name string) error {
 
 func (c *cluster) waitReady(name string, timeout time.Duration) {
 	c.t.Helper()
-	waitFor(c.t, timeout, name+" ready", func() error { return c.ready(name) })
+	testutil.WaitFor(c.t, timeout, name+" ready", func() error { return c.ready(name) })
 }
 
 // client returns a mautrix client that starts at data center first and
@@ -310,20 +284,6 @@ func (c *cluster) register(name, dc string) (id.UserID, string) {
 		c.t.Fatalf("register %s at %s: %v", name, dc, err)
 	}
 	return resp.UserID, resp.AccessToken
-}
-
-// waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %v: %v", what, timeout, err)
 }
 
 // rebalance spreads stream leaders evenly through the admin API and waits

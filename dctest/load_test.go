@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/planb-chat/planb/drill"
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 func urlParse(s string) (*url.URL, error) { return url.Parse(s) }
@@ -199,7 +200,7 @@ func verify(t *testing.T, c *cluster, w *world, acks []ack, dcs ...string) {
 			var tags []string
 			// The data center may still be catching up: wait until it has
 			// every acknowledged event of the room.
-			waitFor(t, 2*time.Minute, fmt.Sprintf("%s has every acknowledged event of %s", dc, room), func() error {
+			testutil.WaitFor(t, 2*time.Minute, fmt.Sprintf("%s has every acknowledged event of %s", dc, room), func() error {
 				var err error
 				ids, tags, err = roomTimeline(ctx, reader, room)
 				if err != nil {

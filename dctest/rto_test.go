@@ -14,6 +14,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/planb-chat/planb/internal/testutil"
 	"github.com/planb-chat/planb/jetstream"
 )
 
@@ -50,7 +51,7 @@ func TestRTOSeries(t *testing.T) {
 		led := c.ledPartitions(victim)
 		killAt := time.Now()
 		c.signal(victim, syscall.SIGKILL)
-		waitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
+		testutil.WaitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
 			acks, _ := l.snapshot()
 			after := map[id.RoomID]bool{}
 			for _, a := range acks {

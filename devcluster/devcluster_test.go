@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // Timeouts are generous: the suite must pass on a loaded 2-core machine.
@@ -113,7 +114,7 @@ func TestCluster(t *testing.T) {
 	var login struct {
 		AccessToken string `json:"access_token"`
 	}
-	waitFor(t, waitTimeout, "login on dc2", func() error {
+	testutil.WaitFor(t, waitTimeout, "login on dc2", func() error {
 		return do(http.MethodPost, dc2+"/_matrix/client/v3/login", "", map[string]any{
 			"type": "m.login.password", "identifier": map[string]string{"type": "m.id.user", "user": "alice"},
 			"password": "correct horse battery"}, &login)
@@ -132,7 +133,7 @@ func TestCluster(t *testing.T) {
 		}
 		return err
 	}
-	waitFor(t, waitTimeout, "send on dc3 with dc2's token", func() error { return send(dc3, login.AccessToken, "hello from dc3") })
+	testutil.WaitFor(t, waitTimeout, "send on dc3 with dc2's token", func() error { return send(dc3, login.AccessToken, "hello from dc3") })
 	for _, dc := range file.DataCenters {
 		waitHasMessages(t, dc, room.RoomID, login.AccessToken, sent)
 	}
@@ -159,7 +160,7 @@ func TestCluster(t *testing.T) {
 	sendUntilOK := func(name, base, token string) {
 		var failures []string
 		var took time.Duration
-		waitFor(t, waitTimeout, "send on "+name+" while dc3 is cut", func() error {
+		testutil.WaitFor(t, waitTimeout, "send on "+name+" while dc3 is cut", func() error {
 			at := time.Since(cut)
 			err := send(base, token, name+" during cut")
 			took = time.Since(cut) - at
@@ -217,7 +218,7 @@ func TestCluster(t *testing.T) {
 	// Heal: dc3 becomes ready and catches up with everything it missed.
 	setLinks(t, tp, file.LinksOf("dc3"), true)
 	heal := time.Now()
-	waitFor(t, 90*time.Second, "dc3 ready after heal", func() error {
+	testutil.WaitFor(t, 90*time.Second, "dc3 ready after heal", func() error {
 		if code, body := getStatus(dc3 + "/ready"); code != http.StatusOK {
 			return fmt.Errorf("/ready: %d %s", code, body)
 		}
@@ -227,7 +228,7 @@ func TestCluster(t *testing.T) {
 	dc, _ := file.DataCenter("dc3")
 	waitHasMessages(t, dc, room.RoomID, login.AccessToken, sent)
 	t.Logf("MEASURED: dc3 has all %d acknowledged messages %s after heal", len(sent), time.Since(heal).Round(10*time.Millisecond))
-	waitFor(t, waitTimeout, "send on dc3 after heal", func() error { return send(dc3, login.AccessToken, "dc3 after heal") })
+	testutil.WaitFor(t, waitTimeout, "send on dc3 after heal", func() error { return send(dc3, login.AccessToken, "dc3 after heal") })
 	for _, dc := range file.DataCenters {
 		waitHasMessages(t, dc, room.RoomID, login.AccessToken, sent)
 	}
@@ -248,7 +249,7 @@ func TestCluster(t *testing.T) {
 	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill dc2: %v", err)
 	}
-	waitFor(t, waitTimeout, "dc2 gone", func() error {
+	testutil.WaitFor(t, waitTimeout, "dc2 gone", func() error {
 		if processAlive(old.PID) {
 			return errors.New("still running")
 		}
@@ -264,7 +265,7 @@ func TestCluster(t *testing.T) {
 	} else if dc, _ := onDisk.DataCenter("dc2"); dc.PID != pid || pid == old.PID {
 		t.Errorf("cluster.json records dc2 as pid %d, want the new pid %d (old %d)", dc.PID, pid, old.PID)
 	}
-	waitFor(t, 90*time.Second, "dc2 ready after restart", func() error {
+	testutil.WaitFor(t, 90*time.Second, "dc2 ready after restart", func() error {
 		if code, body := getStatus(dc2 + "/ready"); code != http.StatusOK {
 			return fmt.Errorf("/ready: %d %s", code, body)
 		}
@@ -299,26 +300,7 @@ func planbBinary(t *testing.T) string {
 		t.Logf("using PLANB_DEV_BINARY=%s", bin)
 		return bin
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("get working dir: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	bin := filepath.Join(t.TempDir(), "planb")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/planb")
-	build.Dir = dir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/planb in %s: %v\n%s", dir, err, out)
-	}
+	bin := testutil.MustBuildPlanb(t)
 	return bin
 }
 
@@ -428,7 +410,7 @@ func setLinks(t *testing.T, c *toxiclient.Client, names []string, enabled bool) 
 // every body in want.
 func waitHasMessages(t *testing.T, dc DataCenter, roomID, token string, want []string) {
 	t.Helper()
-	waitFor(t, waitTimeout, dc.Name+" has every message", func() error { return hasMessages(dc.URL, roomID, token, want) })
+	testutil.WaitFor(t, waitTimeout, dc.Name+" has every message", func() error { return hasMessages(dc.URL, roomID, token, want) })
 }
 
 // hasMessages reads the room's latest messages from base and reports which
@@ -459,22 +441,6 @@ func hasMessages(base, roomID, token string, want []string) error {
 		return fmt.Errorf("missing %q (have %q)", missing, have)
 	}
 	return nil
-}
-
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 // mustDo is do that fails the test.

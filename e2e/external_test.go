@@ -8,6 +8,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"maunium.net/go/mautrix"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // TestExternalEngine runs planb against an existing NATS JetStream server
@@ -35,7 +37,7 @@ func TestExternalEngine(t *testing.T) {
 	must(t, "send", err)
 
 	srv.restart(t)
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, "the external NATS server", func() error {
 		ev, err := alice.GetEvent(ctx, room.RoomID, sent.EventID)
 		if err != nil {
 			return err

@@ -4,7 +4,7 @@
 // free ports; nothing is faked.
 //
 // The binary is built once in TestMain from ./cmd/planb. Tests poll for
-// conditions with waitFor (or long-poll /sync) and never sleep and hope.
+// conditions with testutil.WaitFor (or long-poll /sync) and never sleep and hope.
 package e2e
 
 import (
@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,13 +28,15 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // Timeouts are generous: the suite must pass on a loaded 2-core machine.
 const (
 	readyTimeout = 60 * time.Second // process start until /ready answers 200
 	stopTimeout  = 30 * time.Second // SIGTERM until the process has exited
-	waitTimeout  = 30 * time.Second // default for waitFor conditions
+	waitTimeout  = 30 * time.Second // default for testutil.WaitFor conditions
 	httpTimeout  = 60 * time.Second // any single HTTP request
 	serverName   = "localhost"
 )
@@ -51,44 +52,17 @@ func TestMain(m *testing.M) {
 // runMain builds ./cmd/planb into a temporary directory and runs the tests.
 // A failed build fails the whole package loudly: there is nothing to test.
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "planb-e2e-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: make temp dir: %v\n", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "planb")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/planb")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: FAIL: go build ./cmd/planb in %s: %v\n%s\n", root, err, out)
+	if planbBin, err = testutil.BuildPlanb(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
 		return 1
 	}
-	planbBin = bin
 	return m.Run()
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("get working dir: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find module root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // serverConfig holds the command-line choices of one test server.
@@ -385,25 +359,6 @@ func login(t testing.TB, s *server, user, pw string) (*mautrix.Client, error) {
 		StoreCredentials:         true,
 	})
 	return cli, err
-}
-
-// waitFor polls cond until it returns nil and fails the test with cond's
-// last error when timeout passes first.
-func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	interval := 10 * time.Millisecond
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(interval) // poll interval, not a wait for an outcome
-		interval = min(interval*2, 250*time.Millisecond)
-	}
 }
 
 // rawResponse is the outcome of a request made with net/http directly.

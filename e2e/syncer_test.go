@@ -11,6 +11,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // syncFilter asks for long timelines so that a test reading many events
@@ -152,7 +154,7 @@ func (v *roomView) add(evs []*event.Event) {
 // until syncs until cond holds; cond is checked before the first request too.
 func (s *syncer) until(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	waitFor(t, timeout, func() error {
+	testutil.WaitFor(t, timeout, "sync condition", func() error {
 		if cond() == nil {
 			return nil
 		}

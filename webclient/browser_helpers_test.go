@@ -28,6 +28,8 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // Timeouts are generous: the suite must pass on a loaded 2-core machine.
@@ -54,37 +56,6 @@ func findChromium(t *testing.T) string {
 	}
 	t.Skip("chromium is not installed (apt-get install -y chromium); skipping the browser test")
 	return ""
-}
-
-// moduleRoot walks up from the working directory to go.mod.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// buildPlanb builds ./cmd/planb into a temporary directory.
-func buildPlanb(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "planb")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/planb")
-	build.Dir = moduleRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/planb: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // portsFree reports whether every port a dev cluster with this base uses
@@ -146,7 +117,7 @@ func startNode(t *testing.T, bin string, args ...string) string {
 		}
 	})
 	c := &http.Client{Timeout: 5 * time.Second}
-	waitFor(t, 2*time.Minute, "planb serve is ready", func() error {
+	testutil.WaitFor(t, 2*time.Minute, "planb serve is ready", func() error {
 		select {
 		case <-done:
 			return errors.New("planb serve exited; see its log")
@@ -478,22 +449,6 @@ func sendText(base, token, roomID, txnID, body string) error {
 		return fmt.Errorf("send %s: %d %s", txnID, resp.StatusCode, out)
 	}
 	return nil
-}
-
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 var errNotYet = errors.New("not yet")

@@ -14,6 +14,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // TestBrowserChat drives the web client in headless chromium against a
@@ -27,7 +29,7 @@ func TestBrowserChat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts planb and a browser; skipped with -short")
 	}
-	base := startNode(t, buildPlanb(t))
+	base := startNode(t, testutil.MustBuildPlanb(t))
 	checkServedByNode(t, base)
 	browser := newBrowser(t, chrome)
 	alice := openPage(t, browser, "alice", base+"/", 1100, 720)
@@ -180,7 +182,7 @@ func TestBrowserErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts planb and a browser; skipped with -short")
 	}
-	base := startNode(t, buildPlanb(t), "--rate-limit-login", "1", "--rate-limit-burst", "2")
+	base := startNode(t, testutil.MustBuildPlanb(t), "--rate-limit-login", "1", "--rate-limit-burst", "2")
 	browser := newBrowser(t, chrome)
 	p := openPage(t, browser, "visitor", base+"/", 800, 700)
 
@@ -264,7 +266,7 @@ func arrivesOnce(t *testing.T, alice, bob *page, base, roomID, text string) {
 	token := alice.str(`JSON.parse(localStorage.getItem('planb.session')).accessToken`)
 	alice.waitJS("alice gets "+text, uiTimeout, hasMessage(text, "", 1))
 	bob.waitJS("bob's outbox is empty", uiTimeout, outboxEmpty)
-	waitFor(t, uiTimeout, "the server holds "+text+" once", func() error {
+	testutil.WaitFor(t, uiTimeout, "the server holds "+text+" once", func() error {
 		n, err := countMessages(base, token, url.PathEscape(roomID), text)
 		if err == nil && n != 1 {
 			err = fmt.Errorf("%d copies", n)
@@ -376,7 +378,11 @@ func saveScreenshot(t *testing.T, p *page, name string) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(moduleRoot(t), "docs", name)
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "docs", name)
 	if name == "" { // for a look, not for the docs
 		path = filepath.Join(os.TempDir(), "planb-webclient-"+p.name+".png")
 	}

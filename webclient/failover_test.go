@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/planb-chat/planb/devcluster"
+	"github.com/planb-chat/planb/internal/testutil"
 )
 
 // clusterReadyTimeout bounds the wait for a fresh dev cluster; a healthy one
@@ -32,7 +33,7 @@ func TestBrowserFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three planb processes and a browser; skipped with -short")
 	}
-	cluster := startCluster(t, buildPlanb(t))
+	cluster := startCluster(t, testutil.MustBuildPlanb(t))
 	dc1, dc2 := cluster.DataCenters[0], cluster.DataCenters[1]
 	checkServedByNode(t, dc2.URL)
 
