@@ -282,7 +282,7 @@ func (l *Links) Status() State {
 	for k, v := range l.state.Slow {
 		st.Slow[k] = v
 	}
-	all := append([]*toxiproxy.Proxy{l.in}, nil...)
+	all := []*toxiproxy.Proxy{l.in}
 	for _, o := range l.out {
 		all = append(all, o.proxy)
 	}

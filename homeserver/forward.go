@@ -173,7 +173,7 @@ func toForwardErr(err error) *forwardErr {
 // when the send should be committed here instead.
 func (s *Service) forwardSend(ctx context.Context, sess Session, roomID, eventType, txnID string, content json.RawMessage) (eventID string, handled bool, err error) {
 	p := s.engine.Partition(roomID)
-	if _, known := s.engine.IsStreamLeader(jetstream.EventStream(p)); !known || s.leads(p) {
+	if leader, known := s.engine.IsStreamLeader(jetstream.EventStream(p)); !known || leader {
 		return "", false, nil
 	}
 	b, _ := json.Marshal(forwardReq{UserID: sess.UserID, DeviceID: sess.DeviceID, RoomID: roomID,
