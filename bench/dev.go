@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/planb-chat/planb/devcluster"
@@ -34,7 +32,7 @@ func startDev(ctx context.Context, cfg Config, log *slog.Logger, say func(string
 	}
 	base := cfg.DevBasePort
 	if base == 0 {
-		if base, err = freeBasePort(); err != nil {
+		if base, err = devcluster.FreeBasePort(3); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -87,27 +85,4 @@ func (d *devCluster) stop() {
 	if !d.keep {
 		os.RemoveAll(d.dir)
 	}
-}
-
-// freeBasePort finds a base port whose whole dev-cluster range (base ..
-// base+260) is free right now.
-func freeBasePort() (int, error) {
-	for try := 0; try < 50; try++ {
-		base := 20000 + (int(time.Now().UnixNano()/1000)+try*997)%30000
-		if rangeFree(base, base+260) {
-			return base, nil
-		}
-	}
-	return 0, errors.New("no free range of 260 ports found for the dev cluster; give --dev-base-port")
-}
-
-func rangeFree(from, to int) bool {
-	for p := from; p <= to; p++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			return false
-		}
-		ln.Close()
-	}
-	return true
 }

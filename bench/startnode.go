@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/planb-chat/planb/internal/freeport"
 )
 
 // timeStart starts `binary serve` on the log in dir as a standalone node and
@@ -23,7 +24,7 @@ import (
 // With pprofDir set, it also saves a CPU profile of the node's first
 // seconds after its engine is up (the rebuild) there.
 func timeStart(ctx context.Context, binary, dir, pprofDir string, rep *RebuildReport, say func(string, ...any)) error {
-	port, err := freePort()
+	port, err := freeport.One()
 	if err != nil {
 		return err
 	}
@@ -157,14 +158,4 @@ func peakRSS(pid int) float64 {
 		}
 	}
 	return 0
-}
-
-// freePort returns a TCP port on loopback that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

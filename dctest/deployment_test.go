@@ -27,7 +27,7 @@ type deployment struct {
 
 func startDeployment(t *testing.T) *deployment {
 	t.Helper()
-	base := freeBase(t)
+	base := freeBase(t) - 1 // dcN listens on base+N and base+100+N: dev's port plan
 	d := &deployment{token: "deploy-admin"}
 	var dcFlags []string
 	for i := 1; i <= 3; i++ {

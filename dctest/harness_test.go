@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,31 +59,15 @@ type cluster struct {
 	done   chan error
 }
 
-// freeBase finds a base port whose derived ports (base .. base+260) are free.
+// freeBase finds a base port whose dev-cluster port plan is free and below
+// the ephemeral range (see devcluster.FreeBasePort).
 func freeBase(t testing.TB) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		base = 20000 + base%30000
-		ok := true
-		for p := base; p < base+300 && ok; p++ {
-			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
-				ok = false
-			} else {
-				l.Close()
-			}
-		}
-		if ok {
-			return base
-		}
+	base, err := devcluster.FreeBasePort(3)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
 
 // startCluster starts a three-data-center cluster and waits until every

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -304,17 +303,14 @@ func planbBinary(t *testing.T) string {
 	return bin
 }
 
-// freeBasePort picks a random base port whose every derived port is free.
+// freeBasePort picks a free base port below the ephemeral range.
 func freeBasePort(t *testing.T, dcs int) int {
 	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(40000)
-		if newPortPlan(base, dcs).checkFree() == nil {
-			return base
-		}
+	base, err := FreeBasePort(dcs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no base port with all derived ports free")
-	return 0
+	return base
 }
 
 // waitClusterFile waits until Run has written the cluster file, failing at
