@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/internal/freeport"
 )
 
 // Timeouts of the supervisor.
@@ -301,6 +302,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	log := cfg.Log
+	if span, _ := newPortPlan(cfg.BasePort, cfg.DCs).span(); cfg.BasePort+span >= freeport.EphemeralLow() {
+		log.Warn("the dev cluster's ports reach into the kernel's ephemeral range: a data center restarted by a drill may find its port taken by an outgoing connection; choose a base port below it",
+			"base_port", cfg.BasePort, "ephemeral_from", freeport.EphemeralLow())
+	}
 	proxy, err := startLinkProxy(addr(newPortPlan(cfg.BasePort, cfg.DCs).api()), file.Links,
 		filepath.Join(cfg.DataDir, "toxiproxy.log"))
 	if err != nil {
