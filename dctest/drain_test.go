@@ -2,9 +2,11 @@ package dctest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +42,40 @@ func TestDrainDataCenter(t *testing.T) {
 		t.Errorf("dc2 still reports ready after the drain")
 	}
 	waitAcks(t, l, 60, "load while dc2 is drained")
+
+	// Rebalancing (by an operator here; every node's automatic one uses
+	// the same code) must not hand leaderships back to a draining node.
+	req, _ = http.NewRequest(http.MethodPost, c.dc("dc1").URL+"/_planb/admin/v1/rebalance", nil)
+	req.Header.Set("Authorization", "Bearer "+c.file.AdminToken)
+	resp, err = (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		t.Fatalf("rebalance: %v", err)
+	}
+	var reb struct {
+		Moves    []struct{ Stream, To string } `json:"moves"`
+		Draining []string                      `json:"draining"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&reb)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("rebalance: %d %v", resp.StatusCode, err)
+	}
+	if !slices.Contains(reb.Draining, "dc2") {
+		t.Errorf("rebalance does not know dc2 is draining: %+v", reb)
+	}
+	for _, m := range reb.Moves {
+		if m.To == "dc2" {
+			t.Errorf("rebalance handed %s to the draining dc2", m.Stream)
+		}
+	}
+	var counts map[string]int
+	testutil.WaitFor(t, 30*time.Second, "every partition led after the rebalance", func() error {
+		counts, err = c.eventLeaders("dc1")
+		return err
+	})
+	if counts["dc2"] != 0 {
+		t.Errorf("partitions led by the draining dc2 after a rebalance: %v", counts)
+	}
 
 	c.signal("dc2", syscall.SIGTERM)
 	testutil.WaitFor(t, 30*time.Second, "dc2 stops", func() error {

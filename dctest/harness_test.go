@@ -269,6 +269,40 @@ func (c *cluster) register(name, dc string) (id.UserID, string) {
 	return resp.UserID, resp.AccessToken
 }
 
+// eventLeaders counts the room-event partitions each node leads, from the
+// admin status of data center via.
+func (c *cluster) eventLeaders(via string) (map[string]int, error) {
+	req, _ := http.NewRequest(http.MethodGet, c.dc(via).URL+"/_planb/admin/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+c.file.AdminToken)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Streams []struct {
+			Name   string `json:"name"`
+			Leader string `json:"leader"`
+		} `json:"streams"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin status: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("admin status: %w", err)
+	}
+	out := map[string]int{}
+	for _, s := range st.Streams {
+		if strings.HasPrefix(s.Name, "EVENTS_") {
+			if s.Leader == "" {
+				return nil, fmt.Errorf("%s has no leader", s.Name)
+			}
+			out[s.Leader]++
+		}
+	}
+	return out, nil
+}
+
 // rebalance spreads stream leaders evenly through the admin API and waits
 // until no node leads more than one room-event partition more than another.
 func (c *cluster) rebalance() {

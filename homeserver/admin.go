@@ -107,6 +107,9 @@ type DrainReport struct {
 func (s *Service) Drain(ctx context.Context) (*DrainReport, error) {
 	s.draining.Store(true)
 	s.log.Info("draining: handing over leaderships and reporting not-ready")
+	if err := s.syncDrainMarker(ctx); err != nil {
+		s.log.Warn("rebalancing elsewhere may hand leaderships back to this node", "err", err)
+	}
 	rep := &DrainReport{Node: s.engine.NodeName(), DataCenter: s.cfg.DataCenter}
 	me := s.engine.NodeName()
 	if s.engine.Replicas() == 1 {
@@ -153,117 +156,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Undrain makes a drained node ready again.
-func (s *Service) Undrain() { s.draining.Store(false) }
-
-// Move is one leadership handed from one node to another.
-type Move struct {
-	Stream string `json:"stream"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Error  string `json:"error,omitempty"`
-}
-
-// RebalanceReport says which leaderships Rebalance moved.
-type RebalanceReport struct {
-	LeadersBefore map[string]int `json:"leaders_before"`
-	LeadersAfter  map[string]int `json:"leaders_after"`
-	// EventLeadersBefore/After count only the room-event partitions,
-	// which decide how many rooms one data-center loss interrupts.
-	EventLeadersBefore map[string]int `json:"event_leaders_before"`
-	EventLeadersAfter  map[string]int `json:"event_leaders_after"`
-	Moves              []Move         `json:"moves"`
-}
-
-// Rebalance spreads stream leaderships evenly over the nodes, the
-// room-event partitions and the other streams each on their own. After a
-// data center comes back from a loss it leads nothing, so the next loss of
-// a data center that leads many partitions would stall many rooms at once;
-// rebalancing restores the blast radius of one loss to about 1/N of the
-// rooms.
-func (s *Service) Rebalance(ctx context.Context) (*RebalanceReport, error) {
-	type streamInfo struct {
-		name, leader, class string
-		peers               []string // current followers
+// Undrain makes a drained node ready again and lets it lead streams again.
+func (s *Service) Undrain(ctx context.Context) {
+	s.draining.Store(false)
+	if err := s.syncDrainMarker(ctx); err != nil {
+		s.log.Warn("undrain: the node gets leaderships again only once its drain mark is cleared (retried)", "err", err)
 	}
-	var streams []streamInfo
-	count := map[string]map[string]int{"events": {}, "other": {}}
-	nodes := map[string]bool{}
-	for _, name := range s.engine.StreamNames() {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ci, err := s.engine.StreamCluster(cctx, name)
-		cancel()
-		if err != nil || ci.Leader == "" {
-			continue
-		}
-		si := streamInfo{name: name, leader: ci.Leader, class: "other"}
-		if strings.HasPrefix(name, "EVENTS_") {
-			si.class = "events"
-		}
-		nodes[ci.Leader] = true
-		for _, r := range ci.Replicas {
-			nodes[r.Name] = true
-			if r.Current && !r.Offline {
-				si.peers = append(si.peers, r.Name)
-			}
-		}
-		count[si.class][ci.Leader]++
-		streams = append(streams, si)
-	}
-	for _, c := range count {
-		for n := range nodes {
-			c[n] += 0
-		}
-	}
-	total := func() map[string]int {
-		out := map[string]int{}
-		for _, c := range count {
-			for n, v := range c {
-				out[n] += v
-			}
-		}
-		return out
-	}
-	rep := &RebalanceReport{LeadersBefore: total(), EventLeadersBefore: copyCounts(count["events"])}
-	if len(nodes) >= 2 {
-		perClass := map[string]int{}
-		for _, st := range streams {
-			perClass[st.class]++
-		}
-		for _, st := range streams {
-			c := count[st.class]
-			fair := (perClass[st.class] + len(nodes) - 1) / len(nodes)
-			if c[st.leader] <= fair {
-				continue
-			}
-			to := ""
-			for _, p := range st.peers {
-				if c[p] < fair && (to == "" || c[p] < c[to]) {
-					to = p
-				}
-			}
-			if to == "" {
-				continue
-			}
-			m := Move{Stream: st.name, From: st.leader, To: to}
-			if err := s.engine.StepDownTo(ctx, st.name, to); err != nil {
-				m.Error = err.Error()
-			} else {
-				c[st.leader]--
-				c[to]++
-			}
-			rep.Moves = append(rep.Moves, m)
-		}
-	}
-	rep.LeadersAfter, rep.EventLeadersAfter = total(), copyCounts(count["events"])
-	s.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "event_leaders", rep.EventLeadersAfter)
-	return rep, nil
-}
-
-func copyCounts(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

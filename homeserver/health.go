@@ -234,6 +234,7 @@ type serviceMetrics struct {
 	events        prometheus.Gauge
 	cutOff        prometheus.Counter
 	forwarded     *prometheus.CounterVec
+	autoMoves     *prometheus.CounterVec
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -258,9 +259,11 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Writes and syncs answered 503 at once because this node had no route to a quorum."}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_forwarded_sends_total",
 			Help: "Sends forwarded to the node leading the room's partition, by result (ok, error, fallback: committed here)."}, []string{"result"}),
+		autoMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_auto_rebalance_moves_total",
+			Help: "Stream leaderships this node moved by itself to spread them evenly, by result (ok, error)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff, m.forwarded)
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff, m.forwarded, m.autoMoves)
 	}
 	return m
 }

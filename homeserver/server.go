@@ -50,6 +50,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// AdminTokens authorise the admin API (/_planb/admin/v1/...).
 	AdminTokens []string
+	// RebalanceEvery is how often the node checks whether stream
+	// leaderships are spread evenly (only the engine's meta leader acts);
+	// 0 turns automatic rebalancing off.
+	RebalanceEvery time.Duration
 }
 
 // Service is one homeserver node.
@@ -136,6 +140,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.catchUp(ctx) })
 	g.Go(func() error { return s.monitor(ctx) })
 	g.Go(func() error { return s.runForwarding(ctx) })
+	g.Go(func() error { return s.autoRebalance(ctx) })
 	err = g.Wait()
 	s.w.wg.Wait() // drainers end within the write timeout
 	return err

@@ -40,7 +40,7 @@ func (a *API) routesAdmin() {
 		writeJSON(w, 200, rep)
 	}))
 	a.mux.HandleFunc("POST "+adminPrefix+"/undrain", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		a.hs.Undrain()
+		a.hs.Undrain(r.Context())
 		writeJSON(w, 200, struct{}{})
 	}))
 	a.routesDrills()

@@ -328,5 +328,16 @@ func (e *Engine) IsStreamLeader(stream string) (leader, known bool) {
 	return e.srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream), true
 }
 
+// IsMetaLeader reports whether this node's embedded server leads the
+// JetStream meta group (the one elected node that places streams), from
+// its own Raft state. known is false for a standalone server or an
+// external engine.
+func (e *Engine) IsMetaLeader() (leader, known bool) {
+	if e.srv == nil || len(e.cfg.Routes) == 0 {
+		return false, false
+	}
+	return e.srv.JetStreamIsLeader(), true
+}
+
 // NodeName returns this node's name in the cluster.
 func (e *Engine) NodeName() string { return e.cfg.NodeName }

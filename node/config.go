@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/planb-chat/planb/faultnet"
 	"github.com/planb-chat/planb/homeserver"
@@ -64,6 +65,10 @@ type Config struct {
 	MaxUploadBytes     int64                 `json:"max_upload_bytes"`
 	LoginPerMinute     int                   `json:"login_per_minute"`
 	LoginBurst         int                   `json:"login_burst"`
+	// RebalanceEvery is how often stream leaderships are checked and, when
+	// uneven and the cluster is settled, spread again (a Go duration such
+	// as "15s"; "0" turns it off).
+	RebalanceEvery string `json:"rebalance_every"`
 }
 
 // Default returns the configuration of a single standalone node.
@@ -78,7 +83,14 @@ func Default() Config {
 		MaxUploadBytes: 50 << 20,
 		LoginPerMinute: 30,
 		LoginBurst:     10,
+		RebalanceEvery: "15s",
 	}
+}
+
+// rebalanceEvery is RebalanceEvery parsed; Validate reports a bad one.
+func (c Config) rebalanceEvery() time.Duration {
+	d, _ := time.ParseDuration(c.RebalanceEvery)
+	return d
 }
 
 // Load reads a JSON config file over the defaults; unknown keys are errors.
@@ -159,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.LoginPerMinute < 1 || c.LoginBurst < 1 {
 		bad("login_per_minute and login_burst must be positive")
+	}
+	if d, err := time.ParseDuration(c.RebalanceEvery); err != nil || d < 0 || (d > 0 && d < time.Second) {
+		bad("rebalance_every %q: want a duration of at least 1s (such as \"15s\"), or \"0\" to turn automatic rebalancing off", c.RebalanceEvery)
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/planb-chat/planb/homeserver"
 )
@@ -87,5 +88,25 @@ func TestFaultsAndNamedRoutes(t *testing.T) {
 	c.External.URLs = []string{"nats://x:4222"}
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "embedded engine") {
 		t.Fatalf("faults with an external engine: %v", err)
+	}
+}
+
+func TestRebalanceEvery(t *testing.T) {
+	for in, want := range map[string]time.Duration{"15s": 15 * time.Second, "0": 0, "2m": 2 * time.Minute} {
+		c := Default()
+		c.RebalanceEvery = in
+		if err := c.Validate(); err != nil {
+			t.Errorf("rebalance_every %q rejected: %v", in, err)
+		}
+		if got := c.rebalanceEvery(); got != want {
+			t.Errorf("rebalance_every %q = %v, want %v", in, got, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "-5s", "10ms"} {
+		c := Default()
+		c.RebalanceEvery = in
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "rebalance_every") {
+			t.Errorf("rebalance_every %q: %v, want an error naming it", in, err)
+		}
 	}
 }

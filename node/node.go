@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hs := homeserver.New(homeserver.Config{
 		ServerName: cfg.ServerName, OpenRegistration: cfg.OpenRegistration,
 		RegistrationTokens: cfg.RegistrationTokens, MaxUploadBytes: cfg.MaxUploadBytes,
-		AdminTokens: cfg.AdminTokens, PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
+		AdminTokens: cfg.AdminTokens, RebalanceEvery: cfg.rebalanceEvery(), PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
 	}, engine, log, reg)
 	api := httpapi.New(hs, log, httpapi.Options{
 		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg, Faults: faults,

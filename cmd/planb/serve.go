@@ -51,6 +51,7 @@ func (c *serveCmd) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&f.MaxUploadBytes, "max-upload-bytes", d.MaxUploadBytes, "largest media upload in bytes")
 	fs.IntVar(&f.LoginPerMinute, "rate-limit-login", d.LoginPerMinute, "login and registration attempts per minute per IP")
 	fs.IntVar(&f.LoginBurst, "rate-limit-burst", d.LoginBurst, "burst above the login rate")
+	fs.StringVar(&f.RebalanceEvery, "rebalance-every", d.RebalanceEvery, "how often to check that stream leaderships are spread over the data centers and spread them when the cluster is settled (0: off)")
 	fs.BoolVar(&f.Faults.Enabled, "enable-faults", false, "turn on the admin fault endpoint so planb drill can cut or slow this node's routes (off in production unless you drill)")
 	fs.Var(&c.natsURLs, "nats-url", "use an existing NATS JetStream cluster at this URL instead of the embedded engine (repeat)")
 	fs.StringVar(&f.External.CredsFile, "nats-creds", "", "credentials file for --nats-url")
@@ -116,6 +117,8 @@ func (c *serveCmd) validate() error {
 			cfg.LoginBurst = f.LoginBurst
 		case "nats-url":
 			cfg.External.URLs = c.natsURLs
+		case "rebalance-every":
+			cfg.RebalanceEvery = f.RebalanceEvery
 		case "enable-faults":
 			cfg.Faults.Enabled = f.Faults.Enabled
 		case "nats-creds":

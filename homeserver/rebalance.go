@@ -1,0 +1,272 @@
+package homeserver
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/planb-chat/planb/jetstream"
+)
+
+// Move is one leadership handed from one node to another.
+type Move struct {
+	Stream string `json:"stream"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Error  string `json:"error,omitempty"`
+}
+
+// RebalanceReport says which leaderships Rebalance moved.
+type RebalanceReport struct {
+	LeadersBefore map[string]int `json:"leaders_before"`
+	LeadersAfter  map[string]int `json:"leaders_after"`
+	// EventLeadersBefore/After count only the room-event partitions,
+	// which decide how many rooms one data-center loss interrupts.
+	EventLeadersBefore map[string]int `json:"event_leaders_before"`
+	EventLeadersAfter  map[string]int `json:"event_leaders_after"`
+	Moves              []Move         `json:"moves"`
+	// Draining lists the nodes that were given no leadership because
+	// they are being drained.
+	Draining []string `json:"draining,omitempty"`
+}
+
+// streamLeader is one stream's leader and the followers that could take
+// over from it.
+type streamLeader struct {
+	name, leader, class string
+	peers               []string // current, online followers
+}
+
+// leaderLayout is who leads which stream, as seen from this node.
+type leaderLayout struct {
+	streams []streamLeader
+	nodes   map[string]bool // every replica's node, offline ones too
+	// unsettled says why the cluster is not in a steady state: a stream
+	// without a leader, a replica offline or behind.
+	unsettled []string
+}
+
+// layout asks every stream's leader for its replicas.
+func (s *Service) layout(ctx context.Context) leaderLayout {
+	l := leaderLayout{nodes: map[string]bool{}}
+	for _, name := range s.engine.StreamNames() {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ci, err := s.engine.StreamCluster(cctx, name)
+		cancel()
+		if err != nil || ci.Leader == "" {
+			l.unsettled = append(l.unsettled, name+" has no leader")
+			continue
+		}
+		st := streamLeader{name: name, leader: ci.Leader, class: "other"}
+		if strings.HasPrefix(name, "EVENTS_") {
+			st.class = "events"
+		}
+		l.nodes[ci.Leader] = true
+		for _, r := range ci.Replicas {
+			l.nodes[r.Name] = true
+			if r.Current && !r.Offline {
+				st.peers = append(st.peers, r.Name)
+			} else {
+				l.unsettled = append(l.unsettled, fmt.Sprintf("%s: replica %s is offline or behind", name, r.Name))
+			}
+		}
+		l.streams = append(l.streams, st)
+	}
+	return l
+}
+
+// counts returns, per class, how many streams each node leads (every node
+// listed, with 0 where it leads none).
+func (l leaderLayout) counts() map[string]map[string]int {
+	count := map[string]map[string]int{"events": {}, "other": {}}
+	for _, c := range count {
+		for n := range l.nodes {
+			c[n] = 0
+		}
+	}
+	for _, st := range l.streams {
+		count[st.class][st.leader]++
+	}
+	return count
+}
+
+// Rebalance spreads stream leaderships evenly over the nodes, the
+// room-event partitions and the other streams each on their own. After a
+// data center comes back from a loss it leads nothing, so the next loss of
+// a data center that leads many partitions would stall many rooms at once;
+// rebalancing restores the blast radius of one loss to about 1/N of the
+// rooms. Nodes being drained get no leadership and lose what they hold.
+//
+// Every node also runs it by itself (see autoRebalance); this is the
+// operator's way to do it now.
+func (s *Service) Rebalance(ctx context.Context) (*RebalanceReport, error) {
+	draining, err := s.drainingNodes(ctx)
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	rep := s.rebalance(ctx, s.layout(ctx), draining)
+	s.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "event_leaders", rep.EventLeadersAfter)
+	return rep, nil
+}
+
+// rebalance moves leaderships of l from nodes that lead more than their
+// share (or are draining) to current followers that lead less.
+func (s *Service) rebalance(ctx context.Context, l leaderLayout, draining map[string]bool) *RebalanceReport {
+	count := l.counts()
+	total := func() map[string]int {
+		out := map[string]int{}
+		for _, c := range count {
+			for n, v := range c {
+				out[n] += v
+			}
+		}
+		return out
+	}
+	rep := &RebalanceReport{LeadersBefore: total(), EventLeadersBefore: maps.Clone(count["events"]),
+		Draining: slices.Sorted(maps.Keys(draining))}
+	eligible := 0
+	for n := range l.nodes {
+		if !draining[n] {
+			eligible++
+		}
+	}
+	if eligible >= 1 && len(l.nodes) >= 2 {
+		perClass := map[string]int{}
+		for _, st := range l.streams {
+			perClass[st.class]++
+		}
+		for _, st := range l.streams {
+			c := count[st.class]
+			fair := (perClass[st.class] + eligible - 1) / eligible
+			if c[st.leader] <= fair && !draining[st.leader] {
+				continue
+			}
+			to := ""
+			for _, p := range st.peers {
+				if p == st.leader || draining[p] {
+					continue
+				}
+				if (c[p] < fair || draining[st.leader]) && (to == "" || c[p] < c[to]) {
+					to = p
+				}
+			}
+			if to == "" {
+				continue
+			}
+			m := Move{Stream: st.name, From: st.leader, To: to}
+			if err := s.engine.StepDownTo(ctx, st.name, to); err != nil {
+				m.Error = err.Error()
+			} else {
+				c[st.leader]--
+				c[to]++
+			}
+			rep.Moves = append(rep.Moves, m)
+		}
+	}
+	rep.LeadersAfter, rep.EventLeadersAfter = total(), maps.Clone(count["events"])
+	return rep
+}
+
+// drainPrefix marks, in the replicated meta bucket, a node being drained,
+// so that no node's rebalancing hands it leaderships back.
+const drainPrefix = "drain."
+
+// drainingNodes returns the nodes marked as being drained.
+func (s *Service) drainingNodes(ctx context.Context) (map[string]bool, error) {
+	keys, err := s.engine.Keys(ctx, jetstream.BucketMeta, drainPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, k := range keys {
+		if n := decodeKey(strings.TrimPrefix(k, drainPrefix)); n != "" {
+			out[n] = true
+		}
+	}
+	return out, nil
+}
+
+// syncDrainMarker makes this node's drain marker match its state: set
+// while draining, gone otherwise (a drained node that was stopped and
+// started again is no longer draining).
+func (s *Service) syncDrainMarker(ctx context.Context) error {
+	k := drainPrefix + key(s.engine.NodeName())
+	if s.draining.Load() {
+		if _, err := s.engine.Put(ctx, jetstream.BucketMeta, k, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+			return fmt.Errorf("mark this node as draining: %w", err)
+		}
+		return nil
+	}
+	if _, err := s.engine.Get(ctx, jetstream.BucketMeta, k); err != nil {
+		return nil // no marker (or it cannot be read now: next time)
+	}
+	if err := s.engine.Delete(ctx, jetstream.BucketMeta, k); err != nil {
+		return fmt.Errorf("clear this node's drain mark: %w", err)
+	}
+	return nil
+}
+
+// autoRebalance keeps stream leaderships spread without an operator. Every
+// node runs it; only the node that leads the engine's meta group acts (an
+// elected role, so no data center is special). It acts only when the
+// cluster has been settled — every stream led, every replica online and
+// current — at two checks in a row, so it never moves leaders during a
+// failure or while a returning data center catches up, and it hands
+// nothing to a draining node.
+func (s *Service) autoRebalance(ctx context.Context) error {
+	every := s.cfg.RebalanceEvery
+	if every <= 0 {
+		return nil
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	settled := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := s.syncDrainMarker(ctx); err != nil {
+			s.log.Warn("drain mark", "err", err)
+		}
+		leader, known := s.engine.IsMetaLeader()
+		quorum, _ := s.engine.QuorumConnected()
+		if !known || !leader || !quorum {
+			settled = 0
+			continue
+		}
+		l := s.layout(ctx)
+		if len(l.unsettled) > 0 {
+			if settled > 0 {
+				s.log.Debug("not rebalancing: the cluster is not settled", "why", l.unsettled)
+			}
+			settled = 0
+			continue
+		}
+		if settled++; settled < 2 {
+			continue
+		}
+		draining, err := s.drainingNodes(ctx)
+		if err != nil {
+			continue
+		}
+		rep := s.rebalance(ctx, l, draining)
+		if len(rep.Moves) == 0 {
+			continue
+		}
+		for _, m := range rep.Moves {
+			result := "ok"
+			if m.Error != "" {
+				result = "error"
+			}
+			s.m.autoMoves.WithLabelValues(result).Inc()
+		}
+		s.log.Info("leaderships were uneven; moved some", "moves", rep.Moves,
+			"event_leaders_before", rep.EventLeadersBefore, "event_leaders_after", rep.EventLeadersAfter)
+		settled = 0 // let the moves settle before looking again
+	}
+}
