@@ -81,7 +81,11 @@ func (e *Engine) AppendRoom(ctx context.Context, roomID string, data []byte, exp
 		}
 		return Ack{}, fmt.Errorf("append to %s: %w: %w", EventStream(p), planb.ErrNoQuorum, err)
 	}
-	e.hint(EventStream(p), ack.Sequence)
+	if ack.Duplicate {
+		e.hint(EventStream(p), ack.Sequence)
+	} else {
+		e.push(EventStream(p), msg.Subject, ack.Sequence, data)
+	}
 	return Ack{Partition: p, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
