@@ -437,6 +437,28 @@ func (s *Service) awaitRoom(ctx context.Context, roomID string) error {
 type overlay struct {
 	base planb.StateReader
 	top  planb.StateMap
+	pl   *plMemo // shared by the copies of one builder's overlay
+}
+
+// plMemo remembers the power levels parsed from one m.room.power_levels
+// event, so that a batch of events is checked with one parse.
+type plMemo struct {
+	ev  *planb.Event
+	pl  roomauth.PowerLevels
+	set bool
+}
+
+func (o overlay) MemoPowerLevels(ev *planb.Event) (roomauth.PowerLevels, bool) {
+	if o.pl == nil || !o.pl.set || o.pl.ev != ev {
+		return roomauth.PowerLevels{}, false
+	}
+	return o.pl.pl, true
+}
+
+func (o overlay) RememberPowerLevels(ev *planb.Event, pl roomauth.PowerLevels) {
+	if o.pl != nil {
+		*o.pl = plMemo{ev: ev, pl: pl, set: true}
+	}
 }
 
 func (o overlay) Get(t, k string) *planb.Event {
@@ -465,7 +487,7 @@ type builder struct {
 }
 
 func newBuilder(v *roomView, roomID string) *builder {
-	b := &builder{roomID: roomID, view: v, state: overlay{top: planb.StateMap{}}, now: time.Now().UnixMilli()}
+	b := &builder{roomID: roomID, view: v, state: overlay{top: planb.StateMap{}, pl: &plMemo{}}, now: time.Now().UnixMilli()}
 	if v != nil {
 		b.state.base = v.State()
 		b.prev = v.LastEventID()

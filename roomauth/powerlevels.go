@@ -55,6 +55,33 @@ type PowerLevels struct {
 	NotificationsRoom int64
 }
 
+// PowerLevelsMemo is implemented by state readers that remember the power
+// levels parsed from their current m.room.power_levels event (nil: the room
+// has none), so that checking many events against one state parses it
+// once. Check and CheckRedaction use it when their state offers it.
+type PowerLevelsMemo interface {
+	// MemoPowerLevels returns the levels remembered for ev, if any.
+	MemoPowerLevels(ev *planb.Event) (PowerLevels, bool)
+	// RememberPowerLevels remembers pl as the levels parsed for ev.
+	RememberPowerLevels(ev *planb.Event, pl PowerLevels)
+}
+
+// powerLevels is ParsePowerLevels through state's memo, if it has one.
+// Callers must not modify the result's maps.
+func powerLevels(state planb.StateReader) PowerLevels {
+	memo, ok := state.(PowerLevelsMemo)
+	if !ok {
+		return ParsePowerLevels(state)
+	}
+	ev := state.Get(planb.TypePowerLevels, "")
+	if pl, ok := memo.MemoPowerLevels(ev); ok {
+		return pl
+	}
+	pl := ParsePowerLevels(state)
+	memo.RememberPowerLevels(ev, pl)
+	return pl
+}
+
 // ParsePowerLevels returns the power levels in force in state. Without an
 // m.room.power_levels event the spec's defaults apply: the room creator (the
 // creator key of m.room.create, falling back to its sender) has level 100

@@ -69,7 +69,7 @@ func Check(ev *planb.Event, state planb.StateReader) error {
 	if create.RoomID != ev.RoomID {
 		return planb.Forbidden("event is for room %s but the state is of room %s", ev.RoomID, create.RoomID) // rule 2.5
 	}
-	pl := ParsePowerLevels(state)
+	pl := powerLevels(state)
 	if ev.Type == planb.TypeMember {
 		return checkMember(ev, state, pl, create) // rule 4
 	}
@@ -115,7 +115,7 @@ func CheckRedaction(redaction, target *planb.Event, state planb.StateReader) err
 	if target != nil && target.RoomID != redaction.RoomID {
 		return planb.Forbidden("event %s is not in room %s", target.EventID, redaction.RoomID)
 	}
-	pl := ParsePowerLevels(state)
+	pl := powerLevels(state)
 	have := pl.UserLevel(redaction.Sender)
 	if have >= pl.Redact {
 		return nil

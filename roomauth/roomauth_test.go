@@ -159,7 +159,52 @@ func runAuthCases(t *testing.T, cases []authCase) {
 				t.Fatalf("Validate = %v, want malformed %v", err, tc.malformed)
 			}
 			wantDenied(t, Check(ev, r.state), tc.deny)
+			// The same decision through a state that remembers its parsed
+			// power levels, on the first check and on a remembered one.
+			m := &memoState{StateMap: r.state}
+			wantDenied(t, Check(ev, m), tc.deny)
+			wantDenied(t, Check(ev, m), tc.deny)
 		})
+	}
+}
+
+// memoState is a StateMap with a PowerLevelsMemo, counting its parses.
+type memoState struct {
+	planb.StateMap
+	ev      *planb.Event
+	pl      PowerLevels
+	set     bool
+	parses  int
+	lookups int
+}
+
+func (m *memoState) MemoPowerLevels(ev *planb.Event) (PowerLevels, bool) {
+	m.lookups++
+	return m.pl, m.set && m.ev == ev
+}
+
+func (m *memoState) RememberPowerLevels(ev *planb.Event, pl PowerLevels) {
+	m.ev, m.pl, m.set = ev, pl, true
+	m.parses++
+}
+
+func TestPowerLevelsMemo(t *testing.T) {
+	r := newRoom(t, JoinRulePublic)
+	mods(r)
+	m := &memoState{StateMap: r.state}
+	for range 10 {
+		wantDenied(t, Check(r.msg(dave), m), "")
+	}
+	if m.parses != 1 || m.lookups != 10 {
+		t.Errorf("10 checks against one state: %d parses, %d lookups; want 1 and 10", m.parses, m.lookups)
+	}
+	// New power levels (a new event) are parsed again: dave may no longer
+	// send messages.
+	next := r.pl(alice, obj{"users": obj{alice: 100}, "events_default": 10})
+	m.StateMap = stateWith(r.state, next)
+	wantDenied(t, Check(r.msg(dave), m), "send m.room.message")
+	if m.parses != 2 {
+		t.Errorf("after new power levels: %d parses, want 2", m.parses)
 	}
 }
 
