@@ -64,6 +64,15 @@ func newRegistrar(run string, dcs []DataCenter) *registrar {
 	return r
 }
 
+// close closes the registrar's idle connections, so that they do not
+// linger on the nodes until their idle timeout.
+func (r *registrar) close() {
+	r.plain.CloseIdleConnections()
+	for _, c := range r.spred {
+		c.CloseIdleConnections()
+	}
+}
+
 func allLoopback(dcs []DataCenter) bool {
 	for _, dc := range dcs {
 		u, err := url.Parse(dc.URL)

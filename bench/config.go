@@ -96,13 +96,17 @@ type Config struct {
 
 // Default returns the default configuration: a modest workload that a
 // 2-core machine runs in a few minutes, the 10,000 idle long-polls and the
-// 1,000,000-event rebuild of the goals.
+// 1,000,000-event rebuild of the goals. There are as many senders
+// as the pipelined engine publisher's window, so that both are offered the
+// same concurrency: each sender waits for its acknowledgement, and with
+// fewer of them planb's rate is bound by the latency of one send, not by
+// what the cluster can do.
 func Default() Config {
 	return Config{
 		Users:         24,
 		Rooms:         8,
 		Members:       6,
-		Senders:       32,
+		Senders:       256,
 		Receivers:     3,
 		MessageSize:   256,
 		Duration:      30 * time.Second,

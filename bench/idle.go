@@ -114,7 +114,9 @@ func idleSyncs(ctx context.Context, cfg Config, target Target, dcIndex int, run 
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	reg.close() // its connections would close at the node's idle timeout, while the long-polls are counted
+	if err != nil {
 		return nil, fmt.Errorf("register idle users: %w", err)
 	}
 	room, err := users[0].cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "bench " + run + " idle room"})
@@ -159,6 +161,21 @@ func idleSyncs(ctx context.Context, cfg Config, target Target, dcIndex int, run 
 				rep.GCBefore = false
 			}
 		}
+	}
+	// The baseline: wait until the node's goroutines stop changing (the
+	// connections of earlier phases closing), up to 30 s; then collect
+	// garbage and measure.
+	last := -1.0
+	for settle := time.Now(); time.Since(settle) < 30*time.Second; {
+		time.Sleep(2 * time.Second)
+		s, err := scrape(ctx, mhc, dc.URL)
+		if err != nil {
+			return nil, err
+		}
+		if s.goroutines == last {
+			break
+		}
+		last = s.goroutines
 	}
 	gc("before")
 	time.Sleep(2 * time.Second)
@@ -238,7 +255,7 @@ func idleSyncs(ctx context.Context, cfg Config, target Target, dcIndex int, run 
 	// least) and its memory has settled.
 	settleStart := time.Now()
 	var held nodeSample
-	last := -1.0
+	last = -1.0
 	for time.Since(settleStart) < 90*time.Second {
 		time.Sleep(time.Second)
 		s, err := scrape(ctx, mhc, dc.URL)

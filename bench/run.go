@@ -114,6 +114,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // engine limit and the paced phase.
 func workloadPhases(ctx context.Context, cfg Config, target Target, run string, rep *Report, say func(string, ...any)) error {
 	w := newWorkload(cfg, target.DataCenters, run)
+	// Leave no idle keep-alive connection behind on the nodes: they would
+	// close at the nodes' idle timeout, in the middle of a later phase that
+	// counts the node's goroutines and memory.
+	defer w.hc.CloseIdleConnections()
 	if err := w.setup(ctx, say); err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ func newWorkload(cfg Config, dcs []DataCenter, run string) *workload {
 // setup registers the users and creates the rooms through the Matrix API.
 func (w *workload) setup(ctx context.Context, say func(string, ...any)) error {
 	reg := newRegistrar(w.run, w.dcs)
+	defer reg.close()
 	total := w.cfg.Users + w.cfg.Receivers
 	all := make([]*user, total)
 	var done atomic.Int64
