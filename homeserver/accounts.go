@@ -245,6 +245,7 @@ func (s *Service) newSession(ctx context.Context, userID, deviceID, displayName 
 			if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
 				return nil, s.unavailable(err)
 			}
+			s.sessions.forget(d.TokenHash, time.Now())
 		}
 	}
 	token := "pb_" + planb.RandomString(32) // 256 random bits
@@ -318,23 +319,6 @@ func (s *Service) checkCredentials(ctx context.Context, user, password string) (
 	return a, nil
 }
 
-// Authenticate returns the session of an access token, or M_UNKNOWN_TOKEN.
-func (s *Service) Authenticate(ctx context.Context, token string) (Session, error) {
-	e, err := s.engine.Get(ctx, jetstream.BucketTokens, tokenHash(token))
-	if errors.Is(err, planb.ErrNotFound) {
-		return Session{}, &planb.Error{Code: planb.CodeUnknownToken, Status: 401,
-			Message: "unknown or expired access token", Extra: map[string]any{"soft_logout": false}}
-	}
-	if err != nil {
-		return Session{}, s.unavailable(err)
-	}
-	var sess Session
-	if err := json.Unmarshal(e.Value, &sess); err != nil {
-		return Session{}, fmt.Errorf("decode session: %w", err)
-	}
-	return sess, nil
-}
-
 // Logout deletes the session's token and device (POST /logout).
 func (s *Service) Logout(ctx context.Context, sess Session) error {
 	return s.deleteDevice(ctx, sess.UserID, sess.DeviceID)
@@ -354,6 +338,7 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 		if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
 			return s.unavailable(err)
 		}
+		s.sessions.forget(d.TokenHash, time.Now())
 	}
 	if err := s.engine.Delete(ctx, jetstream.BucketDevices, dkey); err != nil {
 		return s.unavailable(err)

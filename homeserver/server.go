@@ -66,7 +66,9 @@ type Service struct {
 	w      writers     // per-room write queues (group commit)
 	h      health
 	fwd    forwarder // sends forwarded to partition leaders
-	m      *serviceMetrics
+	// sessions remembers looked-up access tokens (see sessions.go).
+	sessions *sessionCache
+	m        *serviceMetrics
 	// draining is set by Drain: the node reports not-ready.
 	draining atomic.Bool
 }
@@ -81,9 +83,10 @@ func New(cfg Config, engine *jetstream.Engine, log *slog.Logger, reg prometheus.
 		cfg.MaxUploadBytes = 50 << 20
 	}
 	return &Service{cfg: cfg, log: log, engine: engine,
-		model: projection.New(engine.Partitions(), engine.Partition),
-		w:     writers{queues: map[string]*roomQueue{}},
-		m:     newServiceMetrics(reg)}
+		model:    projection.New(engine.Partitions(), engine.Partition),
+		w:        writers{queues: map[string]*roomQueue{}},
+		sessions: newSessionCache(),
+		m:        newServiceMetrics(reg)}
 }
 
 // Config returns the service's configuration.
@@ -141,6 +144,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.monitor(ctx) })
 	g.Go(func() error { return s.runForwarding(ctx) })
 	g.Go(func() error { return s.autoRebalance(ctx) })
+	g.Go(func() error { return s.followTokens(ctx) })
 	err = g.Wait()
 	s.w.wg.Wait() // drainers end within the write timeout
 	return err

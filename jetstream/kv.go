@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/planb-chat/planb"
@@ -110,10 +111,30 @@ func (e *Engine) Put(ctx context.Context, bucket, key string, value []byte) (uin
 
 // Delete removes key (a tombstone that followers of the bucket observe).
 func (e *Engine) Delete(ctx context.Context, bucket, key string) error {
-	if err := e.KV(bucket).Delete(ctx, key); err != nil {
+	if _, err := e.deleteKey(ctx, bucket, key, nil); err != nil {
 		return fmt.Errorf("delete %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
 	}
 	return nil
+}
+
+// deleteKey writes key's delete marker as the KV API does (an empty
+// message with KV-Operation: DEL), but through a publish whose
+// acknowledgement gives the marker's sequence, so that followers can be
+// hinted exactly. With lastRev set, only if the key is still at that
+// revision.
+func (e *Engine) deleteKey(ctx context.Context, bucket, key string, lastRev *uint64) (uint64, error) {
+	m := nats.NewMsg("$KV." + bucket + "." + key)
+	m.Header.Set("KV-Operation", "DEL")
+	var opts []natsjs.PublishOpt
+	if lastRev != nil {
+		opts = append(opts, natsjs.WithExpectLastSequencePerSubject(*lastRev))
+	}
+	ack, err := e.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		return 0, err
+	}
+	e.hint(BucketStream(bucket), ack.Sequence)
+	return ack.Sequence, nil
 }
 
 // Keys lists the keys of bucket matching filter (NATS wildcards allowed).
@@ -140,7 +161,7 @@ func BucketKey(bucket, subject string) string {
 // DeleteIf removes key only if its revision is still rev; planb.ErrConflict
 // otherwise.
 func (e *Engine) DeleteIf(ctx context.Context, bucket, key string, rev uint64) error {
-	err := e.KV(bucket).Delete(ctx, key, natsjs.LastRevision(rev))
+	_, err := e.deleteKey(ctx, bucket, key, &rev)
 	if isWrongLastSeq(err) {
 		return planb.ErrConflict
 	}
