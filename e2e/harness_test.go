@@ -58,7 +58,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if planbBin, err = testutil.BuildPlanb(dir); err != nil {
+	if planbBin, err = testutil.BuildPlanbRace(dir); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
 		return 1
 	}

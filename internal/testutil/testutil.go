@@ -35,13 +35,25 @@ func ModuleRoot() (string, error) {
 
 // BuildPlanb builds ./cmd/planb into dir and returns the binary's path. The
 // error carries the compiler's output.
-func BuildPlanb(dir string) (string, error) {
+func BuildPlanb(dir string) (string, error) { return build(dir, false) }
+
+// BuildPlanbRace is BuildPlanb with the race detector in the binary when
+// the test itself runs with it (go test -race), so that tests of real
+// processes check the server for data races too. Meant for tests with a
+// light load: a race-enabled server uses several times the CPU.
+func BuildPlanbRace(dir string) (string, error) { return build(dir, Race) }
+
+func build(dir string, race bool) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "planb")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/planb")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/planb")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/planb in %s: %w\n%s", root, err, out)
