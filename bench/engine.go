@@ -114,3 +114,39 @@ func fetchProfile(ctx context.Context, dc DataCenter, token string, secs int, pa
 	}
 	return f.Close()
 }
+
+// spreadLeaders asks the cluster to spread its stream leaderships (the
+// admin rebalance) until the room-event partitions are led evenly, up to
+// a minute, so that every run starts from the same layout: a fresh
+// cluster may have one data center leading no partition, and the
+// cluster's own rebalancing would then move leaders in the middle of the
+// load. It returns the partitions each node leads.
+func spreadLeaders(ctx context.Context, target Target, say func(string, ...any)) (map[string]int, error) {
+	hc := &http.Client{Timeout: time.Minute}
+	dc := target.DataCenters[0]
+	var last map[string]int
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		var rep homeserver.RebalanceReport
+		if err := call(ctx, hc, http.MethodPost, dc.URL+"/_planb/admin/v1/rebalance", target.AdminToken, nil, &rep); err != nil {
+			return nil, fmt.Errorf("rebalance at %s: %w", dc.Name, err)
+		}
+		last = rep.EventLeadersBefore
+		lo, hi := -1, 0
+		for _, n := range last {
+			if lo < 0 || n < lo {
+				lo = n
+			}
+			hi = max(hi, n)
+		}
+		if len(last) >= len(target.DataCenters) && hi-lo <= 1 {
+			return last, nil
+		}
+		say("leaders: spreading the room-event partitions over the data centers: %v", last)
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return last, fmt.Errorf("partitions still led unevenly after a minute: %v", last)
+}

@@ -17,6 +17,9 @@ type Report struct {
 	Target   Target    `json:"target"`
 	Machine  Machine   `json:"machine"`
 	Workload Workload  `json:"workload"`
+	// EventLeaders is how many room-event partitions each node led when
+	// the load started.
+	EventLeaders map[string]int `json:"event_leaders,omitempty"`
 
 	// Saturated is the phase that sends as fast as acknowledgements come.
 	Saturated *Phase `json:"saturated,omitempty"`
@@ -126,8 +129,12 @@ func (r *Report) Human(w io.Writer) {
 	fmt.Fprintf(w, "planb bench — %s, %d CPUs, %s, took %s\n", r.Target.Name, r.Machine.CPUs, r.Machine.GoVersion,
 		(time.Duration(r.Took * float64(time.Second))).Round(time.Second))
 	wl := r.Workload
-	fmt.Fprintf(w, "workload: %d users, %d rooms × %d sending members, %d concurrent senders, %d receivers in every room, %d-byte messages\n\n",
+	fmt.Fprintf(w, "workload: %d users, %d rooms × %d sending members, %d concurrent senders, %d receivers in every room, %d-byte messages\n",
 		wl.Users, wl.Rooms, wl.Members, wl.Senders, wl.Receivers, wl.MessageSize)
+	if len(r.EventLeaders) > 0 {
+		fmt.Fprintf(w, "room-event partitions led per node at the start: %s\n", formatCounts(r.EventLeaders))
+	}
+	fmt.Fprintln(w)
 	for _, p := range []*Phase{r.Saturated, r.Paced} {
 		if p == nil {
 			continue
@@ -235,4 +242,13 @@ func (r *Report) goals() {
 		}
 	}
 	r.Goals = append(r.Goals, g)
+}
+
+// formatCounts writes counts per name in name order: "dc1 3, dc2 3, dc3 2".
+func formatCounts(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

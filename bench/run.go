@@ -113,6 +113,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // workloadPhases sets the workload up and runs the saturated phase, the
 // engine limit and the paced phase.
 func workloadPhases(ctx context.Context, cfg Config, target Target, run string, rep *Report, say func(string, ...any)) error {
+	if target.AdminToken != "" {
+		led, err := spreadLeaders(ctx, target, say)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "leaders not spread before the load: "+err.Error())
+		}
+		rep.EventLeaders = led
+	} else {
+		rep.Notes = append(rep.Notes, "leaders not spread before the load: that needs the admin token")
+	}
 	w := newWorkload(cfg, target.DataCenters, run)
 	// Leave no idle keep-alive connection behind on the nodes: they would
 	// close at the nodes' idle timeout, in the middle of a later phase that
