@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -43,6 +44,8 @@ type IdleReport struct {
 	// ReturnedEarly counts long-polls that returned before the message was
 	// sent (they did not really block).
 	ReturnedEarly int `json:"returned_early"`
+	// Note says what makes the figures less exact, if anything.
+	Note string `json:"note,omitempty"`
 	// Wake is from the start of the send until each long-poll returned
 	// with the message.
 	Wake   Latency `json:"wake_latency"`
@@ -162,26 +165,28 @@ func idleSyncs(ctx context.Context, cfg Config, target Target, dcIndex int, run 
 			}
 		}
 	}
-	// The baseline: wait until the node's goroutines stop changing (the
-	// connections of earlier phases closing), up to 30 s; then collect
-	// garbage and measure.
-	last := -1.0
-	for settle := time.Now(); time.Since(settle) < 30*time.Second; {
+	// The baseline, from a settled node: the connections of earlier phases
+	// closed (goroutines unchanged) and the engine's caches of the load
+	// released (the heap after garbage collection within 1 MiB of the
+	// previous one), two checks in a row, up to a minute.
+	var before nodeSample
+	for settle := time.Now(); ; {
+		gc("before")
 		time.Sleep(2 * time.Second)
 		s, err := scrape(ctx, mhc, dc.URL)
 		if err != nil {
 			return nil, err
 		}
-		if s.goroutines == last {
+		steady := s.goroutines == before.goroutines && math.Abs(s.heapInuse-before.heapInuse) < 1<<20
+		before = s
+		if steady {
 			break
 		}
-		last = s.goroutines
-	}
-	gc("before")
-	time.Sleep(2 * time.Second)
-	before, err := scrape(ctx, mhc, dc.URL)
-	if err != nil {
-		return nil, err
+		if time.Since(settle) > time.Minute {
+			rep.Note = "the node's heap did not settle within a minute before the long-polls: the memory per connection is less exact"
+			break
+		}
+		say("idle syncs: waiting for the node to settle (goroutines %.0f, heap %.0f MiB)", s.goroutines, s.heapInuse/(1<<20))
 	}
 	rep.RSSBeforeMiB, rep.HeapBeforeMiB, rep.GoroutinesBefore = before.rss/(1<<20), before.heapInuse/(1<<20), int(before.goroutines)
 
@@ -255,7 +260,7 @@ func idleSyncs(ctx context.Context, cfg Config, target Target, dcIndex int, run 
 	// least) and its memory has settled.
 	settleStart := time.Now()
 	var held nodeSample
-	last = -1.0
+	last := -1.0
 	for time.Since(settleStart) < 90*time.Second {
 		time.Sleep(time.Second)
 		s, err := scrape(ctx, mhc, dc.URL)

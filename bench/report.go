@@ -176,7 +176,11 @@ func (r *Report) Human(w io.Writer) {
 		fmt.Fprintf(w, "  node memory per connection  %.1f KiB RSS (%.1f KiB Go heap + %.1f KiB goroutine stacks; RSS %.0f → %.0f MiB, goroutines %d → %d)\n",
 			i.RSSPerConnKiB, i.HeapPerConnKiB, i.StackPerConnKiB, i.RSSBeforeMiB, i.RSSHeldMiB, i.GoroutinesBefore, i.GoroutinesHeld)
 		fmt.Fprintf(w, "  wake-up latency             %s, %d of %d returned with the message\n", i.Wake, i.Woken, i.Held)
-		fmt.Fprintf(w, "  set-up                      %.1f s to open, %.1f s until the node held them all\n\n", i.OpenSeconds, i.SettleSeconds)
+		fmt.Fprintf(w, "  set-up                      %.1f s to open, %.1f s until the node held them all\n", i.OpenSeconds, i.SettleSeconds)
+		if i.Note != "" {
+			fmt.Fprintf(w, "  note                        %s\n", i.Note)
+		}
+		fmt.Fprintln(w)
 	}
 	if b := r.Rebuild; b != nil {
 		fmt.Fprintf(w, "read-model rebuild (%d events in %d records, %d rooms, one node)\n", b.Events, b.Records, b.Rooms)
