@@ -214,8 +214,9 @@ func (s *Service) syncDrainMarker(ctx context.Context) error {
 // elected role, so no data center is special). It acts only when the
 // cluster has been settled — every stream led, every replica online and
 // current — at two checks in a row, so it never moves leaders during a
-// failure or while a returning data center catches up, and it hands
-// nothing to a draining node.
+// failure or while a returning data center catches up. It waits while a
+// node is being drained (an operator's Rebalance still works then and
+// hands nothing to the draining node).
 func (s *Service) autoRebalance(ctx context.Context) error {
 	every := s.cfg.RebalanceEvery
 	if every <= 0 {
@@ -251,7 +252,11 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 			continue
 		}
 		draining, err := s.drainingNodes(ctx)
-		if err != nil {
+		if err != nil || len(draining) > 0 {
+			// While a node is being drained an operator is at work, and
+			// the drained node will return or be removed: moving leaders
+			// among the others now would only interrupt their partitions
+			// once more (a move stalls its partition for a moment).
 			continue
 		}
 		rep := s.rebalance(ctx, l, draining)
