@@ -111,40 +111,82 @@ func (s *Service) Drain(ctx context.Context) (*DrainReport, error) {
 		s.log.Warn("rebalancing elsewhere may hand leaderships back to this node", "err", err)
 	}
 	rep := &DrainReport{Node: s.engine.NodeName(), DataCenter: s.cfg.DataCenter}
-	me := s.engine.NodeName()
 	if s.engine.Replicas() == 1 {
 		rep.Message = "single-replica node: there is no other data center to hand leadership to; it reports not-ready and can be stopped"
 		return rep, nil
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		rep.StillLeader = nil
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep.SteppedDown, rep.StillLeader = s.handOverLeaderships(dctx)
+	if len(rep.StillLeader) == 0 {
+		rep.Message = fmt.Sprintf("node %s leads no stream; it reports not-ready and can be stopped now", rep.Node)
+		return rep, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	rep.Message = "some leaderships could not be handed over (is a quorum of other data centers up?)"
+	return rep, nil
+}
+
+// HandOver prepares a node that is stopping (SIGTERM): like Drain, it
+// reports not-ready, stops serving forwarded sends and hands every stream
+// leadership to another data center, so that a rolling restart interrupts
+// no partition for longer than a leader change; but it marks nothing in
+// the cluster. It returns when the node leads nothing or ctx ends; a node
+// cut off from the others returns at once (nobody could take over).
+func (s *Service) HandOver(ctx context.Context) {
+	s.draining.Store(true)
+	if quorum, known := s.engine.QuorumConnected(); s.engine.Replicas() == 1 || (known && !quorum) {
+		return
+	}
+	start := time.Now()
+	moved, still := s.handOverLeaderships(ctx)
+	s.log.Info("stopping: handed over stream leaderships", "moved", len(moved), "still_leader", still,
+		"took", time.Since(start).Round(time.Millisecond))
+}
+
+// handOverLeaderships steps down from every stream this node leads until
+// it leads none or ctx ends, and returns what it stepped down from and
+// what it still leads.
+func (s *Service) handOverLeaderships(ctx context.Context) (moved, still []string) {
+	for {
+		still = nil
 		for _, name := range s.engine.StreamNames() {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			ci, err := s.engine.StreamCluster(cctx, name)
-			cancel()
-			if err != nil || ci.Leader != me {
+			if !s.leadsStream(ctx, name) {
 				continue
 			}
 			if err := s.engine.StepDown(ctx, name); err != nil {
 				s.log.Warn("leader step-down failed", "stream", name, "err", err)
-			} else if !contains(rep.SteppedDown, name) {
-				rep.SteppedDown = append(rep.SteppedDown, name)
+			} else if !contains(moved, name) {
+				moved = append(moved, name)
 			}
-			rep.StillLeader = append(rep.StillLeader, name)
+			still = append(still, name)
 		}
-		if len(rep.StillLeader) == 0 {
-			rep.Message = fmt.Sprintf("node %s leads no stream; it reports not-ready and can be stopped now", me)
-			return rep, nil
+		if len(still) == 0 {
+			return moved, nil
+		}
+		if quorum, known := s.engine.QuorumConnected(); known && !quorum {
+			return moved, still // nobody to hand over to
 		}
 		select {
 		case <-ctx.Done():
-			return rep, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+			return moved, still
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	rep.Message = "some leaderships could not be handed over (is a quorum of other data centers up?)"
-	return rep, nil
+}
+
+// leadsStream reports whether this node leads stream: from the embedded
+// server's own Raft state where it has one, else by asking.
+func (s *Service) leadsStream(ctx context.Context, name string) bool {
+	if l, known := s.engine.IsStreamLeader(name); known {
+		return l
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ci, err := s.engine.StreamCluster(cctx, name)
+	return err == nil && ci.Leader == s.engine.NodeName()
 }
 
 func contains(list []string, s string) bool {

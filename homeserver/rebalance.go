@@ -252,11 +252,13 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 			continue
 		}
 		draining, err := s.drainingNodes(ctx)
-		if err != nil || len(draining) > 0 {
+		if err != nil || anyIn(draining, l.nodes) {
 			// While a node is being drained an operator is at work, and
 			// the drained node will return or be removed: moving leaders
 			// among the others now would only interrupt their partitions
-			// once more (a move stalls its partition for a moment).
+			// once more (a move stalls its partition for a moment). The
+			// mark of a node that holds no replica any more (removed from
+			// the cluster) does not count.
 			continue
 		}
 		rep := s.rebalance(ctx, l, draining)
@@ -274,4 +276,14 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 			"event_leaders_before", rep.EventLeadersBefore, "event_leaders_after", rep.EventLeadersAfter)
 		settled = 0 // let the moves settle before looking again
 	}
+}
+
+// anyIn reports whether a key of set is in nodes.
+func anyIn(set, nodes map[string]bool) bool {
+	for n := range set {
+		if nodes[n] {
+			return true
+		}
+	}
+	return false
 }
