@@ -250,11 +250,17 @@ func (e *Engine) Partitions() int { return e.cfg.Partitions }
 // Replicas returns the configured replica count.
 func (e *Engine) Replicas() int { return e.cfg.Replicas }
 
-// retry calls fn until it succeeds or ctx ends, with capped backoff.
+// retry calls fn until it succeeds or ctx ends, with capped backoff. Each
+// attempt may take 1 s at first, doubling to 5 s: while a new cluster is
+// still forming, requests to the JetStream API go unanswered rather than
+// fail, and a first attempt that waited the full 5 s made each of the
+// start-up steps (API, buckets, object store) cost 5 s.
 func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
 	delay := 100 * time.Millisecond
+	limit := time.Second
 	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, limit)
+		limit = min(2*limit, 5*time.Second)
 		err := fn(cctx)
 		cancel()
 		if err == nil {
