@@ -174,11 +174,7 @@ func TestDataCenterLoss(t *testing.T) {
 				return err
 			}
 			last = counts
-			lo, hi := 1<<30, 0
-			for _, n := range c.names() {
-				lo, hi = min(lo, counts[n]), max(hi, counts[n])
-			}
-			if hi-lo > 1 {
+			if !ledEvenly(counts, c.names()) {
 				return fmt.Errorf("partitions led per data center: %v", counts)
 			}
 			return nil

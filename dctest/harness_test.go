@@ -303,6 +303,17 @@ func (c *cluster) eventLeaders(via string) (map[string]int, error) {
 	return out, nil
 }
 
+// ledEvenly reports whether no data center of names leads more than one
+// room-event partition more than another (one missing from counts leads
+// none).
+func ledEvenly(counts map[string]int, names []string) bool {
+	lo, hi := 1<<30, 0
+	for _, n := range names {
+		lo, hi = min(lo, counts[n]), max(hi, counts[n])
+	}
+	return hi-lo <= 1
+}
+
 // rebalance spreads stream leaders evenly through the admin API and waits
 // until no node leads more than one room-event partition more than another.
 func (c *cluster) rebalance() {
@@ -335,13 +346,12 @@ func (c *cluster) rebalance() {
 			// event_leaders_before is the actual state of the room-event
 			// partitions when the call was made.
 			last = out["event_leaders_before"]
-			if counts, ok := out["event_leaders_before"].(map[string]any); ok && len(counts) >= 3 {
-				lo, hi := 1<<30, 0
-				for _, v := range counts {
-					n := int(v.(float64))
-					lo, hi = min(lo, n), max(hi, n)
+			if raw, ok := out["event_leaders_before"].(map[string]any); ok {
+				counts := map[string]int{}
+				for n, v := range raw {
+					counts[n] = int(v.(float64))
 				}
-				if hi-lo <= 1 {
+				if ledEvenly(counts, c.names()) {
 					c.t.Logf("stream leaders per node: %v", counts)
 					return
 				}

@@ -44,7 +44,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -165,12 +164,9 @@ func (p portPlan) checkFree() error {
 	}
 	var errs []error
 	for _, port := range slices.Sorted(maps.Keys(ports)) {
-		ln, err := net.Listen("tcp", addr(port))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("port %d (%s) is taken: %w", port, ports[port], err))
-			continue
+		if err := freeport.Check(port); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ports[port], err))
 		}
-		ln.Close()
 	}
 	return errors.Join(errs...)
 }
