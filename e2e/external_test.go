@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"maunium.net/go/mautrix"
 
 	"github.com/planb-chat/planb/internal/testutil"
+	"github.com/planb-chat/planb/jetstream/jstest"
 )
 
 // TestExternalEngine runs planb against an existing NATS JetStream server
@@ -17,18 +17,8 @@ import (
 // NATS do: rooms and messages live in that server and survive a restart of
 // planb, and planb's own data directory stays empty.
 func TestExternalEngine(t *testing.T) {
-	natsDir := t.TempDir()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
-		StoreDir: natsDir, SyncAlways: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external nats-server not ready")
-	}
-	srv := startServer(t, withFlags("--nats-url", ns.ClientURL()))
+	natsURL := jstest.StartServer(t)
+	srv := startServer(t, withFlags("--nats-url", natsURL))
 	alice := newUser(t, srv, "alice")
 	ctx := ctxTimeout(t, 60*time.Second)
 	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "on an external engine"})

@@ -170,6 +170,9 @@ func (s *Service) AccountData(sess Session, userID, roomID, dtype string) (json.
 	if userID != sess.UserID {
 		return nil, planb.Forbidden("you can only read your own account data")
 	}
+	if err := s.readable(readHistory, "account_data"); err != nil {
+		return nil, err
+	}
 	c, err := s.model.AccountData(userID, roomID, dtype)
 	if err != nil || dtype == forgottenType {
 		return nil, planb.NotFound("no account data of type %s", dtype)
@@ -241,7 +244,7 @@ func (s *Service) SetTyping(sess Session, roomID, userID string, typing bool, ti
 		timeout = 30 * time.Second
 	}
 	b, _ := json.Marshal(typingMsg{RoomID: roomID, UserID: userID, Typing: typing, UntilMS: time.Now().Add(timeout).UnixMilli()})
-	if err := s.engine.Conn().Publish(typingSubject, b); err != nil {
+	if err := s.engine.Publish(typingSubject, b); err != nil {
 		return s.unavailable(err)
 	}
 	// Apply locally at once, so this node's syncs see it without a round trip.

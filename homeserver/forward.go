@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
 )
@@ -33,7 +31,7 @@ const (
 // Lock rule: mu guards subs.
 type forwarder struct {
 	mu   sync.Mutex
-	subs map[int]*nats.Subscription
+	subs map[int]*jetstream.Subscription
 }
 
 // forwardReq is a send forwarded to the partition leader's node.
@@ -101,18 +99,18 @@ func (s *Service) serve(p int, on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.subs == nil {
-		f.subs = map[int]*nats.Subscription{}
+		f.subs = map[int]*jetstream.Subscription{}
 	}
 	switch sub := f.subs[p]; {
 	case on && sub == nil:
-		sub, err := s.engine.Conn().QueueSubscribe(forwardSubject+strconv.Itoa(p), forwardQueue, s.serveForward)
+		sub, err := s.engine.Serve(forwardSubject+strconv.Itoa(p), forwardQueue, s.serveForward)
 		if err != nil {
 			s.log.Warn("serve forwarded sends", "partition", p, "err", err)
 			return
 		}
 		f.subs[p] = sub
 	case !on && sub != nil:
-		_ = sub.Unsubscribe()
+		sub.Stop()
 		delete(f.subs, p)
 	}
 }
@@ -122,35 +120,33 @@ func (s *Service) stopServing() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for p, sub := range f.subs {
-		_ = sub.Unsubscribe()
+		sub.Stop()
 		delete(f.subs, p)
 	}
 }
 
 // serveForward commits a forwarded send here and answers it.
-func (s *Service) serveForward(m *nats.Msg) {
-	go func() {
-		var req forwardReq
-		var resp forwardResp
-		if err := json.Unmarshal(m.Data, &req); err == nil && (!s.leads(s.engine.Partition(req.RoomID)) || !s.seen(req)) {
-			// Leadership moved since we subscribed, or this node's read
-			// model lags behind the sender's: let the sender commit.
-			resp.NotLeader = true
-		} else if err != nil {
-			resp.Error = &forwardErr{Code: planb.CodeBadJSON, Status: 400, Message: "forwarded send: " + err.Error()}
+func (s *Service) serveForward(data []byte) []byte {
+	var req forwardReq
+	var resp forwardResp
+	if err := json.Unmarshal(data, &req); err == nil && (!s.leads(s.engine.Partition(req.RoomID)) || !s.seen(req)) {
+		// Leadership moved since we subscribed, or this node's read
+		// model lags behind the sender's: let the sender commit.
+		resp.NotLeader = true
+	} else if err != nil {
+		resp.Error = &forwardErr{Code: planb.CodeBadJSON, Status: 400, Message: "forwarded send: " + err.Error()}
+	} else {
+		sess := Session{UserID: req.UserID, DeviceID: req.DeviceID}
+		id, err := s.sendLocal(context.Background(), sess, req.RoomID, req.EventType, req.TxnID, req.Content)
+		if err != nil {
+			resp.Error = toForwardErr(s.notFoundAsForbidden(err, req.RoomID))
 		} else {
-			sess := Session{UserID: req.UserID, DeviceID: req.DeviceID}
-			id, err := s.sendLocal(context.Background(), sess, req.RoomID, req.EventType, req.TxnID, req.Content)
-			if err != nil {
-				resp.Error = toForwardErr(s.notFoundAsForbidden(err, req.RoomID))
-			} else {
-				resp.EventID = id
-				resp.Position = s.model.Position().Parts[s.engine.Partition(req.RoomID)]
-			}
+			resp.EventID = id
+			resp.Position = s.model.Position().Parts[s.engine.Partition(req.RoomID)]
 		}
-		b, _ := json.Marshal(resp)
-		_ = m.Respond(b)
-	}()
+	}
+	b, _ := json.Marshal(resp)
+	return b
 }
 
 // seen waits briefly until this node's read model has what the forwarding
@@ -179,7 +175,7 @@ func (s *Service) forwardSend(ctx context.Context, sess Session, roomID, eventTy
 	b, _ := json.Marshal(forwardReq{UserID: sess.UserID, DeviceID: sess.DeviceID, RoomID: roomID,
 		EventType: eventType, TxnID: txnID, Content: content, After: s.model.Position().Parts[p]})
 	fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
-	m, rerr := s.engine.Conn().RequestWithContext(fctx, forwardSubject+strconv.Itoa(p), b)
+	reply, rerr := s.engine.Request(fctx, forwardSubject+strconv.Itoa(p), b)
 	cancel()
 	if rerr != nil {
 		// Nobody serves the partition (a handover, a lost data center) or
@@ -191,7 +187,7 @@ func (s *Service) forwardSend(ctx context.Context, sess Session, roomID, eventTy
 		return "", true, ctx.Err()
 	}
 	var resp forwardResp
-	if err := json.Unmarshal(m.Data, &resp); err != nil || resp.NotLeader {
+	if err := json.Unmarshal(reply, &resp); err != nil || resp.NotLeader {
 		s.m.forwarded.WithLabelValues("fallback").Inc()
 		return "", false, nil
 	}

@@ -233,6 +233,7 @@ type serviceMetrics struct {
 	leaderChanges *prometheus.CounterVec
 	events        prometheus.Gauge
 	cutOff        prometheus.Counter
+	reads         *prometheus.CounterVec
 	forwarded     *prometheus.CounterVec
 	autoMoves     *prometheus.CounterVec
 }
@@ -257,13 +258,15 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Events in this node's read models."}),
 		cutOff: prometheus.NewCounter(prometheus.CounterOpts{Name: "planb_cut_off_refusals_total",
 			Help: "Writes and syncs answered 503 at once because this node had no route to a quorum."}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_reads_total",
+			Help: "Reads of the read model by read and outcome (ok, served_cut_off, refused_cut_off); see homeserver/read.go."}, []string{"read", "outcome"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_forwarded_sends_total",
 			Help: "Sends forwarded to the node leading the room's partition, by result (ok, error, fallback: committed here)."}, []string{"result"}),
 		autoMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_auto_rebalance_moves_total",
 			Help: "Stream leaderships this node moved by itself to spread them evenly, by result (ok, error)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff, m.forwarded, m.autoMoves)
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff, m.reads, m.forwarded, m.autoMoves)
 	}
 	return m
 }

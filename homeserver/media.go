@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
 	"github.com/planb-chat/planb"
 )
 
@@ -37,12 +35,12 @@ func (s *Service) Upload(ctx context.Context, sess Session, contentType, fileNam
 	}
 	id := planb.RandomString(18)
 	lr := &limitReader{r: r, left: s.cfg.MaxUploadBytes}
-	meta := natsjs.ObjectMeta{Name: id, Headers: map[string][]string{
+	headers := map[string][]string{
 		"Content-Type": {contentType}, "X-Planb-Filename": {fileName}, "X-Planb-Uploader": {sess.UserID},
-	}}
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+time.Duration(size/(1<<20))*time.Second)
 	defer cancel()
-	if _, err := s.engine.Media().Put(wctx, meta, lr); err != nil {
+	if err := s.engine.PutObject(wctx, id, headers, lr); err != nil {
 		if lr.over {
 			return "", planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
 		}
@@ -76,20 +74,15 @@ func (s *Service) Download(ctx context.Context, server, mediaID string) (*Media,
 	if server != s.cfg.ServerName || mediaID == "" || len(mediaID) > 255 || strings.ContainsAny(mediaID, "./\\ *>") {
 		return nil, planb.NotFound("media not found")
 	}
-	obj, err := s.engine.Media().Get(ctx, mediaID)
-	if errors.Is(err, natsjs.ErrObjectNotFound) {
+	obj, err := s.engine.GetObject(ctx, mediaID)
+	if errors.Is(err, planb.ErrNotFound) {
 		return nil, planb.NotFound("media not found")
 	}
 	if err != nil {
 		return nil, s.unavailable(fmt.Errorf("read media: %w", err))
 	}
-	info, err := obj.Info()
-	if err != nil {
-		obj.Close()
-		return nil, s.unavailable(fmt.Errorf("media info: %w", err))
-	}
-	m := &Media{Body: obj, Size: info.Size, ContentType: "application/octet-stream"}
-	if h := http.Header(info.Headers); h != nil {
+	m := &Media{Body: obj.Body, Size: obj.Size, ContentType: "application/octet-stream"}
+	if h := http.Header(obj.Headers); h != nil {
 		if ct := h.Get("Content-Type"); ct != "" {
 			m.ContentType = ct
 		}

@@ -9,13 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -95,9 +93,6 @@ func (s *Service) Config() Config { return s.cfg }
 // Model returns the read model (for metrics and benchmarks).
 func (s *Service) Model() *projection.Model { return s.model }
 
-// Engine returns the engine.
-func (s *Service) Engine() *jetstream.Engine { return s.engine }
-
 // typingSubject carries typing notifications between nodes (core NATS: it
 // is ephemeral and needs no storage).
 const typingSubject = "planb.typing"
@@ -118,17 +113,17 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.followReceipts(ctx) })
 	g.Go(func() error { return s.followAccountData(ctx) })
-	sub, err := s.engine.Conn().Subscribe(typingSubject, func(m *nats.Msg) {
+	sub, err := s.engine.Subscribe(typingSubject, func(data []byte) {
 		var t typingMsg
-		if json.Unmarshal(m.Data, &t) == nil {
+		if json.Unmarshal(data, &t) == nil {
 			s.model.SetTyping(t.RoomID, t.UserID, t.Typing, time.UnixMilli(t.UntilMS))
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("subscribe typing: %w", err)
+		return err
 	}
 	g.Go(func() error {
-		defer sub.Unsubscribe()
+		defer sub.Stop()
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {

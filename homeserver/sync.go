@@ -39,17 +39,6 @@ func (s *Service) resolveFilter(ctx context.Context, sess Session, f string) (*p
 	return projection.ParseFilter(raw)
 }
 
-// Sync answers GET /sync: it first catches up to the positions of the since
-// token (which another node may have issued), then answers at once when
-// there is something new, or waits up to the timeout for it.
-func (s *Service) Sync(ctx context.Context, sess Session, p SyncParams) (*projection.SyncResponse, error) {
-	resp, wait, err := s.SyncStart(ctx, sess, p)
-	if err != nil || resp != nil {
-		return resp, err
-	}
-	return wait.Block(ctx)
-}
-
 // SyncWait is a /sync long-poll that has found nothing new yet. Its
 // methods are not safe for concurrent use.
 type SyncWait struct {
@@ -64,7 +53,7 @@ type SyncWait struct {
 // (an incremental sync with time left and nothing new). The HTTP edge
 // parks such waits without holding a request goroutine (see httpapi).
 func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*projection.SyncResponse, *SyncWait, error) {
-	if err := s.cutOff(); err != nil {
+	if err := s.readable(readLive, "sync"); err != nil {
 		return nil, nil, err
 	}
 	filter, err := s.resolveFilter(ctx, sess, p.Filter)

@@ -55,7 +55,12 @@ func (a *API) routesRooms() {
 		writeJSON(w, 200, struct{}{})
 	})
 	a.handle("GET "+v3+"/joined_rooms", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
-		writeJSON(w, 200, map[string]any{"joined_rooms": a.hs.Model().JoinedRooms(s.UserID)})
+		rooms, err := a.hs.JoinedRooms(s)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"joined_rooms": rooms})
 	})
 	a.routesDirectory()
 	a.routesRoomRead()
@@ -191,7 +196,6 @@ func intParam(r *http.Request, name string, def int) (int, error) {
 }
 
 func (a *API) routesRoomRead() {
-	model := a.hs.Model()
 	a.handle("GET "+v3+"/rooms/{roomId}/messages", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		id, err := roomID(r)
 		if err != nil {
@@ -214,7 +218,7 @@ func (a *API) routesRoomRead() {
 			writeError(w, a.log, err)
 			return
 		}
-		page, err := model.Messages(s.UserID, s.DeviceID, id, q.Get("from"), q.Get("to"), dir == "b", limit, f)
+		page, err := a.hs.Messages(s, id, q.Get("from"), q.Get("to"), dir == "b", limit, f)
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -237,7 +241,7 @@ func (a *API) routesRoomRead() {
 			writeError(w, a.log, err)
 			return
 		}
-		res, err := model.Context(s.UserID, s.DeviceID, id, r.PathValue("eventId"), limit, f)
+		res, err := a.hs.EventContext(s, id, r.PathValue("eventId"), limit, f)
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -248,7 +252,7 @@ func (a *API) routesRoomRead() {
 		id, err := roomID(r)
 		var ev *projection.ClientEvent
 		if err == nil {
-			ev, err = model.Event(s.UserID, s.DeviceID, id, r.PathValue("eventId"))
+			ev, err = a.hs.Event(s, id, r.PathValue("eventId"))
 		}
 		if err != nil {
 			writeError(w, a.log, err)
@@ -260,7 +264,7 @@ func (a *API) routesRoomRead() {
 		id, err := roomID(r)
 		var st []projection.ClientEvent
 		if err == nil {
-			st, err = model.State(s.UserID, id)
+			st, err = a.hs.State(s, id)
 		}
 		if err != nil {
 			writeError(w, a.log, err)
@@ -272,7 +276,7 @@ func (a *API) routesRoomRead() {
 		id, err := roomID(r)
 		var ev *projection.ClientEvent
 		if err == nil {
-			ev, err = model.StateEvent(s.UserID, id, r.PathValue("eventType"), r.PathValue("stateKey"))
+			ev, err = a.hs.StateEvent(s, id, r.PathValue("eventType"), r.PathValue("stateKey"))
 		}
 		if err != nil {
 			writeError(w, a.log, err)
@@ -291,7 +295,7 @@ func (a *API) routesRoomRead() {
 		var evs []projection.ClientEvent
 		q := r.URL.Query()
 		if err == nil {
-			evs, err = model.Members(s.UserID, id, q.Get("at"), q.Get("membership"), q.Get("not_membership"))
+			evs, err = a.hs.Members(s, id, q.Get("at"), q.Get("membership"), q.Get("not_membership"))
 		}
 		if err != nil {
 			writeError(w, a.log, err)
@@ -303,7 +307,7 @@ func (a *API) routesRoomRead() {
 		id, err := roomID(r)
 		var jm map[string]projection.JoinedMember
 		if err == nil {
-			jm, err = model.JoinedMembers(s.UserID, id)
+			jm, err = a.hs.JoinedMembers(s, id)
 		}
 		if err != nil {
 			writeError(w, a.log, err)

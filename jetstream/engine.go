@@ -241,9 +241,6 @@ func (e *Engine) Close() {
 	}
 }
 
-// Conn returns the engine's NATS connection (for core pub/sub such as typing).
-func (e *Engine) Conn() *nats.Conn { return e.nc }
-
 // Partitions returns the number of room-event partitions.
 func (e *Engine) Partitions() int { return e.cfg.Partitions }
 

@@ -172,11 +172,11 @@ func TestEveryDeclaredStreamExists(t *testing.T) {
 		}
 	}
 	for _, b := range bucketSpecs {
-		if got := e.KV(b.name).Bucket(); got != b.name {
+		if got := e.bucket(b.name).Bucket(); got != b.name {
 			t.Errorf("KV(%q) is bucket %q", b.name, got)
 		}
 	}
-	if v, err := e.KV(BucketMeta).Get(ctx, "partitions"); err != nil || string(v.Value()) != "2" {
+	if v, err := e.bucket(BucketMeta).Get(ctx, "partitions"); err != nil || string(v.Value()) != "2" {
 		t.Errorf("partition count in the meta bucket: %v %v", v, err)
 	}
 }

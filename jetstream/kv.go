@@ -11,18 +11,15 @@ import (
 	"github.com/planb-chat/planb"
 )
 
-// KV returns the declared bucket name. It panics on an undeclared name,
-// which is a programming error.
-func (e *Engine) KV(name string) natsjs.KeyValue {
+// bucket returns the declared bucket name. It panics on an undeclared
+// name, which is a programming error.
+func (e *Engine) bucket(name string) natsjs.KeyValue {
 	kv, ok := e.kv[name]
 	if !ok {
 		panic("undeclared bucket " + name)
 	}
 	return kv
 }
-
-// Media returns the media object store.
-func (e *Engine) Media() natsjs.ObjectStore { return e.media }
 
 // Entry is a key-value record with its revision (its stream sequence).
 type Entry struct {
@@ -44,7 +41,7 @@ func (e *Engine) Get(ctx context.Context, bucket, key string) (Entry, error) {
 	for wait := directGetFirst; wait <= directGetTimeout; wait *= 2 {
 		actx, cancel := context.WithTimeout(ctx, wait)
 		var v natsjs.KeyValueEntry
-		v, err = e.KV(bucket).Get(actx, key)
+		v, err = e.bucket(bucket).Get(actx, key)
 		cancel()
 		if err == nil {
 			return Entry{Value: v.Value(), Revision: v.Revision()}, nil
@@ -74,7 +71,7 @@ func (e *Engine) GetLeader(ctx context.Context, bucket, key string) (Entry, erro
 
 // Create stores key only if it does not exist; planb.ErrExists otherwise.
 func (e *Engine) Create(ctx context.Context, bucket, key string, value []byte) (uint64, error) {
-	rev, err := e.KV(bucket).Create(ctx, key, value)
+	rev, err := e.bucket(bucket).Create(ctx, key, value)
 	if errors.Is(err, natsjs.ErrKeyExists) {
 		return 0, planb.ErrExists
 	}
@@ -88,7 +85,7 @@ func (e *Engine) Create(ctx context.Context, bucket, key string, value []byte) (
 // Update stores key only if its revision is still rev; planb.ErrConflict
 // otherwise.
 func (e *Engine) Update(ctx context.Context, bucket, key string, value []byte, rev uint64) (uint64, error) {
-	n, err := e.KV(bucket).Update(ctx, key, value, rev)
+	n, err := e.bucket(bucket).Update(ctx, key, value, rev)
 	if isWrongLastSeq(err) || errors.Is(err, natsjs.ErrKeyExists) {
 		return 0, planb.ErrConflict
 	}
@@ -101,7 +98,7 @@ func (e *Engine) Update(ctx context.Context, bucket, key string, value []byte, r
 
 // Put stores key unconditionally and returns the new revision.
 func (e *Engine) Put(ctx context.Context, bucket, key string, value []byte) (uint64, error) {
-	n, err := e.KV(bucket).Put(ctx, key, value)
+	n, err := e.bucket(bucket).Put(ctx, key, value)
 	if err != nil {
 		return 0, fmt.Errorf("put %s/%s: %w: %w", bucket, key, planb.ErrNoQuorum, err)
 	}
@@ -139,7 +136,7 @@ func (e *Engine) deleteKey(ctx context.Context, bucket, key string, lastRev *uin
 
 // Keys lists the keys of bucket matching filter (NATS wildcards allowed).
 func (e *Engine) Keys(ctx context.Context, bucket, filter string) ([]string, error) {
-	l, err := e.KV(bucket).ListKeysFiltered(ctx, filter)
+	l, err := e.bucket(bucket).ListKeysFiltered(ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("list %s/%s: %w", bucket, filter, err)
 	}

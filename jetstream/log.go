@@ -44,16 +44,6 @@ func (e *Engine) RoomSubject(roomID string) string {
 	return eventSubjectPrefix(e.Partition(roomID)) + base64.RawURLEncoding.EncodeToString([]byte(roomID))
 }
 
-// RoomFromSubject decodes the room ID from a record's subject.
-func RoomFromSubject(subject string) (string, error) {
-	i := strings.LastIndexByte(subject, '.')
-	b, err := base64.RawURLEncoding.DecodeString(subject[i+1:])
-	if err != nil {
-		return "", fmt.Errorf("decode room subject %q: %w", subject, err)
-	}
-	return string(b), nil
-}
-
 // AppendRoom commits data as the next record of roomID's log, provided the
 // room's last record still has sequence expectLast (0: the room has no
 // records yet). msgID, when not empty, makes a retry within the duplicate
@@ -231,23 +221,42 @@ func (e *Engine) StreamLastSeq(ctx context.Context, stream string) (uint64, erro
 	return info.State.LastSeq, nil
 }
 
+// ClusterInfo is a stream's cluster view: its leader and the other
+// replicas with their state.
+type ClusterInfo struct {
+	Leader   string
+	Replicas []PeerInfo
+}
+
+// PeerInfo is one non-leader replica of a stream.
+type PeerInfo struct {
+	Name    string
+	Current bool
+	Offline bool
+	// Lag is how many operations the replica is behind the leader.
+	Lag uint64
+}
+
 // StreamCluster returns the cluster view (leader, replicas and their lag)
 // of a stream, as its leader reports it.
-func (e *Engine) StreamCluster(ctx context.Context, stream string) (*natsjs.ClusterInfo, error) {
+func (e *Engine) StreamCluster(ctx context.Context, stream string) (*ClusterInfo, error) {
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	info := s.CachedInfo()
-	if fresh, err := s.Info(ctx); err == nil {
-		info = fresh
-	} else {
+	info, err := s.Info(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("stream %s info: %w", stream, err)
 	}
+	out := &ClusterInfo{}
 	if info.Cluster == nil {
-		return &natsjs.ClusterInfo{}, nil
+		return out, nil
 	}
-	return info.Cluster, nil
+	out.Leader = info.Cluster.Leader
+	for _, r := range info.Cluster.Replicas {
+		out.Replicas = append(out.Replicas, PeerInfo{Name: r.Name, Current: r.Current, Offline: r.Offline, Lag: r.Lag})
+	}
+	return out, nil
 }
 
 // StreamNames returns every declared stream: the log partitions, the
