@@ -52,6 +52,23 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
 
+// Is makes Matrix errors comparable by code: errors.Is(err, planb.MForbidden)
+// holds for every M_FORBIDDEN error in err's chain, whatever its message.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Sentinels to compare Matrix errors with errors.Is. Never return them:
+// build errors with the constructors below, which carry a message.
+var (
+	MForbidden    = &Error{Code: CodeForbidden, Status: http.StatusForbidden}
+	MNotFound     = &Error{Code: CodeNotFound, Status: http.StatusNotFound}
+	MRoomInUse    = &Error{Code: CodeRoomInUse, Status: http.StatusBadRequest}
+	MUnavailable  = &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable}
+	MUnknownToken = &Error{Code: CodeUnknownToken, Status: http.StatusUnauthorized}
+)
+
 // Errorf returns an *Error with the code, status and formatted message.
 func Errorf(code ErrCode, status int, format string, args ...any) *Error {
 	return &Error{Code: code, Status: status, Message: fmt.Sprintf(format, args...)}
@@ -87,6 +104,14 @@ func MissingParam(format string, args ...any) *Error {
 func Unavailable(d time.Duration, format string, args ...any) *Error {
 	e := Errorf(CodeUnavailable, http.StatusServiceUnavailable, format, args...)
 	e.RetryAfter = d
+	return e
+}
+
+// UnknownToken returns an M_UNKNOWN_TOKEN (401) error with soft_logout
+// false: the client must log in again.
+func UnknownToken(format string, args ...any) *Error {
+	e := Errorf(CodeUnknownToken, http.StatusUnauthorized, format, args...)
+	e.Extra = map[string]any{"soft_logout": false}
 	return e
 }
 

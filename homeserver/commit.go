@@ -185,7 +185,7 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 				mark := len(b.events)
 				if err := r.build(b); err != nil {
 					b.rollback(mark)
-					if e, ok := planb.AsError(err); ok && e.Status == 403 {
+					if errors.Is(err, planb.MForbidden) {
 						rejected = append(rejected, rejection{r, err})
 						continue
 					}

@@ -55,7 +55,7 @@ func (s *Service) PutAlias(ctx context.Context, sess Session, alias, roomID stri
 		return planb.Forbidden("you must be in room %s to give it an alias", roomID)
 	}
 	err := s.createAlias(ctx, sess.UserID, alias, roomID)
-	if e, ok := planb.AsError(err); ok && e.Code == planb.CodeRoomInUse {
+	if errors.Is(err, planb.MRoomInUse) {
 		return planb.Errorf(planb.CodeUnknown, 409, "room alias %s already exists", alias)
 	}
 	return err

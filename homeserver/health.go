@@ -28,8 +28,7 @@ const degradedWriteTimeout = 2 * time.Second
 func (s *Service) cutOff() error {
 	if quorum, known := s.engine.QuorumConnected(); known && !quorum {
 		s.m.cutOff.Inc()
-		return &planb.Error{Code: planb.CodeUnavailable, Status: 503, RetryAfter: 2 * time.Second,
-			Message: "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center"}
+		return planb.Unavailable(2*time.Second, "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center")
 	}
 	return nil
 }

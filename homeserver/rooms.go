@@ -253,7 +253,7 @@ func (s *Service) Join(ctx context.Context, sess Session, roomIDOrAlias string) 
 		_, err := b.add(sess.UserID, planb.TypeMember, planb.StrPtr(sess.UserID), c, "")
 		if err != nil && prior == "" {
 			// Do not reveal more about rooms the user may not join.
-			if e, ok := planb.AsError(err); ok && e.Code == planb.CodeForbidden {
+			if errors.Is(err, planb.MForbidden) {
 				return planb.Forbidden("you are not invited to this room")
 			}
 		}
@@ -338,7 +338,7 @@ func (s *Service) membership(ctx context.Context, sess Session, roomID, target, 
 // notFoundAsForbidden hides whether a room exists from users who are not in
 // it, as the spec's membership endpoints answer 403.
 func (s *Service) notFoundAsForbidden(err error, roomID string) error {
-	if e, ok := planb.AsError(err); ok && e.Code == planb.CodeNotFound {
+	if errors.Is(err, planb.MNotFound) {
 		return planb.Forbidden("you are not in room %s", roomID)
 	}
 	return err

@@ -265,6 +265,5 @@ func (s *Service) unavailable(err error) error {
 		return err
 	}
 	s.log.Warn("write not committed", "err", err)
-	return &planb.Error{Code: planb.CodeUnavailable, Status: 503, RetryAfter: 2 * time.Second,
-		Message: "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)"}
+	return planb.Unavailable(2*time.Second, "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)")
 }

@@ -27,6 +27,17 @@ import (
 // reaches the follower; a value that the follower has seen change since is
 // not remembered. Entries also expire (sessionTTL), and the cache is off
 // while the follower is not running.
+//
+// A follower that runs is not enough: a node cut off from the other data
+// centers keeps following its own replica, which hears of no logout made
+// elsewhere. So the follower proves every second that it is current: it
+// asks the bucket's leader for the last sequence and counts itself fresh
+// as of that question once it has applied that far. The cache answers only
+// while the follower was fresh within sessionFreshness; after that every
+// request asks the leader, and a node that cannot reach the leader (cut
+// off) refuses tokens with 503 M_UNAVAILABLE rather than accept one that
+// may have been logged out. A logout therefore takes effect everywhere
+// within sessionFreshness + confirmEvery, also at an island.
 const (
 	// leaderAuthWait bounds asking the leader on a miss; during an
 	// election a replica answers instead.
@@ -34,6 +45,11 @@ const (
 	sessionTTL        = 5 * time.Minute
 	sessionCacheMax   = 100_000
 	sessionChangeKeep = 2 * time.Minute
+	// sessionFreshness bounds how stale this node's view of the tokens
+	// bucket may be while it still authenticates without the leader.
+	sessionFreshness = 15 * time.Second
+	// confirmEvery is how often the follower proves it is current.
+	confirmEvery = time.Second
 )
 
 type cachedSession struct {
@@ -54,6 +70,10 @@ type sessionCache struct {
 	epoch   uint64                   // counts starts of the follower
 	entries map[string]cachedSession // token hash → session
 	changed map[string]tokenChange   // token hash → last change the follower saw
+	applied uint64                   // last bucket sequence the follower applied
+	want    uint64                   // a confirmation waits until applied reaches want
+	wantAt  time.Time                // when the leader said want (zero: none waits)
+	freshAt time.Time                // the follower was current as of this time
 }
 
 // fill is a ticket for remembering a session: taken before the bucket is
@@ -74,11 +94,50 @@ func newSessionCache() *sessionCache {
 	return &sessionCache{entries: map[string]cachedSession{}, changed: map[string]tokenChange{}}
 }
 
+// fresh reports whether the follower was current within sessionFreshness.
+func (c *sessionCache) fresh(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.freshLocked(now)
+}
+
+func (c *sessionCache) freshLocked(now time.Time) bool {
+	return c.live && !c.freshAt.IsZero() && now.Sub(c.freshAt) < sessionFreshness
+}
+
+// confirm records that the bucket's leader, asked at at, had last as its
+// last sequence: the follower is current as of at once it applied last.
+func (c *sessionCache) confirm(last uint64, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.applied >= last:
+		if at.After(c.freshAt) {
+			c.freshAt = at
+		}
+	case c.wantAt.IsZero():
+		c.want, c.wantAt = last, at
+	}
+}
+
+// apply records that the follower applied the bucket's record seq.
+func (c *sessionCache) apply(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.applied = max(c.applied, seq)
+	if !c.wantAt.IsZero() && c.applied >= c.want {
+		if c.wantAt.After(c.freshAt) {
+			c.freshAt = c.wantAt
+		}
+		c.wantAt = time.Time{}
+	}
+}
+
 func (c *sessionCache) get(hash string, now time.Time) (Session, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[hash]
-	if !c.live || !ok || now.Sub(e.at) >= sessionTTL {
+	if !c.freshLocked(now) || !ok || now.Sub(e.at) >= sessionTTL {
 		return Session{}, false
 	}
 	return e.sess, true
@@ -123,10 +182,13 @@ func (c *sessionCache) forget(hash string, now time.Time) {
 	c.changedAt(hash, math.MaxUint64, now)
 }
 
-func (c *sessionCache) setLive(live bool) {
+// setLive records that the follower starts (from after sequence from) or
+// stops.
+func (c *sessionCache) setLive(live bool, from uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.live = live
+	c.applied, c.wantAt, c.freshAt = from, time.Time{}, time.Time{}
 	if live {
 		c.epoch++
 	} else {
@@ -149,12 +211,21 @@ func (s *Service) followTokens(ctx context.Context) error {
 			}
 			continue
 		}
-		s.sessions.setLive(true)
-		err = s.engine.Follow(ctx, stream, last+1, func(m jetstream.RawMsg) error {
+		s.sessions.setLive(true, last)
+		fctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.confirmTokens(fctx, stream)
+		}()
+		err = s.engine.Follow(fctx, stream, last+1, func(m jetstream.RawMsg) error {
 			s.sessions.changedAt(jetstream.BucketKey(jetstream.BucketTokens, m.Subject), m.Seq, time.Now())
+			s.sessions.apply(m.Seq)
 			return nil
 		})
-		s.sessions.setLive(false)
+		stop()
+		<-done
+		s.sessions.setLive(false, 0)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("following the tokens bucket stopped; authenticating without the session cache", "err", err)
 		}
@@ -162,11 +233,57 @@ func (s *Service) followTokens(ctx context.Context) error {
 	return nil
 }
 
+// confirmTokens proves, every confirmEvery until ctx ends, that the tokens
+// follower is current (see sessionCache.confirm).
+func (s *Service) confirmTokens(ctx context.Context, stream string) {
+	tick := time.NewTicker(confirmEvery)
+	defer tick.Stop()
+	for {
+		at := time.Now()
+		// A leader in a cut-off minority may still answer for a while
+		// before it steps down: only a node with routes to a quorum,
+		// before and after asking, takes the answer as proof.
+		if s.quorumReachable() {
+			cctx, cancel := context.WithTimeout(ctx, 2*confirmEvery)
+			last, err := s.engine.StreamLastSeq(cctx, stream)
+			cancel()
+			if err == nil && s.quorumReachable() {
+				s.sessions.confirm(last, at)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// quorumReachable is false when this node knows it has no routes to a
+// quorum of the cluster.
+func (s *Service) quorumReachable() bool {
+	quorum, known := s.engine.QuorumConnected()
+	return quorum || !known
+}
+
+// errTokenUnverifiable is the answer of a node that cannot tell whether a
+// token is still valid.
+func errTokenUnverifiable() error {
+	return planb.Unavailable(2*time.Second, "this data center is cut off from the other data centers and cannot check your access token; retry at another data center")
+}
+
 // Authenticate returns the session of an access token, or M_UNKNOWN_TOKEN.
+// A node whose view of the tokens bucket may be stale by more than
+// sessionFreshness, and that cannot ask the bucket's leader, answers 503.
 func (s *Service) Authenticate(ctx context.Context, token string) (Session, error) {
 	hash := tokenHash(token)
-	if sess, ok := s.sessions.get(hash, time.Now()); ok {
+	now := time.Now()
+	if sess, ok := s.sessions.get(hash, now); ok {
 		return sess, nil
+	}
+	fresh := s.sessions.fresh(now)
+	if !fresh && !s.quorumReachable() {
+		return Session{}, errTokenUnverifiable()
 	}
 	t := s.sessions.ticket()
 	lctx, cancel := context.WithTimeout(ctx, leaderAuthWait)
@@ -174,13 +291,17 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 	cancel()
 	cacheable := err == nil
 	if err != nil && !errors.Is(err, planb.ErrNotFound) {
-		// The leader cannot be asked now (an election): a replica may
-		// answer, but what it says is not remembered.
+		// The leader cannot be asked now (an election). A replica may
+		// answer, but what it says is not remembered, and only a node
+		// whose follower was current a moment ago, or that is not cut
+		// off, may trust its replica.
+		if !s.quorumReachable() && !s.sessions.fresh(time.Now()) {
+			return Session{}, errTokenUnverifiable()
+		}
 		e, err = s.engine.Get(ctx, jetstream.BucketTokens, hash)
 	}
 	if errors.Is(err, planb.ErrNotFound) {
-		return Session{}, &planb.Error{Code: planb.CodeUnknownToken, Status: 401,
-			Message: "unknown or expired access token", Extra: map[string]any{"soft_logout": false}}
+		return Session{}, planb.UnknownToken("unknown or expired access token")
 	}
 	if err != nil {
 		return Session{}, s.unavailable(err)

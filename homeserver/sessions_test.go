@@ -17,7 +17,8 @@ func TestSessionCache(t *testing.T) {
 		t.Fatal("remembered a session while the follower was not running")
 	}
 
-	c.setLive(true)
+	c.setLive(true, 0)
+	c.confirm(0, now)
 	c.put(c.ticket(), "h1", alice, 5, now)
 	if got, ok := c.get("h1", now); !ok || got != alice {
 		t.Fatalf("get = %v, %v; want alice", got, ok)
@@ -51,14 +52,15 @@ func TestSessionCache(t *testing.T) {
 	// A ticket from before a restart of the follower is void: changes
 	// between that read and the new start were not seen.
 	old := c.ticket()
-	c.setLive(false)
-	c.setLive(true)
+	c.setLive(false, 0)
+	c.setLive(true, 0)
+	c.confirm(0, now)
 	c.put(old, "h2", alice, 5, now)
 	if _, ok := c.get("h2", now); ok {
 		t.Error("a ticket from an earlier follower run filled the cache")
 	}
 	c.put(c.ticket(), "h2", alice, 5, now)
-	c.setLive(false)
+	c.setLive(false, 0)
 	if _, ok := c.get("h2", now); ok {
 		t.Error("entries survived the follower stopping")
 	}
@@ -66,12 +68,63 @@ func TestSessionCache(t *testing.T) {
 
 func TestSessionCacheIsBounded(t *testing.T) {
 	c := newSessionCache()
-	c.setLive(true)
+	c.setLive(true, 0)
 	now := time.Now()
 	for i := range sessionCacheMax + 100 {
 		c.put(c.ticket(), strconv.Itoa(i), Session{UserID: "@u:x"}, 1, now)
 	}
 	if n := len(c.entries); n > sessionCacheMax {
 		t.Errorf("%d entries, want at most %d", n, sessionCacheMax)
+	}
+}
+
+// The cache answers only while the tokens follower has proven, recently,
+// that it applied everything the bucket's leader had: a follower of a
+// replica that hears nothing (a cut-off data center) goes stale.
+func TestSessionCacheNeedsAFreshFollower(t *testing.T) {
+	c := newSessionCache()
+	now := time.Now()
+	alice := Session{UserID: "@alice:x", DeviceID: "A"}
+	c.setLive(true, 10)
+	c.put(c.ticket(), "h1", alice, 5, now)
+	if _, ok := c.get("h1", now); ok {
+		t.Fatal("answered before the follower was ever confirmed current")
+	}
+
+	// The leader has 12; the follower applied 10: not current yet.
+	c.confirm(12, now)
+	if c.fresh(now) {
+		t.Fatal("fresh while two records behind the leader")
+	}
+	c.apply(11)
+	if c.fresh(now) {
+		t.Fatal("fresh while one record behind the leader")
+	}
+	c.apply(12)
+	if !c.fresh(now) {
+		t.Fatal("not fresh after applying what the leader had")
+	}
+	if got, ok := c.get("h1", now); !ok || got != alice {
+		t.Fatalf("get = %v, %v; want alice", got, ok)
+	}
+
+	// No confirmation for sessionFreshness: the cache stops answering, and
+	// a later confirmation brings it back.
+	later := now.Add(sessionFreshness)
+	if c.fresh(later) {
+		t.Error("still fresh after sessionFreshness without a confirmation")
+	}
+	if _, ok := c.get("h1", later); ok {
+		t.Error("answered from a stale follower")
+	}
+	c.confirm(12, later)
+	if _, ok := c.get("h1", later); !ok {
+		t.Error("a new confirmation did not bring the cache back")
+	}
+
+	// A stopped follower is never fresh.
+	c.setLive(false, 0)
+	if c.fresh(later) {
+		t.Error("fresh after the follower stopped")
 	}
 }

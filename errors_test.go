@@ -1,0 +1,30 @@
+package planb
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestMatrixErrorsCompareByCode(t *testing.T) {
+	wrapped := fmt.Errorf("join: %w", Forbidden("you are not invited to %s", "!r:x"))
+	if !errors.Is(wrapped, MForbidden) {
+		t.Error("a wrapped M_FORBIDDEN is not MForbidden")
+	}
+	if errors.Is(wrapped, MNotFound) {
+		t.Error("an M_FORBIDDEN is MNotFound")
+	}
+	if errors.Is(errors.New("forbidden"), MForbidden) {
+		t.Error("a plain error is MForbidden")
+	}
+	if errors.Is(ErrNotFound, MNotFound) {
+		t.Error("the store's ErrNotFound is a Matrix error")
+	}
+	tok := UnknownToken("gone")
+	if !errors.Is(tok, MUnknownToken) || tok.Status != 401 || tok.Extra["soft_logout"] != false {
+		t.Errorf("UnknownToken = %+v", tok)
+	}
+	if u := Unavailable(0, "x"); !errors.Is(u, MUnavailable) || u.Status != 503 {
+		t.Errorf("Unavailable = %+v", u)
+	}
+}
