@@ -23,12 +23,12 @@ var errSkip = errors.New("nothing to write")
 const (
 	// maxCommitAttempts bounds optimistic-concurrency retries of one batch
 	// (conflicts only come from other nodes: one node writes a room from
-	// one drainer at a time). The write deadline usually ends retries
+	// one committer at a time). The write deadline usually ends retries
 	// first: with writers to one room in three data centers, the node that
 	// learns of new records last can lose dozens of races in a row, and a
 	// fixed small cap turned that into 503s (see docs/benchmarks.md).
 	maxCommitAttempts = 1000
-	// conflictPause is the most a drainer waits, at random, after losing a
+	// conflictPause is the most a committer waits, at random, after losing a
 	// race to another node, growing with the losses in a row: the winner's
 	// next record lands meanwhile, and more of this node's writes queue up
 	// to go into its next record.
@@ -58,23 +58,23 @@ type writeResult struct {
 
 // roomQueue holds the pending writes of one room on this node.
 type roomQueue struct {
-	mu       sync.Mutex // guards pending and draining
-	pending  []*writeReq
-	draining bool
+	mu         sync.Mutex // guards pending and committing
+	pending    []*writeReq
+	committing bool
 }
 
 // writers is the set of room queues. Lock rules: mu guards queues; a
 // queue's own mu guards its fields; when both are needed, mu is taken
-// first (commit and drain do, so a queue is never dropped while a write is
+// first (commit and commitQueue do, so a queue is never dropped while a write is
 // being added to it).
 type writers struct {
 	mu     sync.Mutex
 	queues map[string]*roomQueue
-	wg     sync.WaitGroup // running drainers
+	wg     sync.WaitGroup // running committers
 }
 
 // commit adds a write to its room's queue and waits for its result. One
-// drainer per room builds the queued writes in order, each authorised
+// committer per room builds the queued writes in order, each authorised
 // against the state left by the ones before it, and appends them as one
 // record that must land right after the state they were checked against
 // (expected last subject sequence). When another node's write got there
@@ -93,15 +93,15 @@ func (s *Service) commit(ctx context.Context, roomID string, txn *planb.Txn, bui
 	}
 	q.mu.Lock()
 	q.pending = append(q.pending, req)
-	start := !q.draining
-	q.draining = true
+	start := !q.committing
+	q.committing = true
 	q.mu.Unlock()
 	if start {
 		s.w.wg.Add(1)
 	}
 	s.w.mu.Unlock()
 	if start {
-		go s.drain(roomID, q)
+		go s.commitQueue(roomID, q)
 	}
 	select {
 	case r := <-req.done:
@@ -111,15 +111,15 @@ func (s *Service) commit(ctx context.Context, roomID string, txn *planb.Txn, bui
 	}
 }
 
-// drain commits the room's queued writes, batch by batch, until the queue
+// commitQueue commits the room's queued writes, batch by batch, until the queue
 // is empty.
-func (s *Service) drain(roomID string, q *roomQueue) {
+func (s *Service) commitQueue(roomID string, q *roomQueue) {
 	defer s.w.wg.Done()
 	for {
 		s.w.mu.Lock()
 		q.mu.Lock()
 		if len(q.pending) == 0 {
-			q.draining = false
+			q.committing = false
 			delete(s.w.queues, roomID)
 			q.mu.Unlock()
 			s.w.mu.Unlock()

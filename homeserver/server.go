@@ -141,7 +141,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.autoRebalance(ctx) })
 	g.Go(func() error { return s.followTokens(ctx) })
 	err = g.Wait()
-	s.w.wg.Wait() // drainers end within the write timeout
+	s.w.wg.Wait() // committers end within the write timeout
 	return err
 }
 

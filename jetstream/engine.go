@@ -230,7 +230,7 @@ func (e *Engine) initJS(ctx context.Context) error {
 	})
 }
 
-// Close drains the connection and shuts the embedded server down.
+// Close closes the connection and shuts the embedded server down.
 func (e *Engine) Close() {
 	if e.nc != nil {
 		e.nc.Close()
