@@ -79,16 +79,16 @@ func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*p
 		}
 	}
 	w := &SyncWait{s: s, req: req, deadline: deadline}
-	if resp := w.Poll(); resp != nil {
+	if resp := w.poll(); resp != nil {
 		return resp, nil, nil
 	}
 	return nil, w, nil
 }
 
-// Poll computes the sync now. It returns the answer when there is
-// something new or the deadline has passed, and nil otherwise; then Wake
+// poll computes the sync now. It returns the answer when there is
+// something new or the deadline has passed, and nil otherwise; then w.wake
 // is the channel that is closed when something for the user changes.
-func (w *SyncWait) Poll() *projection.SyncResponse {
+func (w *SyncWait) poll() *projection.SyncResponse {
 	resp, has, wake := w.s.model.Sync(w.req)
 	if has || w.req.Since == nil || w.req.FullState || !time.Now().Before(w.deadline) {
 		return resp
@@ -97,14 +97,10 @@ func (w *SyncWait) Poll() *projection.SyncResponse {
 	return nil
 }
 
-// Wake returns the channel closed when something for the user changes.
-func (w *SyncWait) Wake() <-chan struct{} { return w.wake }
-
-// Deadline returns when the long-poll answers with nothing new.
-func (w *SyncWait) Deadline() time.Time { return w.deadline }
-
 // Block waits for something new or the deadline and returns the answer.
-// It returns ctx's error when ctx ends first.
+// It returns ctx's error when ctx ends first. It is the only sync wait
+// loop: the HTTP edge calls it both for a request that waits on its own
+// goroutine and for a parked one.
 func (w *SyncWait) Block(ctx context.Context) (*projection.SyncResponse, error) {
 	for {
 		t := time.NewTimer(time.Until(w.deadline))
@@ -116,7 +112,7 @@ func (w *SyncWait) Block(ctx context.Context) (*projection.SyncResponse, error) 
 			t.Stop()
 			return nil, ctx.Err()
 		}
-		if resp := w.Poll(); resp != nil {
+		if resp := w.poll(); resp != nil {
 			return resp, nil
 		}
 	}

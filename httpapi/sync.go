@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/homeserver"
-	"github.com/planb-chat/planb/projection"
 )
 
 func (a *API) routesSync() {
@@ -141,15 +141,12 @@ func (a *API) park(w http.ResponseWriter, r *http.Request, wait *homeserver.Sync
 // parked waits for the parked long-poll's answer and writes it.
 func (a *API) parked(conn net.Conn, wait *homeserver.SyncWait, header http.Header) {
 	defer conn.Close()
-	var resp *projection.SyncResponse
-	for resp == nil {
-		t := time.NewTimer(time.Until(wait.Deadline()))
-		select {
-		case <-wait.Wake():
-		case <-t.C:
-		}
-		t.Stop()
-		resp = wait.Poll()
+	// The one wait loop (SyncWait.Block); a parked wait has no request
+	// context, so it ends at the long-poll's deadline at the latest.
+	resp, err := wait.Block(context.Background())
+	if err != nil {
+		a.log.Error("parked sync", "err", err)
+		return
 	}
 	body, err := json.Marshal(resp)
 	if err != nil {
