@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/planb-chat/planb/adminapi"
 	"github.com/planb-chat/planb/homeserver"
 )
 
@@ -41,10 +41,9 @@ type EngineLimit struct {
 func engineLimit(ctx context.Context, dc DataCenter, token string, req homeserver.EngineBenchRequest, planbRate float64) (*EngineLimit, error) {
 	req.Messages = min(req.Messages, homeserver.BenchMaxMessages, int(homeserver.BenchMaxBytes/int64(req.Size)))
 	req.Messages = max(req.Messages, 1)
-	body, _ := json.Marshal(req)
 	var rep homeserver.EngineBenchReport
-	hc := &http.Client{Timeout: 15 * time.Minute}
-	if err := call(ctx, hc, http.MethodPost, dc.URL+"/_planb/admin/v1/bench/engine", token, body, &rep); err != nil {
+	admin := adminapi.New(token, dc.URL).WithTimeout(15 * time.Minute)
+	if err := admin.At(ctx, dc.URL, http.MethodPost, "/bench/engine", req, &rep); err != nil {
 		return nil, fmt.Errorf("engine benchmark at %s: %w", dc.Name, err)
 	}
 	out := &EngineLimit{Node: rep.Node, Leader: rep.Leader, Replicas: rep.Replicas, Messages: req.Messages, Size: rep.Size,
@@ -91,7 +90,7 @@ func profileNodes(ctx context.Context, dcs []DataCenter, token, dir string, d ti
 
 func fetchProfile(ctx context.Context, dc DataCenter, token string, secs int, path string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("%s/_planb/admin/v1/bench/pprof/profile?seconds=%d", dc.URL, secs), nil)
+		fmt.Sprintf("%s%s/bench/pprof/profile?seconds=%d", dc.URL, adminapi.Path, secs), nil)
 	if err != nil {
 		return err
 	}
@@ -122,12 +121,12 @@ func fetchProfile(ctx context.Context, dc DataCenter, token string, secs int, pa
 // cluster's own rebalancing would then move leaders in the middle of the
 // load. It returns the partitions each node leads.
 func spreadLeaders(ctx context.Context, target Target, say func(string, ...any)) (map[string]int, error) {
-	hc := &http.Client{Timeout: time.Minute}
 	dc := target.DataCenters[0]
+	admin := adminapi.New(target.AdminToken, dc.URL).WithTimeout(time.Minute)
 	var last map[string]int
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		var rep homeserver.RebalanceReport
-		if err := call(ctx, hc, http.MethodPost, dc.URL+"/_planb/admin/v1/rebalance", target.AdminToken, nil, &rep); err != nil {
+		if err := admin.At(ctx, dc.URL, http.MethodPost, "/rebalance", nil, &rep); err != nil {
 			return nil, fmt.Errorf("rebalance at %s: %w", dc.Name, err)
 		}
 		last = rep.EventLeadersBefore

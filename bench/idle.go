@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"maunium.net/go/mautrix"
+
+	"github.com/planb-chat/planb/adminapi"
 )
 
 // IdleReport is the idle /sync long-poll measurement.
@@ -325,13 +327,13 @@ func idleSyncs(ctx context.Context, cfg Config, target Target, dcIndex int, run 
 // profile there.
 func nodeGC(ctx context.Context, dc DataCenter, token, path string) error {
 	hc := &http.Client{Timeout: time.Minute}
-	if err := call(ctx, hc, http.MethodPost, dc.URL+"/_planb/admin/v1/bench/gc", token, []byte("{}"), nil); err != nil {
+	if err := adminapi.New(token, dc.URL).WithTimeout(time.Minute).At(ctx, dc.URL, http.MethodPost, "/bench/gc", struct{}{}, nil); err != nil {
 		return fmt.Errorf("gc %s: %w", dc.Name, err)
 	}
 	if path == "" {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, dc.URL+"/_planb/admin/v1/bench/pprof/heap", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, dc.URL+adminapi.Path+"/bench/pprof/heap", nil)
 	if err != nil {
 		return err
 	}

@@ -141,7 +141,7 @@ func (t Target) check(ctx context.Context, a *admin, sc scenario, involved []str
 		dc, _ := t.dataCenter(name)
 		for _, u := range dc.Nodes {
 			var st FaultStatus
-			if err := a.at(ctx, u, "GET", "/faults", nil, &st); err != nil {
+			if err := a.At(ctx, u, "GET", "/faults", nil, &st); err != nil {
 				problems = append(problems, fmt.Errorf("node %s of %s: %w", u, name, err))
 			} else if !st.Enabled {
 				problems = append(problems, fmt.Errorf("node %s of %s has the fault endpoint turned off (%s)", u, name, st.Reason))
@@ -242,13 +242,13 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 	case ScenarioDrain:
 		dc, _ := f.t.dataCenter(target)
 		for _, u := range dc.Nodes {
-			if err := f.a.at(ctx, u, "POST", "/drain", nil, nil); err != nil {
+			if err := f.a.At(ctx, u, "POST", "/drain", nil, nil); err != nil {
 				return nil, fmt.Errorf("drain %s: %w", target, err)
 			}
 		}
 		return func(ctx context.Context) error {
 			for _, u := range dc.Nodes {
-				if err := f.a.at(ctx, u, "POST", "/undrain", nil, nil); err != nil {
+				if err := f.a.At(ctx, u, "POST", "/undrain", nil, nil); err != nil {
 					return fmt.Errorf("undrain %s: %w", target, err)
 				}
 			}
@@ -276,7 +276,7 @@ func (f *faults) waitReplicasCurrent(ctx context.Context) error {
 			} `json:"streams"`
 		}
 		last = ""
-		if err := f.a.any(ctx, 10*time.Second, "GET", "/status", nil, &st); err != nil {
+		if err := f.a.Any(ctx, 10*time.Second, "GET", "/status", nil, &st); err != nil {
 			last = err.Error()
 		}
 		for _, s := range st.Streams {
@@ -342,7 +342,7 @@ func (f *faults) nodeFaults(ctx context.Context, dcs []string, req func(dc strin
 	heal := func(ctx context.Context) error {
 		var errs []error
 		for _, u := range touched {
-			if err := f.a.at(ctx, u, "POST", "/faults/heal", nil, nil); err != nil {
+			if err := f.a.At(ctx, u, "POST", "/faults/heal", nil, nil); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -353,7 +353,7 @@ func (f *faults) nodeFaults(ctx context.Context, dcs []string, req func(dc strin
 		for _, u := range dc.Nodes {
 			path, body := req(name)
 			touched = append(touched, u)
-			if err := f.a.at(ctx, u, "POST", path, body, nil); err != nil {
+			if err := f.a.At(ctx, u, "POST", path, body, nil); err != nil {
 				_ = heal(ctx)
 				return nil, fmt.Errorf("fault on %s (%s): %w", u, name, err)
 			}

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/adminapi"
 	"github.com/planb-chat/planb/jetstream"
 )
 
 // CodeDrillRunning is the error code when another drill holds the lock.
-const CodeDrillRunning planb.ErrCode = "ORG.PLANB.DRILL_RUNNING"
+const CodeDrillRunning planb.ErrCode = adminapi.CodeDrillRunning
 
 // DrillLock is the cluster-wide lock a drill holds while it runs, so two
 // drills never break the same cluster at once. It lives in the replicated

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/adminapi"
 	"github.com/planb-chat/planb/homeserver"
 )
 
 // adminPrefix is the root of planb's own admin API, served by every node.
-const adminPrefix = "/_planb/admin/v1"
+const adminPrefix = adminapi.Path
 
 func (a *API) routesAdmin() {
 	a.mux.HandleFunc("GET "+adminPrefix+"/status", a.admin(func(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/planb-chat/planb/adminapi"
 )
 
 // adminCmd calls a node's admin API: status, drain, undrain, rebalance.
@@ -54,22 +56,9 @@ func (c *adminCmd) run(ctx context.Context, _ *slog.Logger) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.url, "/")+"/_planb/admin/v1/"+c.action, nil)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+	var body json.RawMessage
+	if err := adminapi.New(c.token, c.url).At(ctx, c.url, method, "/"+c.action, nil, &body); err != nil {
+		return err
 	}
 	if c.json || c.action != "status" {
 		var out bytes.Buffer
