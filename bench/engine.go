@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb/adminapi"
-	"github.com/planb-chat/planb/homeserver"
 )
 
 // EngineLimit is the engine's publish rate on the same cluster and planb's
@@ -38,10 +37,10 @@ type EngineLimit struct {
 // configured like a room-event partition (POST
 // /_planb/admin/v1/bench/engine), one at a time with the senders'
 // concurrency and pipelined.
-func engineLimit(ctx context.Context, dc DataCenter, token string, req homeserver.EngineBenchRequest, planbRate float64) (*EngineLimit, error) {
-	req.Messages = min(req.Messages, homeserver.BenchMaxMessages, int(homeserver.BenchMaxBytes/int64(req.Size)))
+func engineLimit(ctx context.Context, dc DataCenter, token string, req adminapi.EngineBenchRequest, planbRate float64) (*EngineLimit, error) {
+	req.Messages = min(req.Messages, adminapi.BenchMaxMessages, int(adminapi.BenchMaxBytes/int64(req.Size)))
 	req.Messages = max(req.Messages, 1)
-	var rep homeserver.EngineBenchReport
+	var rep adminapi.EngineBenchReport
 	admin := adminapi.New(token, dc.URL).WithTimeout(15 * time.Minute)
 	if err := admin.At(ctx, dc.URL, http.MethodPost, "/bench/engine", req, &rep); err != nil {
 		return nil, fmt.Errorf("engine benchmark at %s: %w", dc.Name, err)
@@ -125,7 +124,7 @@ func spreadLeaders(ctx context.Context, target Target, say func(string, ...any))
 	admin := adminapi.New(target.AdminToken, dc.URL).WithTimeout(time.Minute)
 	var last map[string]int
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-		var rep homeserver.RebalanceReport
+		var rep adminapi.RebalanceReport
 		if err := admin.At(ctx, dc.URL, http.MethodPost, "/rebalance", nil, &rep); err != nil {
 			return nil, fmt.Errorf("rebalance at %s: %w", dc.Name, err)
 		}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb"
-	"github.com/planb-chat/planb/homeserver"
+	"github.com/planb-chat/planb/adminapi"
 )
 
 // deliveryGrace is how long a phase waits after its last send for the
@@ -142,7 +142,7 @@ func workloadPhases(ctx context.Context, cfg Config, target Target, run string, 
 	rep.Saturated = runPhase(ctx, cfg, w, target, "saturated", cfg.Duration, 0, say)
 	if cfg.Engine && target.AdminToken != "" && rep.Saturated.Acked > 0 {
 		say("engine limit: publishing %d × %d bytes to a temporary stream", rep.Saturated.Acked, cfg.MessageSize)
-		el, err := engineLimit(ctx, target.DataCenters[0], target.AdminToken, homeserver.EngineBenchRequest{
+		el, err := engineLimit(ctx, target.DataCenters[0], target.AdminToken, adminapi.EngineBenchRequest{
 			Messages: rep.Saturated.Acked, Size: cfg.MessageSize, Concurrency: cfg.Senders, Window: cfg.EngineWindow},
 			rep.Saturated.SendsPerSec)
 		if err != nil {

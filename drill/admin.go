@@ -23,14 +23,8 @@ func newAdmin(endpoints []Endpoint, token string) *admin {
 	return &admin{adminapi.New(token, urls...)}
 }
 
-// Lock is the cluster-wide drill lock (see homeserver.DrillLock).
-type Lock struct {
-	ID       string    `json:"id"`
-	Scenario string    `json:"scenario"`
-	Holder   string    `json:"holder"`
-	Acquired time.Time `json:"acquired"`
-	Expires  time.Time `json:"expires"`
-}
+// Lock is the cluster-wide drill lock (adminapi.DrillLock).
+type Lock = adminapi.DrillLock
 
 // ErrDrillRunning is returned when another drill holds the cluster's lock.
 var ErrDrillRunning = errors.New("another drill is running on this cluster")

@@ -8,44 +8,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/planb-chat/planb/adminapi"
 	"github.com/planb-chat/planb/jetstream"
 )
 
-// NodeHeartbeat is one node's last successful quorum probe, read from the
-// replicated meta bucket — so every node can report on every data center.
-type NodeHeartbeat struct {
-	DataCenter string    `json:"datacenter"`
-	Node       string    `json:"node"`
-	LastCommit time.Time `json:"last_commit"`
-	AgeSeconds float64   `json:"age_seconds"`
-	Healthy    bool      `json:"healthy"`
-}
+// NodeHeartbeat is the admin API's wire type (see package adminapi).
+type NodeHeartbeat = adminapi.NodeHeartbeat
 
-// StreamStatus is the placement and health of one replicated stream.
-type StreamStatus struct {
-	Name      string          `json:"name"`
-	Leader    string          `json:"leader"`
-	LeaderDC  string          `json:"leader_datacenter,omitempty"`
-	Replicas  []ReplicaStatus `json:"replicas"`
-	Reachable bool            `json:"reachable"`
-	Error     string          `json:"error,omitempty"`
-}
+// StreamStatus is the admin API's wire type (see package adminapi).
+type StreamStatus = adminapi.StreamStatus
 
-// ReplicaStatus is one follower of a stream.
-type ReplicaStatus struct {
-	Node    string `json:"node"`
-	Current bool   `json:"current"`
-	Lag     uint64 `json:"lag"`
-	Offline bool   `json:"offline"`
-}
+// ReplicaStatus is the admin API's wire type (see package adminapi).
+type ReplicaStatus = adminapi.ReplicaStatus
 
-// ClusterStatus is the admin view of the whole cluster from this node.
-type ClusterStatus struct {
-	This        Status          `json:"this_node"`
-	Draining    bool            `json:"draining"`
-	DataCenters []NodeHeartbeat `json:"datacenters"`
-	Streams     []StreamStatus  `json:"streams"`
-}
+// ClusterStatus is the admin API's wire type (see package adminapi).
+type ClusterStatus = adminapi.ClusterStatus
 
 // heartbeatHealthy is how recent a node's last committed probe must be.
 const heartbeatHealthy = 10 * time.Second
@@ -90,14 +67,8 @@ func (s *Service) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 	return out, nil
 }
 
-// DrainReport says what a drain did.
-type DrainReport struct {
-	Node        string   `json:"node"`
-	DataCenter  string   `json:"datacenter"`
-	SteppedDown []string `json:"stepped_down"`
-	StillLeader []string `json:"still_leader,omitempty"`
-	Message     string   `json:"message"`
-}
+// DrainReport is the admin API's wire type (see package adminapi).
+type DrainReport = adminapi.DrainReport
 
 // Drain prepares this node to stop without failing client requests: it
 // reports not-ready (so load balancers and planb's clients move away) and

@@ -18,17 +18,8 @@ import (
 // CodeDrillRunning is the error code when another drill holds the lock.
 const CodeDrillRunning planb.ErrCode = adminapi.CodeDrillRunning
 
-// DrillLock is the cluster-wide lock a drill holds while it runs, so two
-// drills never break the same cluster at once. It lives in the replicated
-// drills bucket, so every data center sees it; it expires on its own when
-// the drill that took it died.
-type DrillLock struct {
-	ID       string    `json:"id"`
-	Scenario string    `json:"scenario"`
-	Holder   string    `json:"holder"`
-	Acquired time.Time `json:"acquired"`
-	Expires  time.Time `json:"expires"`
-}
+// DrillLock is the admin API's wire type (see package adminapi).
+type DrillLock = adminapi.DrillLock
 
 const (
 	drillLockKey     = "lock"

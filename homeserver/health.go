@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/adminapi"
 	"github.com/planb-chat/planb/jetstream"
 	"github.com/planb-chat/planb/projection"
 )
@@ -48,19 +49,8 @@ type health struct {
 	lastEnd, target *projection.Token
 }
 
-// Status is a node's view of its ability to commit, for /ready and admin.
-type Status struct {
-	DataCenter string    `json:"datacenter"`
-	Ready      bool      `json:"ready"`
-	CaughtUp   bool      `json:"caught_up"`
-	CanCommit  bool      `json:"can_commit"`
-	Reason     string    `json:"reason,omitempty"`
-	Since      time.Time `json:"since"`
-	LastProbe  time.Time `json:"last_probe"`
-	Events     int       `json:"events"`
-	Rooms      int       `json:"rooms"`
-	Users      int       `json:"users"`
-}
+// Status is the admin API's wire type (see package adminapi).
+type Status = adminapi.Status
 
 // Status returns this node's status.
 func (s *Service) Status() Status {

@@ -8,30 +8,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/planb-chat/planb/adminapi"
 	"github.com/planb-chat/planb/jetstream"
 )
 
-// Move is one leadership handed from one node to another.
-type Move struct {
-	Stream string `json:"stream"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Error  string `json:"error,omitempty"`
-}
+// Move is the admin API's wire type (see package adminapi).
+type Move = adminapi.Move
 
-// RebalanceReport says which leaderships Rebalance moved.
-type RebalanceReport struct {
-	LeadersBefore map[string]int `json:"leaders_before"`
-	LeadersAfter  map[string]int `json:"leaders_after"`
-	// EventLeadersBefore/After count only the room-event partitions,
-	// which decide how many rooms one data-center loss interrupts.
-	EventLeadersBefore map[string]int `json:"event_leaders_before"`
-	EventLeadersAfter  map[string]int `json:"event_leaders_after"`
-	Moves              []Move         `json:"moves"`
-	// Draining lists the nodes that were given no leadership because
-	// they are being drained.
-	Draining []string `json:"draining,omitempty"`
-}
+// RebalanceReport is the admin API's wire type (see package adminapi).
+type RebalanceReport = adminapi.RebalanceReport
 
 // streamLeader is one stream's leader and the followers that could take
 // over from it.

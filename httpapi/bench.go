@@ -5,7 +5,7 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 
-	"github.com/planb-chat/planb/homeserver"
+	"github.com/planb-chat/planb/adminapi"
 )
 
 // routesBench registers the admin endpoints `planb bench` uses: the engine
@@ -13,7 +13,7 @@ import (
 // profiles of this node. Both need an admin token.
 func (a *API) routesBench() {
 	a.mux.HandleFunc("POST "+adminPrefix+"/bench/engine", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		var req homeserver.EngineBenchRequest
+		var req adminapi.EngineBenchRequest
 		if err := decode(r, &req); err != nil {
 			writeError(w, a.log, err)
 			return

@@ -71,30 +71,7 @@ func (c *adminCmd) run(ctx context.Context, _ *slog.Logger) error {
 
 // printStatus renders the cluster status as two tables.
 func printStatus(w io.Writer, body []byte) error {
-	var st struct {
-		This struct {
-			DataCenter string `json:"datacenter"`
-			Ready      bool   `json:"ready"`
-			Reason     string `json:"reason"`
-		} `json:"this_node"`
-		DataCenters []struct {
-			DataCenter string  `json:"datacenter"`
-			Node       string  `json:"node"`
-			Age        float64 `json:"age_seconds"`
-			Healthy    bool    `json:"healthy"`
-		} `json:"datacenters"`
-		Streams []struct {
-			Name     string `json:"name"`
-			Leader   string `json:"leader"`
-			LeaderDC string `json:"leader_datacenter"`
-			Replicas []struct {
-				Node    string `json:"node"`
-				Current bool   `json:"current"`
-				Lag     uint64 `json:"lag"`
-			} `json:"replicas"`
-			Error string `json:"error"`
-		} `json:"streams"`
-	}
+	var st adminapi.ClusterStatus
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("decode status: %w", err)
 	}
@@ -102,7 +79,7 @@ func printStatus(w io.Writer, body []byte) error {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "DATA CENTER\tNODE\tLAST COMMIT\tHEALTHY")
 	for _, d := range st.DataCenters {
-		fmt.Fprintf(tw, "%s\t%s\t%.1fs ago\t%v\n", d.DataCenter, d.Node, d.Age, d.Healthy)
+		fmt.Fprintf(tw, "%s\t%s\t%.1fs ago\t%v\n", d.DataCenter, d.Node, d.AgeSeconds, d.Healthy)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
