@@ -29,6 +29,8 @@ func TestLogoutReachesCutOffDataCenter(t *testing.T) {
 	c := startCluster(t)
 	ctx := context.Background()
 	user, tok := c.register("logged-out-elsewhere", "dc1")
+	// Stays logged in: works again at dc3 once it is healed.
+	u2, tok2 := c.register("still-logged-in", "dc1")
 	at3 := c.pinned(user, tok, "dc3")
 	// dc3 knows the session (and remembers it in its cache).
 	testutil.WaitFor(t, 30*time.Second, "dc3 accepts the new token", func() error {
@@ -80,7 +82,6 @@ func TestLogoutReachesCutOffDataCenter(t *testing.T) {
 		return nil
 	})
 	// A valid token works at dc3 again.
-	u2, tok2 := c.register("still-logged-in", "dc1")
 	testutil.WaitFor(t, time.Minute, "a valid token works at healed dc3", func() error {
 		_, err := c.pinned(u2, tok2, "dc3").Whoami(ctx)
 		return err

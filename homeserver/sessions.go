@@ -115,7 +115,11 @@ func (c *sessionCache) confirm(last uint64, at time.Time) {
 		if at.After(c.freshAt) {
 			c.freshAt = at
 		}
-	case c.wantAt.IsZero():
+	case c.wantAt.IsZero() || at.Sub(c.wantAt) >= sessionFreshness:
+		// A wait that never ends (the record was gone before the
+		// follower read it) must not switch the cache off for good: a
+		// newer sequence replaces it, and later records reach the
+		// follower.
 		c.want, c.wantAt = last, at
 	}
 }

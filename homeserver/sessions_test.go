@@ -122,6 +122,20 @@ func TestSessionCacheNeedsAFreshFollower(t *testing.T) {
 		t.Error("a new confirmation did not bring the cache back")
 	}
 
+	// A confirmation the follower can never reach (its record vanished)
+	// gives way to a newer one.
+	c.confirm(20, later) // applied stays at 12
+	c.confirm(21, later.Add(time.Second))
+	if c.fresh(later.Add(2 * sessionFreshness)) {
+		t.Fatal("fresh without applying what the leader had")
+	}
+	stuck := later.Add(sessionFreshness)
+	c.confirm(22, stuck)
+	c.apply(22)
+	if !c.fresh(stuck) {
+		t.Error("a confirmation that cannot be reached kept the cache off")
+	}
+
 	// A stopped follower is never fresh.
 	c.setLive(false, 0)
 	if c.fresh(later) {
