@@ -208,15 +208,21 @@ func (e *Engine) RoomLastSeq(ctx context.Context, roomID string) (uint64, error)
 	return m.Seq, nil
 }
 
-// StreamLastSeq returns the last sequence of a stream, as its leader knows it.
-func (e *Engine) StreamLastSeq(ctx context.Context, stream string) (uint64, error) {
+// streamInfo asks the stream's leader for its state and cluster view: one
+// API request (looking the stream up already answers with its info).
+func (e *Engine) streamInfo(ctx context.Context, stream string) (*natsjs.StreamInfo, error) {
 	s, err := e.js.Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", stream, err)
+		return nil, fmt.Errorf("stream %s info: %w", stream, err)
 	}
-	info, err := s.Info(ctx)
+	return s.CachedInfo(), nil
+}
+
+// StreamLastSeq returns the last sequence of a stream, as its leader knows it.
+func (e *Engine) StreamLastSeq(ctx context.Context, stream string) (uint64, error) {
+	info, err := e.streamInfo(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s info: %w", stream, err)
+		return 0, err
 	}
 	return info.State.LastSeq, nil
 }
@@ -240,13 +246,9 @@ type PeerInfo struct {
 // StreamCluster returns the cluster view (leader, replicas and their lag)
 // of a stream, as its leader reports it.
 func (e *Engine) StreamCluster(ctx context.Context, stream string) (*ClusterInfo, error) {
-	s, err := e.js.Stream(ctx, stream)
+	info, err := e.streamInfo(ctx, stream)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s info: %w", stream, err)
+		return nil, err
 	}
 	out := &ClusterInfo{}
 	if info.Cluster == nil {
