@@ -108,7 +108,7 @@ func (s *Service) Drain(ctx context.Context) (*DrainReport, error) {
 // cut off from the others returns at once (nobody could take over).
 func (s *Service) HandOver(ctx context.Context) {
 	s.draining.Store(true)
-	if quorum, known := s.engine.QuorumConnected(); s.engine.Replicas() == 1 || (known && !quorum) {
+	if s.engine.Replicas() == 1 || s.isCutOff() {
 		return
 	}
 	start := time.Now()
@@ -137,7 +137,7 @@ func (s *Service) handOverLeaderships(ctx context.Context) (moved, still []strin
 		if len(still) == 0 {
 			return moved, nil
 		}
-		if quorum, known := s.engine.QuorumConnected(); known && !quorum {
+		if s.isCutOff() {
 			return moved, still // nobody to hand over to
 		}
 		select {

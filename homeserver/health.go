@@ -27,11 +27,23 @@ const degradedWriteTimeout = 2 * time.Second
 // stale: clients are better off at another data center (planb's own clients
 // switch on 503; load balancers already avoid it through /ready).
 func (s *Service) cutOff() error {
-	if quorum, known := s.engine.QuorumConnected(); known && !quorum {
-		s.m.cutOff.Inc()
-		return planb.Unavailable(2*time.Second, "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center")
+	if s.isCutOff() {
+		return s.refuseCutOff()
 	}
 	return nil
+}
+
+// refuseCutOff counts and returns the answer of a cut-off node.
+func (s *Service) refuseCutOff() error {
+	s.m.cutOff.Inc()
+	return planb.Unavailable(2*time.Second, "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center")
+}
+
+// isCutOff reports whether this node knows it has no routes to a quorum of
+// the cluster (an external or standalone engine never knows).
+func (s *Service) isCutOff() bool {
+	quorum, known := s.engine.QuorumConnected()
+	return known && !quorum
 }
 
 // health tracks whether this node can commit writes, from a real replicated

@@ -30,10 +30,10 @@ const (
 
 // readable applies the read policy to the read named name.
 func (s *Service) readable(kind readKind, name string) error {
-	if quorum, known := s.engine.QuorumConnected(); known && !quorum {
+	if s.isCutOff() {
 		if kind == readLive {
 			s.m.reads.WithLabelValues(name, "refused_cut_off").Inc()
-			return s.cutOff()
+			return s.refuseCutOff()
 		}
 		s.m.reads.WithLabelValues(name, "served_cut_off").Inc()
 		return nil

@@ -247,11 +247,11 @@ func (s *Service) confirmTokens(ctx context.Context, stream string) {
 		// A leader in a cut-off minority may still answer for a while
 		// before it steps down: only a node with routes to a quorum,
 		// before and after asking, takes the answer as proof.
-		if s.quorumReachable() {
+		if !s.isCutOff() {
 			cctx, cancel := context.WithTimeout(ctx, 2*confirmEvery)
 			last, err := s.engine.StreamLastSeq(cctx, stream)
 			cancel()
-			if err == nil && s.quorumReachable() {
+			if err == nil && !s.isCutOff() {
 				s.sessions.confirm(last, at)
 			}
 		}
@@ -261,13 +261,6 @@ func (s *Service) confirmTokens(ctx context.Context, stream string) {
 		case <-tick.C:
 		}
 	}
-}
-
-// quorumReachable is false when this node knows it has no routes to a
-// quorum of the cluster.
-func (s *Service) quorumReachable() bool {
-	quorum, known := s.engine.QuorumConnected()
-	return quorum || !known
 }
 
 // errTokenUnverifiable is the answer of a node that cannot tell whether a
@@ -286,7 +279,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 		return sess, nil
 	}
 	fresh := s.sessions.fresh(now)
-	if !fresh && !s.quorumReachable() {
+	if !fresh && s.isCutOff() {
 		return Session{}, errTokenUnverifiable()
 	}
 	t := s.sessions.ticket()
@@ -299,7 +292,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 		// answer, but what it says is not remembered, and only a node
 		// whose follower was current a moment ago, or that is not cut
 		// off, may trust its replica.
-		if !s.quorumReachable() && !s.sessions.fresh(time.Now()) {
+		if s.isCutOff() && !s.sessions.fresh(time.Now()) {
 			return Session{}, errTokenUnverifiable()
 		}
 		e, err = s.engine.Get(ctx, jetstream.BucketTokens, hash)
