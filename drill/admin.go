@@ -9,9 +9,6 @@ import (
 	"github.com/planb-chat/planb/adminapi"
 )
 
-// AdminError is an error answer of a node's admin API.
-type AdminError = adminapi.Error
-
 // admin talks to the admin API of a cluster's nodes.
 type admin struct{ *adminapi.Client }
 
@@ -32,7 +29,7 @@ var ErrDrillRunning = errors.New("another drill is running on this cluster")
 func (a *admin) lock(ctx context.Context, l Lock, ttl time.Duration) error {
 	req := map[string]any{"id": l.ID, "scenario": l.Scenario, "holder": l.Holder, "ttl_seconds": int(ttl.Seconds())}
 	err := a.Any(ctx, time.Minute, "PUT", "/drills/lock", req, nil)
-	var ae *AdminError
+	var ae *adminapi.Error
 	if errors.As(err, &ae) && ae.Code == adminapi.CodeDrillRunning {
 		return fmt.Errorf("%w: %s", ErrDrillRunning, ae.Message)
 	}

@@ -14,12 +14,6 @@ import (
 // benchDeadline bounds one engine benchmark run.
 const benchDeadline = 10 * time.Minute
 
-// Bounds of one engine benchmark (see adminapi).
-const (
-	BenchMaxMessages = adminapi.BenchMaxMessages
-	BenchMaxBytes    = adminapi.BenchMaxBytes
-)
-
 // EngineBenchRequest is the admin API's wire type (see package adminapi).
 type EngineBenchRequest = adminapi.EngineBenchRequest
 
@@ -41,7 +35,7 @@ func (s *Service) BenchEngine(ctx context.Context, req EngineBenchRequest) (*Eng
 	ctx, cancel := context.WithTimeout(ctx, benchDeadline)
 	defer cancel()
 	res, err := s.engine.Bench(ctx, jetstream.BenchSpec{Messages: req.Messages, Size: req.Size,
-		Concurrency: req.Concurrency, Window: req.Window, MaxBytes: BenchMaxBytes, Deadline: benchDeadline})
+		Concurrency: req.Concurrency, Window: req.Window, MaxBytes: adminapi.BenchMaxBytes, Deadline: benchDeadline})
 	switch {
 	case errors.Is(err, jetstream.ErrBenchRunning):
 		e := planb.LimitExceeded(5 * time.Second)
