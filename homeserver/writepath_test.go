@@ -337,7 +337,7 @@ func cluster(t *testing.T) []*jetstream.Engine {
 	t.Helper()
 	ports := make([]int, 3)
 	for i := range ports {
-		p, err := freeport.One()
+		p, err := freeport.Transient() // never restarted: keep clear of the ports restarted processes use
 		if err != nil {
 			t.Fatal(err)
 		}

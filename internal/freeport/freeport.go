@@ -45,6 +45,19 @@ func One() (int, error) {
 	return Range(0, Check)
 }
 
+// Transient returns a free port the kernel picks from its ephemeral range,
+// for a listener that is never restarted on the same port (an in-process
+// engine of a unit test). Such ports never collide with the ones Range
+// hands out to processes that are killed and restarted.
+func Transient() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
 // Check returns an error if port cannot be listened on at 127.0.0.1 now.
 func Check(port int) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))

@@ -54,3 +54,16 @@ func TestParseRangeLow(t *testing.T) {
 		}
 	}
 }
+
+func TestTransientIsAboveTheRangeRestartedProcessesUse(t *testing.T) {
+	p, err := Transient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p < EphemeralLow() {
+		t.Errorf("transient port %d is below the ephemeral range (from %d), where Range picks", p, EphemeralLow())
+	}
+	if err := Check(p); err != nil {
+		t.Errorf("transient port %d is not free: %v", p, err)
+	}
+}
