@@ -98,7 +98,7 @@ func (s *Service) localpartOf(user string) (string, error) {
 }
 
 func (s *Service) getAccount(ctx context.Context, local string) (*account, uint64, error) {
-	e, err := s.engine.Get(ctx, jetstream.BucketAccounts, key(local))
+	e, err := s.engine.Get(ctx, jetstream.BucketAccounts, jetstream.KeyPart(local))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -215,7 +215,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*LoginResp
 	}
 	a := account{UserID: userID, PasswordHash: hashPassword(req.Password), CreatedTS: time.Now().UnixMilli()}
 	b, _ := json.Marshal(a)
-	if _, err := s.engine.Create(ctx, jetstream.BucketAccounts, key(local), b); err != nil {
+	if _, err := s.engine.Create(ctx, jetstream.BucketAccounts, jetstream.KeyPart(local), b); err != nil {
 		if errors.Is(err, planb.ErrExists) {
 			return nil, planb.Errorf(planb.CodeUserInUse, 400, "user name %s is taken", local)
 		}
@@ -235,7 +235,7 @@ func (s *Service) newSession(ctx context.Context, userID, deviceID, displayName 
 	if len(deviceID) > 255 {
 		return nil, planb.InvalidParam("device_id is too long")
 	}
-	dkey := key(userID) + "." + key(deviceID)
+	dkey := jetstream.KeyPart(userID) + "." + jetstream.KeyPart(deviceID)
 	if old, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey); err == nil {
 		var d device
 		if json.Unmarshal(old.Value, &d) == nil {
@@ -325,7 +325,7 @@ func (s *Service) Logout(ctx context.Context, sess Session) error {
 }
 
 func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) error {
-	dkey := key(userID) + "." + key(deviceID)
+	dkey := jetstream.KeyPart(userID) + "." + jetstream.KeyPart(deviceID)
 	e, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey)
 	if errors.Is(err, planb.ErrNotFound) {
 		return nil
@@ -348,7 +348,7 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 
 // Devices returns the user's devices.
 func (s *Service) Devices(ctx context.Context, userID string) ([]map[string]any, error) {
-	keys, err := s.engine.Keys(ctx, jetstream.BucketDevices, key(userID)+".*")
+	keys, err := s.engine.Keys(ctx, jetstream.BucketDevices, jetstream.KeyPart(userID)+".*")
 	if err != nil {
 		return nil, s.unavailable(err)
 	}
@@ -451,7 +451,7 @@ func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*acc
 		return err
 	}
 	for range 10 {
-		e, err := s.engine.GetLeader(ctx, jetstream.BucketAccounts, key(local))
+		e, err := s.engine.GetLeader(ctx, jetstream.BucketAccounts, jetstream.KeyPart(local))
 		if errors.Is(err, planb.ErrNotFound) {
 			return planb.NotFound("no such user %s", userID)
 		}
@@ -464,7 +464,7 @@ func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*acc
 		}
 		fn(&a)
 		b, _ := json.Marshal(a)
-		_, err = s.engine.Update(ctx, jetstream.BucketAccounts, key(local), b, e.Revision)
+		_, err = s.engine.Update(ctx, jetstream.BucketAccounts, jetstream.KeyPart(local), b, e.Revision)
 		if errors.Is(err, planb.ErrConflict) {
 			continue
 		}

@@ -36,7 +36,7 @@ func (s *Service) createAlias(ctx context.Context, creator, alias, roomID string
 		return err
 	}
 	b, _ := json.Marshal(aliasRecord{RoomID: roomID, Creator: creator})
-	if _, err := s.engine.Create(ctx, jetstream.BucketAliases, key(alias), b); err != nil {
+	if _, err := s.engine.Create(ctx, jetstream.BucketAliases, jetstream.KeyPart(alias), b); err != nil {
 		if errors.Is(err, planb.ErrExists) {
 			return planb.Errorf(planb.CodeRoomInUse, 400, "room alias %s is already in use", alias)
 		}
@@ -66,7 +66,7 @@ func (s *Service) ResolveAlias(ctx context.Context, alias string) (string, error
 	if err := s.validAlias(alias); err != nil {
 		return "", err
 	}
-	e, err := s.engine.Get(ctx, jetstream.BucketAliases, key(alias))
+	e, err := s.engine.Get(ctx, jetstream.BucketAliases, jetstream.KeyPart(alias))
 	if errors.Is(err, planb.ErrNotFound) {
 		return "", planb.NotFound("room alias %s not found", alias)
 	}
@@ -86,7 +86,7 @@ func (s *Service) DeleteAlias(ctx context.Context, sess Session, alias string) e
 	if err := s.validAlias(alias); err != nil {
 		return err
 	}
-	e, err := s.engine.Get(ctx, jetstream.BucketAliases, key(alias))
+	e, err := s.engine.Get(ctx, jetstream.BucketAliases, jetstream.KeyPart(alias))
 	if errors.Is(err, planb.ErrNotFound) {
 		return planb.NotFound("room alias %s not found", alias)
 	}
@@ -102,7 +102,7 @@ func (s *Service) DeleteAlias(ctx context.Context, sess Session, alias string) e
 			return planb.Forbidden("you may not delete room alias %s", alias)
 		}
 	}
-	if err := s.engine.Delete(ctx, jetstream.BucketAliases, key(alias)); err != nil {
+	if err := s.engine.Delete(ctx, jetstream.BucketAliases, jetstream.KeyPart(alias)); err != nil {
 		return s.unavailable(err)
 	}
 	return nil
@@ -125,7 +125,7 @@ func (s *Service) RoomAliases(ctx context.Context, sess Session, roomID string) 
 		}
 		var a aliasRecord
 		if json.Unmarshal(e.Value, &a) == nil && a.RoomID == roomID {
-			out = append(out, decodeKey(k))
+			out = append(out, jetstream.DecodeKeyPart(k))
 		}
 	}
 	return out, nil
@@ -136,9 +136,9 @@ func (s *Service) RoomAliases(ctx context.Context, sess Session, roomID string) 
 func (s *Service) putAccountData(ctx context.Context, userID, roomID, dtype string, content json.RawMessage) error {
 	rk := "_"
 	if roomID != "" {
-		rk = key(roomID)
+		rk = jetstream.KeyPart(roomID)
 	}
-	rev, err := s.engine.Put(ctx, jetstream.BucketAccountData, key(userID)+"."+rk+"."+key(dtype), content)
+	rev, err := s.engine.Put(ctx, jetstream.BucketAccountData, jetstream.KeyPart(userID)+"."+rk+"."+jetstream.KeyPart(dtype), content)
 	if err != nil {
 		return s.unavailable(err)
 	}
@@ -200,7 +200,7 @@ func (s *Service) SendReceipt(ctx context.Context, sess Session, roomID, rtype, 
 		return nil // unchanged
 	}
 	b, _ := json.Marshal(map[string]any{"event_id": eventID, "ts": time.Now().UnixMilli(), "thread_id": threadID})
-	rev, err := s.engine.Put(ctx, jetstream.BucketReceipts, key(roomID)+"."+key(sess.UserID)+"."+key(rtype), b)
+	rev, err := s.engine.Put(ctx, jetstream.BucketReceipts, jetstream.KeyPart(roomID)+"."+jetstream.KeyPart(sess.UserID)+"."+jetstream.KeyPart(rtype), b)
 	if err != nil {
 		return s.unavailable(err)
 	}
@@ -262,7 +262,7 @@ func (s *Service) CreateFilter(ctx context.Context, sess Session, userID string,
 	}
 	for range 5 {
 		id := planb.RandomString(6)
-		_, err := s.engine.Create(ctx, jetstream.BucketFilters, key(userID)+"."+id, body)
+		_, err := s.engine.Create(ctx, jetstream.BucketFilters, jetstream.KeyPart(userID)+"."+id, body)
 		if errors.Is(err, planb.ErrExists) {
 			continue
 		}
@@ -282,7 +282,7 @@ func (s *Service) Filter(ctx context.Context, sess Session, userID, id string) (
 	if id == "" || strings.ContainsAny(id, ".*> ") {
 		return nil, planb.NotFound("no filter %q", id)
 	}
-	e, err := s.engine.Get(ctx, jetstream.BucketFilters, key(userID)+"."+id)
+	e, err := s.engine.Get(ctx, jetstream.BucketFilters, jetstream.KeyPart(userID)+"."+id)
 	if errors.Is(err, planb.ErrNotFound) {
 		return nil, planb.NotFound("no filter %q", id)
 	}

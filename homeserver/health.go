@@ -40,11 +40,8 @@ func (s *Service) refuseCutOff() error {
 }
 
 // isCutOff reports whether this node knows it has no routes to a quorum of
-// the cluster (an external or standalone engine never knows).
-func (s *Service) isCutOff() bool {
-	quorum, known := s.engine.QuorumConnected()
-	return known && !quorum
-}
+// the cluster (see jetstream.Engine.CutOff).
+func (s *Service) isCutOff() bool { return s.engine.CutOff() }
 
 // health tracks whether this node can commit writes, from a real replicated
 // write every probeInterval. Lock rule: mu guards every field below it.
@@ -54,22 +51,19 @@ type health struct {
 	lastErr   string
 	since     time.Time // when ok last changed
 	lastProbe time.Time
-	lastOK    time.Time         // last successful probe
-	leaders   map[string]string // stream → leader server name
+	lastOK    time.Time // last successful probe
 	// lastEnd is the log end seen by the last probe, target the one seen
 	// by the probe before it: a ready node has applied target.
 	lastEnd, target *projection.Token
 }
 
-// Status is the admin API's wire type (see package adminapi).
-type Status = adminapi.Status
-
-// Status returns this node's status.
-func (s *Service) Status() Status {
+// Status returns this node's status: whether it is ready to serve, and
+// why not.
+func (s *Service) Status() adminapi.Status {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	st := s.model.Stats()
-	out := Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.canCommitLocked(),
+	out := adminapi.Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.canCommitLocked(),
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
 	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
 	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load()
@@ -85,6 +79,14 @@ func (s *Service) Status() Status {
 	}
 	return out
 }
+
+// SetDraining sets whether this node is being evacuated (see package
+// cluster): a draining node reports not-ready and serves no forwarded
+// sends.
+func (s *Service) SetDraining(on bool) { s.draining.Store(on) }
+
+// Draining reports whether SetDraining turned draining on.
+func (s *Service) Draining() bool { return s.draining.Load() }
 
 // electionGrace is how long a node that still has routes to a quorum of
 // the cluster stays ready while its commit probe fails: leader elections
@@ -123,7 +125,7 @@ func (s *Service) probe(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, degradedWriteTimeout)
 	defer cancel()
 	start := time.Now()
-	_, err := s.engine.Put(ctx, jetstream.BucketMeta, "probe."+key(s.cfg.DataCenter+"/"+s.engine.NodeName()),
+	_, err := s.engine.Put(ctx, jetstream.BucketMeta, jetstream.MetaProbePrefix+jetstream.KeyPart(s.cfg.DataCenter+"/"+s.engine.NodeName()),
 		[]byte(strconv.FormatInt(start.UnixMilli(), 10)))
 	s.m.probe.Observe(time.Since(start).Seconds())
 	s.h.mu.Lock()
@@ -171,39 +173,7 @@ func (s *Service) probeLogEnd(ctx context.Context) {
 	s.h.target, s.h.lastEnd = s.h.lastEnd, &end
 }
 
-// observeStreams records replica lag and leader changes of the log streams.
-func (s *Service) observeStreams(ctx context.Context) {
-	if s.h.leaders == nil {
-		s.h.leaders = map[string]string{}
-	}
-	for p := 0; p < s.engine.Partitions(); p++ {
-		name := jetstream.EventStream(p)
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ci, err := s.engine.StreamCluster(ctx, name)
-		cancel()
-		if err != nil {
-			continue
-		}
-		var lag uint64
-		for _, r := range ci.Replicas {
-			lag = max(lag, r.Lag)
-		}
-		s.m.lag.WithLabelValues(name).Set(float64(lag))
-		s.h.mu.Lock()
-		if prev, ok := s.h.leaders[name]; ok && prev != ci.Leader && ci.Leader != "" {
-			s.m.leaderChanges.WithLabelValues(name).Inc()
-			s.log.Info("stream leader changed", "stream", name, "from", prev, "to", ci.Leader)
-		}
-		if ci.Leader != "" {
-			s.h.leaders[name] = ci.Leader
-		}
-		s.h.mu.Unlock()
-	}
-	st := s.model.Stats()
-	s.m.events.Set(float64(st.Events))
-}
-
-// monitor runs the probe and stream observation until ctx ends.
+// monitor runs the probe until ctx ends.
 func (s *Service) monitor(ctx context.Context) error {
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
@@ -213,7 +183,7 @@ func (s *Service) monitor(ctx context.Context) error {
 			s.probeLogEnd(ctx)
 		}
 		if n%5 == 0 {
-			s.observeStreams(ctx)
+			s.m.events.Set(float64(s.model.Stats().Events))
 		}
 		select {
 		case <-ctx.Done():
@@ -225,18 +195,15 @@ func (s *Service) monitor(ctx context.Context) error {
 
 // serviceMetrics are the homeserver's Prometheus metrics.
 type serviceMetrics struct {
-	commit        prometheus.Histogram
-	commitErrors  *prometheus.CounterVec
-	batchSize     prometheus.Histogram
-	probe         prometheus.Histogram
-	ready         prometheus.Gauge
-	lag           *prometheus.GaugeVec
-	leaderChanges *prometheus.CounterVec
-	events        prometheus.Gauge
-	cutOff        prometheus.Counter
-	reads         *prometheus.CounterVec
-	forwarded     *prometheus.CounterVec
-	autoMoves     *prometheus.CounterVec
+	commit       prometheus.Histogram
+	commitErrors *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	probe        prometheus.Histogram
+	ready        prometheus.Gauge
+	events       prometheus.Gauge
+	cutOff       prometheus.Counter
+	reads        *prometheus.CounterVec
+	forwarded    *prometheus.CounterVec
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -251,10 +218,6 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Latency of the quorum write probe.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "planb_can_commit",
 			Help: "1 when this node can commit writes to a quorum."}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "planb_stream_replica_lag",
-			Help: "Largest replica lag (operations) of a log stream, as its leader reports it."}, []string{"stream"}),
-		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_stream_leader_changes_total",
-			Help: "Leader changes of a log stream seen by this node."}, []string{"stream"}),
 		events: prometheus.NewGauge(prometheus.GaugeOpts{Name: "planb_readmodel_events",
 			Help: "Events in this node's read models."}),
 		cutOff: prometheus.NewCounter(prometheus.CounterOpts{Name: "planb_cut_off_refusals_total",
@@ -263,11 +226,9 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Reads of the read model by read and outcome (ok, served_cut_off, refused_cut_off); see homeserver/read.go."}, []string{"read", "outcome"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_forwarded_sends_total",
 			Help: "Sends forwarded to the node leading the room's partition, by result (ok, error, fallback: committed here)."}, []string{"result"}),
-		autoMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_auto_rebalance_moves_total",
-			Help: "Stream leaderships this node moved by itself to spread them evenly, by result (ok, error)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.lag, m.leaderChanges, m.events, m.cutOff, m.reads, m.forwarded, m.autoMoves)
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.events, m.cutOff, m.reads, m.forwarded)
 	}
 	return m
 }

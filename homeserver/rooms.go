@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/jetstream"
 	"github.com/planb-chat/planb/projection"
 	"github.com/planb-chat/planb/roomauth"
 )
@@ -205,7 +206,7 @@ func (s *Service) dropAlias(alias string) {
 	if alias == "" {
 		return
 	}
-	if err := s.engine.Delete(context.Background(), "aliases", key(alias)); err != nil {
+	if err := s.engine.Delete(context.Background(), jetstream.BucketAliases, jetstream.KeyPart(alias)); err != nil {
 		s.log.Warn("could not release alias", "alias", alias, "err", err)
 	}
 }

@@ -6,7 +6,6 @@ package homeserver
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -48,10 +47,6 @@ type Config struct {
 	WriteTimeout time.Duration
 	// AdminTokens authorise the admin API (/_planb/admin/v1/...).
 	AdminTokens []string
-	// RebalanceEvery is how often the node checks whether stream
-	// leaderships are spread evenly (only the engine's meta leader acts);
-	// 0 turns automatic rebalancing off.
-	RebalanceEvery time.Duration
 }
 
 // Service is one homeserver node.
@@ -67,7 +62,7 @@ type Service struct {
 	// sessions remembers looked-up access tokens (see sessions.go).
 	sessions *sessionCache
 	m        *serviceMetrics
-	// draining is set by Drain: the node reports not-ready.
+	// draining is set through SetDraining: the node reports not-ready.
 	draining atomic.Bool
 }
 
@@ -138,7 +133,6 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.catchUp(ctx) })
 	g.Go(func() error { return s.monitor(ctx) })
 	g.Go(func() error { return s.runForwarding(ctx) })
-	g.Go(func() error { return s.autoRebalance(ctx) })
 	g.Go(func() error { return s.followTokens(ctx) })
 	err = g.Wait()
 	s.w.wg.Wait() // committers end within the write timeout
@@ -219,7 +213,7 @@ func (s *Service) followReceipts(ctx context.Context) error {
 			s.model.SkipReceiptPos(m.Seq)
 			return nil
 		}
-		room, user, rtype := decodeKey(parts[0]), decodeKey(parts[1]), decodeKey(parts[2])
+		room, user, rtype := jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
 		s.model.ApplyReceipt(m.Seq, room, user, rtype, projection.Receipt{EventID: r.EventID, TS: r.TS, ThreadID: r.ThreadID})
 		return nil
 	})
@@ -232,9 +226,9 @@ func (s *Service) followAccountData(ctx context.Context) error {
 		if len(parts) != 3 {
 			return nil
 		}
-		user, room, dtype := decodeKey(parts[0]), "", decodeKey(parts[2])
+		user, room, dtype := jetstream.DecodeKeyPart(parts[0]), "", jetstream.DecodeKeyPart(parts[2])
 		if parts[1] != "_" {
-			room = decodeKey(parts[1])
+			room = jetstream.DecodeKeyPart(parts[1])
 		}
 		content := json.RawMessage(m.Data)
 		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(m.Data) == 0 {
@@ -243,17 +237,6 @@ func (s *Service) followAccountData(ctx context.Context) error {
 		s.model.ApplyAccountData(m.Seq, user, room, dtype, content)
 		return nil
 	})
-}
-
-// key encodes one part of a KV key (keys allow only [-/_=.a-zA-Z0-9]).
-func key(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-func decodeKey(s string) string {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return ""
-	}
-	return string(b)
 }
 
 // unavailable turns an engine failure into the honest 503 clients see.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/adminapi"
-	"github.com/planb-chat/planb/homeserver"
 )
 
 // adminPrefix is the root of planb's own admin API, served by every node.
@@ -17,7 +16,7 @@ const adminPrefix = adminapi.Path
 
 func (a *API) routesAdmin() {
 	a.mux.HandleFunc("GET "+adminPrefix+"/status", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		st, err := a.hs.ClusterStatus(r.Context())
+		st, err := a.ops.Status(r.Context())
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -25,7 +24,7 @@ func (a *API) routesAdmin() {
 		writeJSON(w, 200, st)
 	}))
 	a.mux.HandleFunc("POST "+adminPrefix+"/drain", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		rep, err := a.hs.Drain(r.Context())
+		rep, err := a.ops.Drain(r.Context())
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -33,7 +32,7 @@ func (a *API) routesAdmin() {
 		writeJSON(w, 200, rep)
 	}))
 	a.mux.HandleFunc("POST "+adminPrefix+"/rebalance", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		rep, err := a.hs.Rebalance(r.Context())
+		rep, err := a.ops.Rebalance(r.Context())
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -41,7 +40,7 @@ func (a *API) routesAdmin() {
 		writeJSON(w, 200, rep)
 	}))
 	a.mux.HandleFunc("POST "+adminPrefix+"/undrain", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		a.hs.Undrain(r.Context())
+		a.ops.Undrain(r.Context())
 		writeJSON(w, 200, struct{}{})
 	}))
 	a.routesDrills()
@@ -75,14 +74,14 @@ func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
 func (a *API) routesDrills() {
 	a.mux.HandleFunc("PUT "+adminPrefix+"/drills/lock", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			homeserver.DrillLock
+			adminapi.DrillLock
 			TTLSeconds int `json:"ttl_seconds"`
 		}
 		if err := decode(r, &req); err != nil {
 			writeError(w, a.log, err)
 			return
 		}
-		l, err := a.hs.AcquireDrillLock(r.Context(), req.DrillLock, time.Duration(req.TTLSeconds)*time.Second)
+		l, err := a.ops.AcquireDrillLock(r.Context(), req.DrillLock, time.Duration(req.TTLSeconds)*time.Second)
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -90,7 +89,7 @@ func (a *API) routesDrills() {
 		writeJSON(w, 200, l)
 	}))
 	a.mux.HandleFunc("DELETE "+adminPrefix+"/drills/lock/{id}", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		released, err := a.hs.ReleaseDrillLock(r.Context(), r.PathValue("id"))
+		released, err := a.ops.ReleaseDrillLock(r.Context(), r.PathValue("id"))
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -103,7 +102,7 @@ func (a *API) routesDrills() {
 			writeError(w, a.log, err)
 			return
 		}
-		key, err := a.hs.StoreDrillReport(r.Context(), raw)
+		key, err := a.ops.StoreDrillReport(r.Context(), raw)
 		if err != nil {
 			writeError(w, a.log, err)
 			return
@@ -120,7 +119,7 @@ func (a *API) routesDrills() {
 			}
 			limit = n
 		}
-		reports, err := a.hs.DrillHistory(r.Context(), limit)
+		reports, err := a.ops.DrillHistory(r.Context(), limit)
 		if err != nil {
 			writeError(w, a.log, err)
 			return

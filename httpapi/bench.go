@@ -18,7 +18,7 @@ func (a *API) routesBench() {
 			writeError(w, a.log, err)
 			return
 		}
-		rep, err := a.hs.BenchEngine(r.Context(), req)
+		rep, err := a.ops.BenchEngine(r.Context(), req)
 		if err != nil {
 			writeError(w, a.log, err)
 			return

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/cluster"
 	"github.com/planb-chat/planb/homeserver"
 )
 
@@ -37,9 +38,11 @@ type Options struct {
 	Faults FaultInjector
 }
 
-// API serves the Matrix client-server API of one node.
+// API serves the Matrix client-server API of one node, and planb's admin
+// API from the node's cluster operations.
 type API struct {
 	hs      *homeserver.Service
+	ops     *cluster.Ops
 	log     *slog.Logger
 	mux     *http.ServeMux
 	limiter *ipLimiter
@@ -47,15 +50,15 @@ type API struct {
 	faults  FaultInjector
 }
 
-// New returns the HTTP handler for hs.
-func New(hs *homeserver.Service, log *slog.Logger, opts Options) *API {
+// New returns the HTTP handler for hs and ops.
+func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Options) *API {
 	if opts.LoginPerMinute <= 0 {
 		opts.LoginPerMinute = 30
 	}
 	if opts.LoginBurst <= 0 {
 		opts.LoginBurst = 10
 	}
-	a := &API{hs: hs, log: log, mux: http.NewServeMux(),
+	a := &API{hs: hs, ops: ops, log: log, mux: http.NewServeMux(),
 		limiter: newIPLimiter(opts.LoginPerMinute, opts.LoginBurst),
 		metrics: newMetrics(opts.Registry), faults: opts.Faults}
 	a.routesAuth()

@@ -321,6 +321,14 @@ func (e *Engine) QuorumConnected() (ok, known bool) {
 	return e.srv.NumRemotes()+1 >= size/2+1, true
 }
 
+// CutOff reports whether this node knows it has no routes to a quorum of
+// the cluster: it can commit nothing and hears nothing the others commit.
+// An external or standalone engine never knows, and reports false.
+func (e *Engine) CutOff() bool {
+	quorum, known := e.QuorumConnected()
+	return known && !quorum
+}
+
 // IsStreamLeader reports whether this node's embedded server leads stream,
 // from its own Raft state (no request). known is false when that cannot be
 // told: a standalone server or an external engine.

@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -145,6 +146,19 @@ func (e *Engine) Keys(ctx context.Context, bucket, filter string) ([]string, err
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// KeyPart encodes one part of a key (keys and subjects allow only
+// [-/_=.a-zA-Z0-9]); parts are joined with ".".
+func KeyPart(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// DecodeKeyPart is the inverse of KeyPart; "" for a part it did not encode.
+func DecodeKeyPart(s string) string {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // BucketStream returns the stream behind a bucket, for Follow.

@@ -3,7 +3,6 @@ package jetstream
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -41,7 +40,7 @@ func PartitionOf(roomID string, n int) int {
 
 // RoomSubject returns the subject of roomID's records.
 func (e *Engine) RoomSubject(roomID string) string {
-	return eventSubjectPrefix(e.Partition(roomID)) + base64.RawURLEncoding.EncodeToString([]byte(roomID))
+	return eventSubjectPrefix(e.Partition(roomID)) + KeyPart(roomID)
 }
 
 // AppendRoom commits data as the next record of roomID's log, provided the

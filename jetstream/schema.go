@@ -30,6 +30,17 @@ const (
 	BucketDrills      = "drills"       // drill lock and the history of drill reports
 )
 
+// Keys of the meta bucket besides "partitions" (the partition count the
+// cluster was created with).
+const (
+	// MetaProbePrefix + KeyPart(datacenter+"/"+node) holds the Unix
+	// milliseconds of the node's last committed write probe.
+	MetaProbePrefix = "probe."
+	// MetaDrainPrefix + KeyPart(node) marks a node an operator is
+	// draining, so that no node's rebalancing hands it leaderships.
+	MetaDrainPrefix = "drain."
+)
+
 // MediaStore is the object store that holds uploaded media.
 const MediaStore = "media"
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/planb-chat/planb/cluster"
 	"github.com/planb-chat/planb/faultnet"
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/httpapi"
@@ -72,9 +73,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hs := homeserver.New(homeserver.Config{
 		ServerName: cfg.ServerName, OpenRegistration: cfg.OpenRegistration,
 		RegistrationTokens: cfg.RegistrationTokens, MaxUploadBytes: cfg.MaxUploadBytes,
-		AdminTokens: cfg.AdminTokens, RebalanceEvery: cfg.rebalanceEvery(), PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
+		AdminTokens: cfg.AdminTokens, PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
 	}, engine, log, reg)
-	api := httpapi.New(hs, log, httpapi.Options{
+	ops := cluster.New(cluster.Config{RebalanceEvery: cfg.rebalanceEvery()}, engine, hs, log, reg)
+	api := httpapi.New(hs, ops, log, httpapi.Options{
 		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg, Faults: faults,
 		Extra: func(mux *http.ServeMux) {
 			mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +100,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		select {
 		case <-ctx.Done():
 			hctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
-			hs.HandOver(hctx)
+			ops.HandOver(hctx)
 			cancel()
 			stopRun()
 		case <-gctx.Done():
@@ -106,6 +108,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return nil
 	})
 	g.Go(func() error { return hs.Run(gctx) })
+	g.Go(func() error { return ops.Run(gctx) })
 	g.Go(func() error {
 		log.Info("serving Matrix client-server API", "addr", ln.Addr().String(), "server_name", cfg.ServerName)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

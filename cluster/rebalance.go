@@ -1,4 +1,4 @@
-package homeserver
+package cluster
 
 import (
 	"context"
@@ -9,14 +9,7 @@ import (
 	"time"
 
 	"github.com/planb-chat/planb/adminapi"
-	"github.com/planb-chat/planb/jetstream"
 )
-
-// Move is the admin API's wire type (see package adminapi).
-type Move = adminapi.Move
-
-// RebalanceReport is the admin API's wire type (see package adminapi).
-type RebalanceReport = adminapi.RebalanceReport
 
 // streamLeader is one stream's leader and the followers that could take
 // over from it.
@@ -35,11 +28,11 @@ type leaderLayout struct {
 }
 
 // layout asks every stream's leader for its replicas.
-func (s *Service) layout(ctx context.Context) leaderLayout {
+func (o *Ops) layout(ctx context.Context) leaderLayout {
 	l := leaderLayout{nodes: map[string]bool{}}
-	for _, name := range s.engine.StreamNames() {
+	for _, name := range o.engine.StreamNames() {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ci, err := s.engine.StreamCluster(cctx, name)
+		ci, err := o.engine.StreamCluster(cctx, name)
 		cancel()
 		if err != nil || ci.Leader == "" {
 			l.unsettled = append(l.unsettled, name+" has no leader")
@@ -87,19 +80,23 @@ func (l leaderLayout) counts() map[string]map[string]int {
 //
 // Every node also runs it by itself (see autoRebalance); this is the
 // operator's way to do it now.
-func (s *Service) Rebalance(ctx context.Context) (*RebalanceReport, error) {
-	draining, err := s.drainingNodes(ctx)
+func (o *Ops) Rebalance(ctx context.Context) (*adminapi.RebalanceReport, error) {
+	draining, err := o.drainingNodes(ctx)
 	if err != nil {
-		return nil, s.unavailable(err)
+		return nil, o.unavailable(err)
 	}
-	rep := s.rebalance(ctx, s.layout(ctx), draining)
-	s.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "event_leaders", rep.EventLeadersAfter)
+	rep := rebalance(o.layout(ctx), draining, func(stream, to string) error {
+		return o.engine.StepDownTo(ctx, stream, to)
+	})
+	o.log.Info("rebalanced stream leaders", "moves", len(rep.Moves), "event_leaders", rep.EventLeadersAfter)
 	return rep, nil
 }
 
 // rebalance moves leaderships of l from nodes that lead more than their
-// share (or are draining) to current followers that lead less.
-func (s *Service) rebalance(ctx context.Context, l leaderLayout, draining map[string]bool) *RebalanceReport {
+// share (or are draining) to current followers that lead less, calling
+// move for each; a failed move is reported and leaves the counts as they
+// were.
+func rebalance(l leaderLayout, draining map[string]bool, move func(stream, to string) error) *adminapi.RebalanceReport {
 	count := l.counts()
 	total := func() map[string]int {
 		out := map[string]int{}
@@ -110,7 +107,7 @@ func (s *Service) rebalance(ctx context.Context, l leaderLayout, draining map[st
 		}
 		return out
 	}
-	rep := &RebalanceReport{LeadersBefore: total(), EventLeadersBefore: maps.Clone(count["events"]),
+	rep := &adminapi.RebalanceReport{LeadersBefore: total(), EventLeadersBefore: maps.Clone(count["events"]),
 		Draining: slices.Sorted(maps.Keys(draining))}
 	eligible := 0
 	for n := range l.nodes {
@@ -141,8 +138,8 @@ func (s *Service) rebalance(ctx context.Context, l leaderLayout, draining map[st
 			if to == "" {
 				continue
 			}
-			m := Move{Stream: st.name, From: st.leader, To: to}
-			if err := s.engine.StepDownTo(ctx, st.name, to); err != nil {
+			m := adminapi.Move{Stream: st.name, From: st.leader, To: to}
+			if err := move(st.name, to); err != nil {
 				m.Error = err.Error()
 			} else {
 				c[st.leader]--
@@ -155,45 +152,6 @@ func (s *Service) rebalance(ctx context.Context, l leaderLayout, draining map[st
 	return rep
 }
 
-// drainPrefix marks, in the replicated meta bucket, a node being drained,
-// so that no node's rebalancing hands it leaderships back.
-const drainPrefix = "drain."
-
-// drainingNodes returns the nodes marked as being drained.
-func (s *Service) drainingNodes(ctx context.Context) (map[string]bool, error) {
-	keys, err := s.engine.Keys(ctx, jetstream.BucketMeta, drainPrefix+"*")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, k := range keys {
-		if n := decodeKey(strings.TrimPrefix(k, drainPrefix)); n != "" {
-			out[n] = true
-		}
-	}
-	return out, nil
-}
-
-// syncDrainMarker makes this node's drain marker match its state: set
-// while draining, gone otherwise (a drained node that was stopped and
-// started again is no longer draining).
-func (s *Service) syncDrainMarker(ctx context.Context) error {
-	k := drainPrefix + key(s.engine.NodeName())
-	if s.draining.Load() {
-		if _, err := s.engine.Put(ctx, jetstream.BucketMeta, k, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-			return fmt.Errorf("mark this node as draining: %w", err)
-		}
-		return nil
-	}
-	if _, err := s.engine.Get(ctx, jetstream.BucketMeta, k); err != nil {
-		return nil // no marker (or it cannot be read now: next time)
-	}
-	if err := s.engine.Delete(ctx, jetstream.BucketMeta, k); err != nil {
-		return fmt.Errorf("clear this node's drain mark: %w", err)
-	}
-	return nil
-}
-
 // autoRebalance keeps stream leaderships spread without an operator. Every
 // node runs it; only the node that leads the engine's meta group acts (an
 // elected role, so no data center is special). It acts only when the
@@ -202,8 +160,8 @@ func (s *Service) syncDrainMarker(ctx context.Context) error {
 // failure or while a returning data center catches up. It waits while a
 // node is being drained (an operator's Rebalance still works then and
 // hands nothing to the draining node).
-func (s *Service) autoRebalance(ctx context.Context) error {
-	every := s.cfg.RebalanceEvery
+func (o *Ops) autoRebalance(ctx context.Context) error {
+	every := o.cfg.RebalanceEvery
 	if every <= 0 {
 		return nil
 	}
@@ -216,19 +174,19 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if err := s.syncDrainMarker(ctx); err != nil {
-			s.log.Warn("drain mark", "err", err)
+		if err := o.syncDrainMarker(ctx); err != nil {
+			o.log.Warn("drain mark", "err", err)
 		}
-		leader, known := s.engine.IsMetaLeader()
-		quorum, _ := s.engine.QuorumConnected()
+		leader, known := o.engine.IsMetaLeader()
+		quorum, _ := o.engine.QuorumConnected()
 		if !known || !leader || !quorum {
 			settled = 0
 			continue
 		}
-		l := s.layout(ctx)
+		l := o.layout(ctx)
 		if len(l.unsettled) > 0 {
 			if settled > 0 {
-				s.log.Debug("not rebalancing: the cluster is not settled", "why", l.unsettled)
+				o.log.Debug("not rebalancing: the cluster is not settled", "why", l.unsettled)
 			}
 			settled = 0
 			continue
@@ -236,7 +194,7 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 		if settled++; settled < 2 {
 			continue
 		}
-		draining, err := s.drainingNodes(ctx)
+		draining, err := o.drainingNodes(ctx)
 		if err != nil || anyIn(draining, l.nodes) {
 			// While a node is being drained an operator is at work, and
 			// the drained node will return or be removed: moving leaders
@@ -246,7 +204,7 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 			// the cluster) does not count.
 			continue
 		}
-		rep := s.rebalance(ctx, l, draining)
+		rep := rebalance(l, draining, func(stream, to string) error { return o.engine.StepDownTo(ctx, stream, to) })
 		if len(rep.Moves) == 0 {
 			continue
 		}
@@ -255,9 +213,9 @@ func (s *Service) autoRebalance(ctx context.Context) error {
 			if m.Error != "" {
 				result = "error"
 			}
-			s.m.autoMoves.WithLabelValues(result).Inc()
+			o.m.autoMoves.WithLabelValues(result).Inc()
 		}
-		s.log.Info("leaderships were uneven; moved some", "moves", rep.Moves,
+		o.log.Info("leaderships were uneven; moved some", "moves", rep.Moves,
 			"event_leaders_before", rep.EventLeadersBefore, "event_leaders_after", rep.EventLeadersAfter)
 		settled = 0 // let the moves settle before looking again
 	}

@@ -1,4 +1,4 @@
-package homeserver
+package cluster
 
 import (
 	"context"
@@ -14,27 +14,18 @@ import (
 // benchDeadline bounds one engine benchmark run.
 const benchDeadline = 10 * time.Minute
 
-// EngineBenchRequest is the admin API's wire type (see package adminapi).
-type EngineBenchRequest = adminapi.EngineBenchRequest
-
-// EngineBenchMode is the admin API's wire type (see package adminapi).
-type EngineBenchMode = adminapi.EngineBenchMode
-
-// EngineBenchReport is the admin API's wire type (see package adminapi).
-type EngineBenchReport = adminapi.EngineBenchReport
-
 // BenchEngine measures the engine's publish rate on this cluster, as the
 // ceiling planb's own send rate is compared against (see
 // jetstream.Engine.Bench). It returns M_INVALID_PARAM for a request out of
 // bounds, M_LIMIT_EXCEEDED when a benchmark is already running in the
 // cluster, and a 503 when the engine cannot run it.
-func (s *Service) BenchEngine(ctx context.Context, req EngineBenchRequest) (*EngineBenchReport, error) {
+func (o *Ops) BenchEngine(ctx context.Context, req adminapi.EngineBenchRequest) (*adminapi.EngineBenchReport, error) {
 	if err := req.Validate(); err != nil {
 		return nil, planb.InvalidParam("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	ctx, cancel := context.WithTimeout(ctx, benchDeadline)
 	defer cancel()
-	res, err := s.engine.Bench(ctx, jetstream.BenchSpec{Messages: req.Messages, Size: req.Size,
+	res, err := o.engine.Bench(ctx, jetstream.BenchSpec{Messages: req.Messages, Size: req.Size,
 		Concurrency: req.Concurrency, Window: req.Window, MaxBytes: adminapi.BenchMaxBytes, Deadline: benchDeadline})
 	switch {
 	case errors.Is(err, jetstream.ErrBenchRunning):
@@ -44,9 +35,9 @@ func (s *Service) BenchEngine(ctx context.Context, req EngineBenchRequest) (*Eng
 	case err != nil && ctx.Err() != nil:
 		return nil, err
 	case err != nil:
-		return nil, s.unavailable(err)
+		return nil, o.unavailable(err)
 	}
-	return &EngineBenchReport{Node: s.engine.NodeName(), DataCenter: s.cfg.DataCenter, Stream: res.Stream,
-		Leader: res.Leader, Replicas: s.engine.Replicas(), Size: req.Size, AsyncWin: req.Window,
-		SyncConc: req.Concurrency, Sync: EngineBenchMode(res.Sync), Async: EngineBenchMode(res.Async)}, nil
+	return &adminapi.EngineBenchReport{Node: o.engine.NodeName(), DataCenter: o.hs.Config().DataCenter, Stream: res.Stream,
+		Leader: res.Leader, Replicas: o.engine.Replicas(), Size: req.Size, AsyncWin: req.Window,
+		SyncConc: req.Concurrency, Sync: adminapi.EngineBenchMode(res.Sync), Async: adminapi.EngineBenchMode(res.Async)}, nil
 }
