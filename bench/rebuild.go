@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/jetstream"
 )
@@ -86,8 +87,10 @@ func fillLog(ctx context.Context, dir string, events int, say func(string, ...an
 		return fillInfo{}, fmt.Errorf("start fill engine: %w", err)
 	}
 	defer eng.Close()
-	svc := homeserver.New(homeserver.Config{ServerName: fillServerName, OpenRegistration: true, DataCenter: fillNode,
-		WriteTimeout: time.Minute}, eng, log, nil)
+	hcfg := homeserver.DefaultConfig()
+	hcfg.ServerName, hcfg.OpenRegistration, hcfg.DataCenter = fillServerName, true, fillNode
+	hcfg.WriteTimeout = planb.Duration(time.Minute)
+	svc := homeserver.New(hcfg, eng, log, nil)
 	rctx, stop := context.WithCancel(ctx)
 	var runErr error
 	var runWG sync.WaitGroup

@@ -22,13 +22,18 @@ import (
 	"github.com/planb-chat/planb/jetstream"
 )
 
-// Config is the behaviour of a node's cluster operations.
-type Config struct {
+// Policy is what a node's cluster operations do by themselves. Its JSON
+// names are those of the node's configuration file (package node embeds
+// it).
+type Policy struct {
 	// RebalanceEvery is how often the node checks whether stream
 	// leaderships are spread evenly (only the engine's meta leader acts);
 	// 0 turns automatic rebalancing off.
-	RebalanceEvery time.Duration
+	RebalanceEvery planb.Duration `json:"rebalance_every"`
 }
+
+// DefaultPolicy returns the default policy.
+func DefaultPolicy() Policy { return Policy{RebalanceEvery: planb.Duration(15 * time.Second)} }
 
 // observeEvery is how often a node records the log streams' replica lag
 // and leader changes.
@@ -36,7 +41,7 @@ const observeEvery = 5 * time.Second
 
 // Ops runs the cluster operations of one node.
 type Ops struct {
-	cfg    Config
+	policy Policy
 	log    *slog.Logger
 	engine *jetstream.Engine
 	hs     *homeserver.Service
@@ -53,8 +58,8 @@ type Ops struct {
 // New returns the cluster operations of the node running hs on engine,
 // registering their metrics on reg (which may be nil). Call Run for the
 // background work.
-func New(cfg Config, engine *jetstream.Engine, hs *homeserver.Service, log *slog.Logger, reg prometheus.Registerer) *Ops {
-	return &Ops{cfg: cfg, log: log, engine: engine, hs: hs, m: newMetrics(reg), leaders: map[string]string{}}
+func New(policy Policy, engine *jetstream.Engine, hs *homeserver.Service, log *slog.Logger, reg prometheus.Registerer) *Ops {
+	return &Ops{policy: policy, log: log, engine: engine, hs: hs, m: newMetrics(reg), leaders: map[string]string{}}
 }
 
 // Run rebalances leaderships by itself and observes the log streams until

@@ -161,7 +161,7 @@ func rebalance(l leaderLayout, draining map[string]bool, move func(stream, to st
 // node is being drained (an operator's Rebalance still works then and
 // hands nothing to the draining node).
 func (o *Ops) autoRebalance(ctx context.Context) error {
-	every := o.cfg.RebalanceEvery
+	every := o.policy.RebalanceEvery.Std()
 	if every <= 0 {
 		return nil
 	}

@@ -142,7 +142,7 @@ func (s *Service) putAccountData(ctx context.Context, userID, roomID, dtype stri
 	if err != nil {
 		return s.unavailable(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout.Std())
 	defer cancel()
 	_ = s.model.WaitFor(wctx, projection.Token{AccountData: rev})
 	return nil
@@ -204,7 +204,7 @@ func (s *Service) SendReceipt(ctx context.Context, sess Session, roomID, rtype, 
 	if err != nil {
 		return s.unavailable(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout.Std())
 	defer cancel()
 	_ = s.model.WaitFor(wctx, projection.Token{Receipts: rev})
 	return nil

@@ -111,10 +111,10 @@ func (s *Service) writeTimeout() time.Duration {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	if s.h.ok || s.h.lastProbe.IsZero() {
-		return s.cfg.WriteTimeout
+		return s.cfg.WriteTimeout.Std()
 	}
 	if quorum, known := s.engine.QuorumConnected(); known && quorum {
-		return s.cfg.WriteTimeout
+		return s.cfg.WriteTimeout.Std()
 	}
 	return degradedWriteTimeout
 }

@@ -38,7 +38,7 @@ func (s *Service) Upload(ctx context.Context, sess Session, contentType, fileNam
 	headers := map[string][]string{
 		"Content-Type": {contentType}, "X-Planb-Filename": {fileName}, "X-Planb-Uploader": {sess.UserID},
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout+time.Duration(size/(1<<20))*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout.Std()+time.Duration(size/(1<<20))*time.Second)
 	defer cancel()
 	if err := s.engine.PutObject(wctx, id, headers, lr); err != nil {
 		if lr.over {

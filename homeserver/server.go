@@ -21,34 +21,6 @@ import (
 	"github.com/planb-chat/planb/projection"
 )
 
-// Endpoint is one data center's client-facing base URL.
-type Endpoint struct {
-	Name    string `json:"name"`
-	BaseURL string `json:"base_url"`
-}
-
-// Config is the homeserver's behaviour.
-type Config struct {
-	// ServerName is the Matrix server name (the part after ':' in IDs).
-	ServerName string
-	// OpenRegistration lets anyone register with m.login.dummy.
-	OpenRegistration bool
-	// RegistrationTokens allow registration with m.login.registration_token.
-	RegistrationTokens []string
-	// MaxUploadBytes limits media uploads.
-	MaxUploadBytes int64
-	// PublicBaseURL is this node's client URL (m.homeserver in well-known).
-	PublicBaseURL string
-	// Endpoints lists every data center's client URL.
-	Endpoints []Endpoint
-	// DataCenter names this node's data center.
-	DataCenter string
-	// WriteTimeout bounds how long a write waits for a quorum.
-	WriteTimeout time.Duration
-	// AdminTokens authorise the admin API (/_planb/admin/v1/...).
-	AdminTokens []string
-}
-
 // Service is one homeserver node.
 type Service struct {
 	cfg    Config
@@ -67,14 +39,9 @@ type Service struct {
 }
 
 // New returns a service over a started engine, registering its metrics on
-// reg (which may be nil). Call Run to follow the log.
+// reg (which may be nil). cfg starts from DefaultConfig. Call Run to follow
+// the log.
 func New(cfg Config, engine *jetstream.Engine, log *slog.Logger, reg prometheus.Registerer) *Service {
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.MaxUploadBytes <= 0 {
-		cfg.MaxUploadBytes = 50 << 20
-	}
 	return &Service{cfg: cfg, log: log, engine: engine,
 		model:    projection.New(engine.Partitions(), engine.Partition),
 		w:        writers{queues: map[string]*roomQueue{}},

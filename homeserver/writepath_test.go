@@ -40,8 +40,10 @@ type node struct {
 func startNode(t *testing.T, eng *jetstream.Engine, dc string) *node {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	svc := homeserver.New(homeserver.Config{ServerName: "test.local", OpenRegistration: true, DataCenter: dc,
-		WriteTimeout: 30 * time.Second}, eng, quiet, reg)
+	cfg := homeserver.DefaultConfig()
+	cfg.ServerName, cfg.OpenRegistration, cfg.DataCenter = "test.local", true, dc
+	cfg.WriteTimeout = planb.Duration(30 * time.Second)
+	svc := homeserver.New(cfg, eng, quiet, reg)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

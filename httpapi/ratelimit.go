@@ -7,6 +7,18 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// Limits are the HTTP edge's rate limits. Their JSON names are those of
+// the node's configuration file (package node embeds them).
+type Limits struct {
+	// LoginPerMinute limits login and registration attempts per client IP.
+	LoginPerMinute int `json:"login_per_minute"`
+	// LoginBurst is the burst allowed above that rate.
+	LoginBurst int `json:"login_burst"`
+}
+
+// DefaultLimits returns the default rate limits.
+func DefaultLimits() Limits { return Limits{LoginPerMinute: 30, LoginBurst: 10} }
+
 // ipLimiter rate-limits per client IP. It is per node on purpose: limits
 // protect this node's CPU (password hashing) and need no agreement.
 type ipLimiter struct {

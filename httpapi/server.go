@@ -25,10 +25,8 @@ import (
 
 // Options configure the HTTP edge.
 type Options struct {
-	// LoginPerMinute limits login and registration attempts per client IP.
-	LoginPerMinute int
-	// LoginBurst is the burst allowed above that rate.
-	LoginBurst int
+	// Limits are the rate limits; start from DefaultLimits.
+	Limits Limits
 	// Registry receives the HTTP metrics; nil disables them.
 	Registry *prometheus.Registry
 	// Extra registers more routes (health, admin, web client) on the mux.
@@ -52,14 +50,8 @@ type API struct {
 
 // New returns the HTTP handler for hs and ops.
 func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Options) *API {
-	if opts.LoginPerMinute <= 0 {
-		opts.LoginPerMinute = 30
-	}
-	if opts.LoginBurst <= 0 {
-		opts.LoginBurst = 10
-	}
 	a := &API{hs: hs, ops: ops, log: log, mux: http.NewServeMux(),
-		limiter: newIPLimiter(opts.LoginPerMinute, opts.LoginBurst),
+		limiter: newIPLimiter(opts.Limits.LoginPerMinute, opts.Limits.LoginBurst),
 		metrics: newMetrics(opts.Registry), faults: opts.Faults}
 	a.routesAuth()
 	a.routesRooms()

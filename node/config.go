@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/planb-chat/planb/cluster"
 	"github.com/planb-chat/planb/faultnet"
 	"github.com/planb-chat/planb/homeserver"
+	"github.com/planb-chat/planb/httpapi"
+	"github.com/planb-chat/planb/jetstream"
 )
 
 // ClusterConfig is how the node's embedded NATS server joins the others.
@@ -45,52 +48,36 @@ type ExternalConfig struct {
 	CredsFile string   `json:"creds_file,omitempty"`
 }
 
-// Config is the configuration of one node.
+// Config is the configuration of one node: the engine's and the node's
+// own options here, and the options of the homeserver, the HTTP edge's
+// limits and the cluster policy embedded, so that the JSON file is flat
+// and each option is declared once, beside the code that uses it, with
+// its default in that package's Default function.
 type Config struct {
-	ServerName         string                `json:"server_name"`
-	DataDir            string                `json:"data_dir"`
-	HTTPListen         string                `json:"http_listen"`
-	PublicURL          string                `json:"public_url,omitempty"`
-	DataCenter         string                `json:"datacenter"`
-	NodeName           string                `json:"node_name,omitempty"`
-	Cluster            ClusterConfig         `json:"cluster"`
-	External           ExternalConfig        `json:"external_nats"`
-	Faults             FaultsConfig          `json:"faults"`
-	Replicas           int                   `json:"replicas"`
-	Partitions         int                   `json:"partitions"`
-	DataCenters        []homeserver.Endpoint `json:"datacenters,omitempty"`
-	OpenRegistration   bool                  `json:"open_registration"`
-	RegistrationTokens []string              `json:"registration_tokens,omitempty"`
-	AdminTokens        []string              `json:"admin_tokens,omitempty"`
-	MaxUploadBytes     int64                 `json:"max_upload_bytes"`
-	LoginPerMinute     int                   `json:"login_per_minute"`
-	LoginBurst         int                   `json:"login_burst"`
-	// RebalanceEvery is how often stream leaderships are checked and, when
-	// uneven and the cluster is settled, spread again (a Go duration such
-	// as "15s"; "0" turns it off).
-	RebalanceEvery string `json:"rebalance_every"`
+	homeserver.Config
+	httpapi.Limits
+	cluster.Policy
+	DataDir    string         `json:"data_dir"`
+	HTTPListen string         `json:"http_listen"`
+	NodeName   string         `json:"node_name,omitempty"`
+	Cluster    ClusterConfig  `json:"cluster"`
+	External   ExternalConfig `json:"external_nats"`
+	Faults     FaultsConfig   `json:"faults"`
+	Replicas   int            `json:"replicas"`
+	Partitions int            `json:"partitions"`
 }
 
 // Default returns the configuration of a single standalone node.
 func Default() Config {
 	return Config{
-		ServerName:     "localhost",
-		DataDir:        "planb-data",
-		HTTPListen:     "127.0.0.1:8008",
-		DataCenter:     "dc1",
-		Replicas:       1,
-		Partitions:     8,
-		MaxUploadBytes: 50 << 20,
-		LoginPerMinute: 30,
-		LoginBurst:     10,
-		RebalanceEvery: "15s",
+		Config:     homeserver.DefaultConfig(),
+		Limits:     httpapi.DefaultLimits(),
+		Policy:     cluster.DefaultPolicy(),
+		DataDir:    "planb-data",
+		HTTPListen: "127.0.0.1:8008",
+		Replicas:   1,
+		Partitions: jetstream.DefaultPartitions,
 	}
-}
-
-// rebalanceEvery is RebalanceEvery parsed; Validate reports a bad one.
-func (c Config) rebalanceEvery() time.Duration {
-	d, _ := time.ParseDuration(c.RebalanceEvery)
-	return d
 }
 
 // Load reads a JSON config file over the defaults; unknown keys are errors.
@@ -161,7 +148,7 @@ func (c Config) Validate() error {
 			bad("route %q: want [NAME=]host:port", r)
 		}
 	}
-	for _, dc := range c.DataCenters {
+	for _, dc := range c.Endpoints {
 		if dc.Name == "" || !strings.HasPrefix(dc.BaseURL, "http") {
 			bad("datacenters: entry %+v needs a name and an http(s) base_url", dc)
 		}
@@ -172,8 +159,11 @@ func (c Config) Validate() error {
 	if c.LoginPerMinute < 1 || c.LoginBurst < 1 {
 		bad("login_per_minute and login_burst must be positive")
 	}
-	if d, err := time.ParseDuration(c.RebalanceEvery); err != nil || d < 0 || (d > 0 && d < time.Second) {
-		bad("rebalance_every %q: want a duration of at least 1s (such as \"15s\"), or \"0\" to turn automatic rebalancing off", c.RebalanceEvery)
+	if d := c.RebalanceEvery.Std(); d < 0 || (d > 0 && d < time.Second) {
+		bad("rebalance_every %s: want a duration of at least 1s (such as \"15s\"), or \"0\" to turn automatic rebalancing off", d)
+	}
+	if d := c.WriteTimeout.Std(); d < time.Second || d > 5*time.Minute {
+		bad("write_timeout %s: want between 1s and 5m (leader elections take up to about 10 s)", d)
 	}
 	return errors.Join(errs...)
 }
@@ -186,11 +176,11 @@ func (c Config) Warnings() []string {
 	if n := len(c.Cluster.Routes) + 1; len(c.External.URLs) == 0 && len(c.Cluster.Routes) > 0 && n%2 == 0 {
 		w = append(w, fmt.Sprintf("the cluster has an even number of nodes (%d): a split into halves leaves neither side a majority; use an odd number of data centers", n))
 	}
-	if len(c.DataCenters) > 0 && len(c.DataCenters)%2 == 0 {
-		w = append(w, fmt.Sprintf("%d data centers listed: an even count tolerates no more losses than one fewer would", len(c.DataCenters)))
+	if len(c.Endpoints) > 0 && len(c.Endpoints)%2 == 0 {
+		w = append(w, fmt.Sprintf("%d data centers listed: an even count tolerates no more losses than one fewer would", len(c.Endpoints)))
 	}
-	if c.Replicas > 1 && len(c.DataCenters) > 0 && len(c.DataCenters) < c.Replicas {
-		w = append(w, fmt.Sprintf("replicas %d but only %d data centers listed for clients: each replica must be in its own data center", c.Replicas, len(c.DataCenters)))
+	if c.Replicas > 1 && len(c.Endpoints) > 0 && len(c.Endpoints) < c.Replicas {
+		w = append(w, fmt.Sprintf("replicas %d but only %d data centers listed for clients: each replica must be in its own data center", c.Replicas, len(c.Endpoints)))
 	}
 	return w
 }

@@ -53,12 +53,12 @@ func TestLoadRejectsUnknownKeys(t *testing.T) {
 func TestWarningsForEvenCounts(t *testing.T) {
 	c := Default()
 	c.Cluster.Routes = []string{"a:1"}
-	c.DataCenters = []homeserver.Endpoint{{Name: "a", BaseURL: "http://a"}, {Name: "b", BaseURL: "http://b"}}
+	c.Endpoints = []homeserver.Endpoint{{Name: "a", BaseURL: "http://a"}, {Name: "b", BaseURL: "http://b"}}
 	if w := c.Warnings(); len(w) < 2 {
 		t.Fatalf("two nodes / two data centers: warnings %q, want both counts warned", w)
 	}
 	c.Cluster.Routes = []string{"a:1", "b:2"}
-	c.DataCenters = append(c.DataCenters, homeserver.Endpoint{Name: "c", BaseURL: "http://c"})
+	c.Endpoints = append(c.Endpoints, homeserver.Endpoint{Name: "c", BaseURL: "http://c"})
 	if w := c.Warnings(); len(w) != 0 {
 		t.Fatalf("three data centers: unexpected warnings %q", w)
 	}
@@ -92,21 +92,49 @@ func TestFaultsAndNamedRoutes(t *testing.T) {
 }
 
 func TestRebalanceEvery(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "planb.json")
+	load := func(v string) (Config, error) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(`{"rebalance_every":"`+v+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Load(p)
+	}
 	for in, want := range map[string]time.Duration{"15s": 15 * time.Second, "0": 0, "2m": 2 * time.Minute} {
-		c := Default()
-		c.RebalanceEvery = in
+		c, err := load(in)
+		if err != nil {
+			t.Fatalf("rebalance_every %q: %v", in, err)
+		}
 		if err := c.Validate(); err != nil {
 			t.Errorf("rebalance_every %q rejected: %v", in, err)
 		}
-		if got := c.rebalanceEvery(); got != want {
+		if got := c.RebalanceEvery.Std(); got != want {
 			t.Errorf("rebalance_every %q = %v, want %v", in, got, want)
 		}
 	}
-	for _, in := range []string{"", "soon", "-5s", "10ms"} {
-		c := Default()
-		c.RebalanceEvery = in
+	for _, in := range []string{"", "soon"} {
+		if _, err := load(in); err == nil || !strings.Contains(err.Error(), "duration") {
+			t.Errorf("rebalance_every %q: %v, want an error about the duration", in, err)
+		}
+	}
+	for _, in := range []string{"-5s", "10ms"} {
+		c, err := load(in)
+		if err != nil {
+			t.Fatalf("rebalance_every %q: %v", in, err)
+		}
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "rebalance_every") {
 			t.Errorf("rebalance_every %q: %v, want an error naming it", in, err)
 		}
+	}
+}
+
+func TestWriteTimeoutIsValidated(t *testing.T) {
+	c := Default()
+	if c.WriteTimeout.Std() != 10*time.Second {
+		t.Fatalf("default write_timeout %v", c.WriteTimeout)
+	}
+	c.WriteTimeout = 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "write_timeout") {
+		t.Fatalf("write_timeout 0: %v, want an error naming it", err)
 	}
 }

@@ -70,14 +70,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer engine.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	hs := homeserver.New(homeserver.Config{
-		ServerName: cfg.ServerName, OpenRegistration: cfg.OpenRegistration,
-		RegistrationTokens: cfg.RegistrationTokens, MaxUploadBytes: cfg.MaxUploadBytes,
-		AdminTokens: cfg.AdminTokens, PublicBaseURL: cfg.PublicURL, Endpoints: cfg.DataCenters, DataCenter: cfg.DataCenter,
-	}, engine, log, reg)
-	ops := cluster.New(cluster.Config{RebalanceEvery: cfg.rebalanceEvery()}, engine, hs, log, reg)
+	hs := homeserver.New(cfg.Config, engine, log, reg)
+	ops := cluster.New(cfg.Policy, engine, hs, log, reg)
 	api := httpapi.New(hs, ops, log, httpapi.Options{
-		LoginPerMinute: cfg.LoginPerMinute, LoginBurst: cfg.LoginBurst, Registry: reg, Faults: faults,
+		Limits: cfg.Limits, Registry: reg, Faults: faults,
 		Extra: func(mux *http.ServeMux) {
 			mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/planb-chat/planb/homeserver"
@@ -12,49 +13,62 @@ import (
 )
 
 // serveCmd runs one node. Flags given on the command line override the
-// config file, which overrides the defaults.
+// config file, which overrides the defaults (node.Default).
 type serveCmd struct {
-	fs          *flag.FlagSet
-	configFile  string
-	flagCfg     node.Config // values of the flags
-	cfg         node.Config // the result
-	clusterPort int
-	routes      listFlag
-	tokens      listFlag
-	dcs         listFlag
-	natsURLs    listFlag
-	admin       listFlag
+	configFile string
+	// given records the flags of the command line in order, so that
+	// validate can apply them over the config file.
+	given []givenFlag
+	cfg   node.Config // the result
 }
 
-func newServeCmd() *serveCmd { return &serveCmd{flagCfg: node.Default()} }
+func newServeCmd() *serveCmd { return &serveCmd{} }
+
+// givenFlag is one flag as the command line gave it.
+type givenFlag struct{ name, value string }
+
+// bindServeFlags binds every flag of serve to its option in cfg: an
+// option of the node is one field (in package node or the package it
+// embeds) and one line here.
+func bindServeFlags(fs *flag.FlagSet, cfg *node.Config) {
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory` of the embedded engine")
+	fs.StringVar(&cfg.HTTPListen, "http", cfg.HTTPListen, "HTTP listen address (`host:port`)")
+	fs.StringVar(&cfg.ServerName, "server-name", cfg.ServerName, "Matrix server `name`")
+	fs.StringVar(&cfg.PublicBaseURL, "public-url", cfg.PublicBaseURL, "this node's public client `URL` (default: from the request)")
+	fs.StringVar(&cfg.DataCenter, "dc", cfg.DataCenter, "this node's data center `name`")
+	fs.StringVar(&cfg.NodeName, "node", cfg.NodeName, "this node's `name` in the cluster (default: the data center name)")
+	fs.StringVar(&cfg.Cluster.Listen, "cluster", cfg.Cluster.Listen, "cluster listen address (`host:port`) for routes between nodes")
+	fs.Func("cluster-port", "shorthand for --cluster 127.0.0.1:`PORT`", func(v string) error {
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 1 || port > 65535 {
+			return fmt.Errorf("want a port number")
+		}
+		cfg.Cluster.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+		return nil
+	})
+	fs.Var(&listValue{dst: &cfg.Cluster.Routes}, "route", "route to another node, `[DC=]host:port` (repeat; name routes by data center for drills)")
+	fs.BoolVar(&cfg.Cluster.NoAdvertise, "no-advertise", cfg.Cluster.NoAdvertise, "do not gossip route addresses (links go through a proxy)")
+	fs.Var(&endpointsValue{dst: &cfg.Endpoints}, "datacenter", "a data center's client endpoint, `NAME=URL` (repeat; listed in /.well-known)")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "`replicas` of every stream and bucket (1, 3 or 5)")
+	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "room-event `partitions` (fixed when the cluster is created)")
+	fs.BoolVar(&cfg.OpenRegistration, "open-registration", cfg.OpenRegistration, "let anyone register (m.login.dummy)")
+	fs.Var(&listValue{dst: &cfg.RegistrationTokens}, "registration-token", "allow registration with this `token` (repeat)")
+	fs.Var(&listValue{dst: &cfg.AdminTokens}, "admin-token", "a `token` for the admin API /_planb/admin/v1 (repeat)")
+	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest media upload in `bytes`")
+	fs.Var(&cfg.WriteTimeout, "write-timeout", "how long a write waits for a quorum of data centers before it fails with 503 (a `duration`)")
+	fs.IntVar(&cfg.LoginPerMinute, "rate-limit-login", cfg.LoginPerMinute, "login and registration `attempts` per minute per IP")
+	fs.IntVar(&cfg.LoginBurst, "rate-limit-burst", cfg.LoginBurst, "`burst` above the login rate")
+	fs.Var(&cfg.RebalanceEvery, "rebalance-every", "how often to check that stream leaderships are spread over the data centers and spread them when the cluster is settled (a `duration`; 0: off)")
+	fs.BoolVar(&cfg.Faults.Enabled, "enable-faults", cfg.Faults.Enabled, "turn on the admin fault endpoint so planb drill can cut or slow this node's routes (off in production unless you drill)")
+	fs.Var(&listValue{dst: &cfg.External.URLs}, "nats-url", "use an existing NATS JetStream cluster at this `URL` instead of the embedded engine (repeat)")
+	fs.StringVar(&cfg.External.CredsFile, "nats-creds", cfg.External.CredsFile, "credentials `file` for --nats-url")
+}
 
 func (c *serveCmd) flags(fs *flag.FlagSet) {
-	c.fs = fs
-	d, f := node.Default(), &c.flagCfg
-	fs.StringVar(&c.configFile, "config", "", "JSON config file (flags override it)")
-	fs.StringVar(&f.DataDir, "data", d.DataDir, "data directory of the embedded engine")
-	fs.StringVar(&f.HTTPListen, "http", d.HTTPListen, "HTTP listen address (host:port)")
-	fs.StringVar(&f.ServerName, "server-name", d.ServerName, "Matrix server name")
-	fs.StringVar(&f.PublicURL, "public-url", "", "this node's public client URL (default: from the request)")
-	fs.StringVar(&f.DataCenter, "dc", d.DataCenter, "this node's data center name")
-	fs.StringVar(&f.NodeName, "node", "", "this node's name in the cluster (default: the data center name)")
-	fs.StringVar(&f.Cluster.Listen, "cluster", "", "cluster listen address (host:port) for routes between nodes")
-	fs.IntVar(&c.clusterPort, "cluster-port", 0, "shorthand for --cluster 127.0.0.1:PORT")
-	fs.Var(&c.routes, "route", "route to another node, [DC=]host:port (repeat; name routes by data center for drills)")
-	fs.BoolVar(&f.Cluster.NoAdvertise, "no-advertise", false, "do not gossip route addresses (links go through a proxy)")
-	fs.Var(&c.dcs, "datacenter", "a data center's client endpoint, NAME=URL (repeat; listed in /.well-known)")
-	fs.IntVar(&f.Replicas, "replicas", d.Replicas, "replicas of every stream and bucket (1, 3 or 5)")
-	fs.IntVar(&f.Partitions, "partitions", d.Partitions, "room-event partitions (fixed when the cluster is created)")
-	fs.BoolVar(&f.OpenRegistration, "open-registration", false, "let anyone register (m.login.dummy)")
-	fs.Var(&c.tokens, "registration-token", "allow registration with this token (repeat)")
-	fs.Var(&c.admin, "admin-token", "a token for the admin API /_planb/admin/v1 (repeat)")
-	fs.Int64Var(&f.MaxUploadBytes, "max-upload-bytes", d.MaxUploadBytes, "largest media upload in bytes")
-	fs.IntVar(&f.LoginPerMinute, "rate-limit-login", d.LoginPerMinute, "login and registration attempts per minute per IP")
-	fs.IntVar(&f.LoginBurst, "rate-limit-burst", d.LoginBurst, "burst above the login rate")
-	fs.StringVar(&f.RebalanceEvery, "rebalance-every", d.RebalanceEvery, "how often to check that stream leaderships are spread over the data centers and spread them when the cluster is settled (0: off)")
-	fs.BoolVar(&f.Faults.Enabled, "enable-faults", false, "turn on the admin fault endpoint so planb drill can cut or slow this node's routes (off in production unless you drill)")
-	fs.Var(&c.natsURLs, "nats-url", "use an existing NATS JetStream cluster at this URL instead of the embedded engine (repeat)")
-	fs.StringVar(&f.External.CredsFile, "nats-creds", "", "credentials file for --nats-url")
+	defaults := node.Default()
+	bindServeFlags(fs, &defaults)
+	fs.VisitAll(func(f *flag.Flag) { f.Value = &recordedValue{Value: f.Value, name: f.Name, to: &c.given} })
+	fs.StringVar(&c.configFile, "config", "", "JSON config `file` (flags override it)")
 }
 
 func (c *serveCmd) validate() error {
@@ -65,68 +79,12 @@ func (c *serveCmd) validate() error {
 			return err
 		}
 	}
-	f := c.flagCfg
-	var errs []string
-	c.fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "data":
-			cfg.DataDir = f.DataDir
-		case "http":
-			cfg.HTTPListen = f.HTTPListen
-		case "server-name":
-			cfg.ServerName = f.ServerName
-		case "public-url":
-			cfg.PublicURL = f.PublicURL
-		case "dc":
-			cfg.DataCenter = f.DataCenter
-		case "node":
-			cfg.NodeName = f.NodeName
-		case "cluster":
-			cfg.Cluster.Listen = f.Cluster.Listen
-		case "cluster-port":
-			cfg.Cluster.Listen = fmt.Sprintf("127.0.0.1:%d", c.clusterPort)
-		case "route":
-			cfg.Cluster.Routes = c.routes
-		case "no-advertise":
-			cfg.Cluster.NoAdvertise = f.Cluster.NoAdvertise
-		case "datacenter":
-			cfg.DataCenters = nil
-			for _, v := range c.dcs {
-				name, url, ok := strings.Cut(v, "=")
-				if !ok {
-					errs = append(errs, fmt.Sprintf("--datacenter %q: want NAME=URL", v))
-					continue
-				}
-				cfg.DataCenters = append(cfg.DataCenters, homeserver.Endpoint{Name: name, BaseURL: url})
-			}
-		case "replicas":
-			cfg.Replicas = f.Replicas
-		case "partitions":
-			cfg.Partitions = f.Partitions
-		case "open-registration":
-			cfg.OpenRegistration = f.OpenRegistration
-		case "registration-token":
-			cfg.RegistrationTokens = c.tokens
-		case "admin-token":
-			cfg.AdminTokens = c.admin
-		case "max-upload-bytes":
-			cfg.MaxUploadBytes = f.MaxUploadBytes
-		case "rate-limit-login":
-			cfg.LoginPerMinute = f.LoginPerMinute
-		case "rate-limit-burst":
-			cfg.LoginBurst = f.LoginBurst
-		case "nats-url":
-			cfg.External.URLs = c.natsURLs
-		case "rebalance-every":
-			cfg.RebalanceEvery = f.RebalanceEvery
-		case "enable-faults":
-			cfg.Faults.Enabled = f.Faults.Enabled
-		case "nats-creds":
-			cfg.External.CredsFile = f.External.CredsFile
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	bindServeFlags(fs, &cfg)
+	for _, g := range c.given {
+		if err := fs.Set(g.name, g.value); err != nil {
+			return fmt.Errorf("--%s %q: %w", g.name, g.value, err) // checked by the first parse already
 		}
-	})
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid flags:\n%s", strings.Join(errs, "\n"))
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
@@ -141,4 +99,84 @@ func (c *serveCmd) run(ctx context.Context, log *slog.Logger) error {
 		log.Warn("listening on all interfaces; put TLS in front of planb")
 	}
 	return node.Run(ctx, c.cfg, log)
+}
+
+// recordedValue passes a flag through and records it as given.
+type recordedValue struct {
+	flag.Value
+	name string
+	to   *[]givenFlag
+}
+
+func (r *recordedValue) Set(v string) error {
+	if err := r.Value.Set(v); err != nil {
+		return err
+	}
+	*r.to = append(*r.to, givenFlag{r.name, v})
+	return nil
+}
+
+func (r *recordedValue) String() string {
+	if r == nil || r.Value == nil {
+		return "" // the zero value flag.PrintDefaults compares the default with
+	}
+	return r.Value.String()
+}
+
+// IsBoolFlag keeps boolean flags usable without a value.
+func (r *recordedValue) IsBoolFlag() bool {
+	b, ok := r.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// listValue is a repeatable flag whose values replace the list from the
+// config file (they do not add to it).
+type listValue struct {
+	dst *[]string
+	set bool
+}
+
+func (l *listValue) String() string {
+	if l == nil || l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l *listValue) Set(v string) error {
+	if !l.set {
+		*l.dst, l.set = nil, true
+	}
+	*l.dst = append(*l.dst, v)
+	return nil
+}
+
+// endpointsValue is a repeatable NAME=URL flag whose values replace the
+// data centers of the config file.
+type endpointsValue struct {
+	dst *[]homeserver.Endpoint
+	set bool
+}
+
+func (e *endpointsValue) String() string {
+	if e == nil || e.dst == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(*e.dst))
+	for _, ep := range *e.dst {
+		parts = append(parts, ep.Name+"="+ep.BaseURL)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (e *endpointsValue) Set(v string) error {
+	name, url, ok := strings.Cut(v, "=")
+	if !ok || name == "" || url == "" {
+		return fmt.Errorf("want NAME=URL")
+	}
+	if !e.set {
+		*e.dst, e.set = nil, true
+	}
+	*e.dst = append(*e.dst, homeserver.Endpoint{Name: name, BaseURL: url})
+	return nil
 }
