@@ -127,7 +127,7 @@ func (c Config) Validate() error {
 	needsTarget := c.Duration > 0 || c.IdleSyncs > 0
 	if !c.Dev {
 		if needsTarget && len(c.Target.DataCenters) == 0 {
-			bad("no target: give --dev, --cluster FILE or --url URL (repeatable)")
+			bad("no target: give --dev, --cluster FILE or --datacenter NAME=URL (repeatable)")
 		}
 		for _, dc := range c.Target.DataCenters {
 			if u, err := url.Parse(dc.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

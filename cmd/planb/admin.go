@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,18 +17,20 @@ import (
 	"github.com/planb-chat/planb/adminapi"
 )
 
-// adminCmd calls a node's admin API: status, drain, undrain, rebalance.
+// adminCmd calls the admin API: status, drain, undrain, rebalance.
 type adminCmd struct {
 	stdout io.Writer
 	action string
-	url    string
-	token  string
+	target targetFlags
+	dc     string
 	json   bool
+	token  string
+	nodes  []string // the nodes to ask, resolved by validate
 }
 
 func (c *adminCmd) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.url, "url", "http://127.0.0.1:8008", "a node's base URL")
-	fs.StringVar(&c.token, "token", os.Getenv("PLANB_ADMIN_TOKEN"), "admin token (default $PLANB_ADMIN_TOKEN)")
+	c.target.flags(fs, devClusterFile)
+	fs.StringVar(&c.dc, "dc", "", "ask only this data center's node (drain and undrain act on the node they ask: name it when the target has more than one)")
 	fs.BoolVar(&c.json, "json", false, "print the raw JSON answer")
 }
 
@@ -40,11 +41,27 @@ func (c *adminCmd) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("unknown admin action %q: want status, drain, undrain or rebalance", c.action))
 	}
-	if c.token == "" {
-		errs = append(errs, errors.New("--token (or $PLANB_ADMIN_TOKEN) is required"))
+	tg, err := c.target.resolve()
+	if err == nil {
+		err = needToken(tg)
 	}
-	if !strings.HasPrefix(c.url, "http") {
-		errs = append(errs, fmt.Errorf("--url %q: want http(s)://host:port", c.url))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	c.token = tg.AdminToken
+	var names []string
+	for _, dc := range tg.DataCenters {
+		names = append(names, dc.Name)
+		if c.dc == "" || c.dc == dc.Name {
+			c.nodes = append(c.nodes, dc.Nodes...)
+		}
+	}
+	switch {
+	case len(c.nodes) == 0:
+		errs = append(errs, fmt.Errorf("--dc %q: the target has data centers %s", c.dc, strings.Join(names, ", ")))
+	case (c.action == "drain" || c.action == "undrain") && len(c.nodes) > 1:
+		errs = append(errs, fmt.Errorf("%s acts on the node it asks, and the target has %d: name its data center with --dc (one of %s), or give only its --datacenter",
+			c.action, len(c.nodes), strings.Join(names, ", ")))
 	}
 	return errors.Join(errs...)
 }
@@ -57,7 +74,14 @@ func (c *adminCmd) run(ctx context.Context, _ *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var body json.RawMessage
-	if err := adminapi.New(c.token, c.url).At(ctx, c.url, method, "/"+c.action, nil, &body); err != nil {
+	cl := adminapi.New(c.token, c.nodes...)
+	var err error
+	if len(c.nodes) == 1 {
+		err = cl.At(ctx, c.nodes[0], method, "/"+c.action, nil, &body)
+	} else {
+		err = cl.Any(ctx, 30*time.Second, method, "/"+c.action, nil, &body)
+	}
+	if err != nil {
 		return err
 	}
 	if c.json || c.action != "status" {

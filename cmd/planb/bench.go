@@ -9,11 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/planb-chat/planb/bench"
-	"github.com/planb-chat/planb/devcluster"
 )
 
 // benchCmd generates load against a cluster and reports throughput,
@@ -21,9 +18,7 @@ import (
 type benchCmd struct {
 	stdout, stderr io.Writer
 	cfg            bench.Config
-	clusterFile    string
-	urls           listFlag
-	adminToken     string
+	target         targetFlags
 	jsonOut        bool
 	out            string
 }
@@ -37,9 +32,7 @@ func (c *benchCmd) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&d.Dev, "dev", false, "start a local three-data-center cluster in a temporary directory, and stop it after")
 	fs.IntVar(&d.DevBasePort, "dev-base-port", 0, "base port of the --dev cluster (0: a free range)")
 	fs.BoolVar(&d.KeepDev, "keep-dev", false, "keep the --dev cluster's directory (its logs) after the run")
-	fs.StringVar(&c.clusterFile, "cluster", "", "target: a cluster.json written by planb dev")
-	fs.Var(&c.urls, "url", "target: a data center's client URL, name=URL or URL (repeatable)")
-	fs.StringVar(&c.adminToken, "admin-token", "", "admin token for the engine limit and profiles (default: from --cluster)")
+	c.target.flags(fs, "")
 	fs.IntVar(&d.Users, "users", d.Users, "users that send, spread over the data centers")
 	fs.IntVar(&d.Rooms, "rooms", d.Rooms, "rooms")
 	fs.IntVar(&d.Members, "members", d.Members, "sending members per room")
@@ -64,38 +57,18 @@ func (c *benchCmd) flags(fs *flag.FlagSet) {
 
 func (c *benchCmd) validate() error {
 	var errs []error
-	targets := 0
-	if c.cfg.Dev {
-		targets++
-	}
-	if c.clusterFile != "" {
-		targets++
-		f, err := devcluster.ReadClusterFile(c.clusterFile)
+	switch {
+	case c.cfg.Dev && c.target.given():
+		errs = append(errs, errors.New("give one target: --dev, --cluster or --datacenter"))
+	case c.target.given():
+		tg, err := c.target.resolve()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--cluster: %w", err))
-		} else {
-			c.cfg.Target = bench.Target{Name: c.clusterFile, AdminToken: f.AdminToken}
-			for _, dc := range f.DataCenters {
-				c.cfg.Target.DataCenters = append(c.cfg.Target.DataCenters, bench.DataCenter{Name: dc.Name, URL: dc.URL})
-			}
+			errs = append(errs, err)
 		}
-	}
-	if len(c.urls) > 0 {
-		targets++
-		c.cfg.Target = bench.Target{Name: strings.Join(c.urls, " ")}
-		for i, u := range c.urls {
-			name, url, ok := strings.Cut(u, "=")
-			if !ok || strings.Contains(name, "/") {
-				name, url = "dc"+strconv.Itoa(i+1), u
-			}
-			c.cfg.Target.DataCenters = append(c.cfg.Target.DataCenters, bench.DataCenter{Name: name, URL: strings.TrimRight(url, "/")})
+		c.cfg.Target = bench.Target{Name: c.target.label(), AdminToken: tg.AdminToken}
+		for _, dc := range tg.DataCenters {
+			c.cfg.Target.DataCenters = append(c.cfg.Target.DataCenters, bench.DataCenter{Name: dc.Name, URL: dc.Nodes[0]})
 		}
-	}
-	if targets > 1 {
-		errs = append(errs, errors.New("give one target: --dev, --cluster or --url"))
-	}
-	if c.adminToken != "" {
-		c.cfg.Target.AdminToken = c.adminToken
 	}
 	c.cfg.Progress = c.stderr
 	if err := c.cfg.Validate(); err != nil {

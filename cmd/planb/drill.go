@@ -13,68 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/planb-chat/planb/devcluster"
 	"github.com/planb-chat/planb/drill"
 )
-
-// targetFlags select the cluster a drill command works on: a dev cluster's
-// cluster.json, or the data centers of a real deployment and an admin token.
-type targetFlags struct {
-	clusterFile string
-	dcs         listFlag
-	adminToken  string
-}
-
-func (t *targetFlags) flags(fs *flag.FlagSet) {
-	fs.StringVar(&t.clusterFile, "cluster", "", "cluster file written by planb dev (default planb-dev/cluster.json unless --datacenter is given)")
-	fs.Var(&t.dcs, "datacenter", "a real deployment's node: NAME=URL of its client API (repeat; give every node, several per data center allowed)")
-	fs.StringVar(&t.adminToken, "admin-token", "", "admin token of the deployment (dev clusters: read from cluster.json)")
-}
-
-func (t *targetFlags) target() (drill.Target, error) {
-	if len(t.dcs) > 0 {
-		if t.clusterFile != "" {
-			return drill.Target{}, errors.New("give either --cluster (a dev cluster) or --datacenter (a deployment), not both")
-		}
-		var tg drill.Target
-		var errs []error
-		for _, v := range t.dcs {
-			name, url, ok := strings.Cut(v, "=")
-			if !ok || name == "" || !strings.HasPrefix(url, "http") {
-				errs = append(errs, fmt.Errorf("--datacenter %q: want NAME=http(s)://host:port", v))
-				continue
-			}
-			url = strings.TrimSuffix(url, "/")
-			found := false
-			for i := range tg.DataCenters {
-				if tg.DataCenters[i].Name == name {
-					tg.DataCenters[i].Nodes, found = append(tg.DataCenters[i].Nodes, url), true
-				}
-			}
-			if !found {
-				tg.DataCenters = append(tg.DataCenters, drill.DataCenterNodes{Name: name, Nodes: []string{url}})
-			}
-		}
-		if t.adminToken == "" {
-			errs = append(errs, errors.New("--admin-token is required with --datacenter"))
-		}
-		tg.AdminToken = t.adminToken
-		return tg, errors.Join(errs...)
-	}
-	path := t.clusterFile
-	if path == "" {
-		path = "planb-dev/cluster.json"
-	}
-	f, err := devcluster.ReadClusterFile(path)
-	if err != nil {
-		return drill.Target{}, fmt.Errorf("--cluster: %w (for a real deployment give --datacenter NAME=URL for every node and --admin-token)", err)
-	}
-	tg := drill.DevTarget(f)
-	if t.adminToken != "" {
-		tg.AdminToken = t.adminToken
-	}
-	return tg, nil
-}
 
 // drillCmd breaks a cluster on purpose under load and reports RTO, RPO,
 // duplicates, errors, delivery latency and catch-up.
@@ -86,7 +26,7 @@ type drillCmd struct {
 }
 
 func (c *drillCmd) flags(fs *flag.FlagSet) {
-	c.target.flags(fs)
+	c.target.flags(fs, devClusterFile)
 	fs.StringVar(&c.cfg.Scenario, "scenario", drill.ScenarioDCLoss, "one of: "+strings.Join(drill.Scenarios(), ", "))
 	fs.StringVar(&c.cfg.Target, "target", "", "data center to break (default: the second)")
 	fs.StringVar(&c.cfg.Peer, "peer", "", "slow-link: the other data center of the link (default: the one after --target)")
@@ -105,7 +45,7 @@ func (c *drillCmd) flags(fs *flag.FlagSet) {
 }
 
 func (c *drillCmd) validate() error {
-	tg, err := c.target.target()
+	tg, err := c.target.resolve()
 	if err != nil {
 		return err
 	}
@@ -148,14 +88,17 @@ type drillHistoryCmd struct {
 }
 
 func (c *drillHistoryCmd) flags(fs *flag.FlagSet) {
-	c.target.flags(fs)
+	c.target.flags(fs, devClusterFile)
 	fs.IntVar(&c.limit, "limit", 20, "how many drills to list, newest first")
 	fs.BoolVar(&c.asJSON, "json", false, "print the stored reports as JSON")
 }
 
 func (c *drillHistoryCmd) validate() error {
 	var err error
-	c.tg, err = c.target.target()
+	c.tg, err = c.target.resolve()
+	if err == nil {
+		err = needToken(c.tg)
+	}
 	if err == nil && (c.limit < 1 || c.limit > 1000) {
 		err = errors.New("--limit must be 1..1000")
 	}

@@ -54,6 +54,11 @@ Usage:
                          ask a node for the cluster's status, evacuate its data
                          center, or spread stream leaders evenly again
 
+Commands that work on a cluster (admin, drill, bench) take the same target
+flags: --cluster FILE (written by planb dev; admin and drill default to
+planb-dev/cluster.json), or --datacenter NAME=URL for every node of a
+deployment, and --admin-token TOKEN (or $PLANB_ADMIN_TOKEN).
+
 Run 'planb <command> -h' for the flags of a command.
 `
 
