@@ -244,7 +244,7 @@ func (s *Service) SetTyping(sess Session, roomID, userID string, typing bool, ti
 		timeout = 30 * time.Second
 	}
 	b, _ := json.Marshal(typingMsg{RoomID: roomID, UserID: userID, Typing: typing, UntilMS: time.Now().Add(timeout).UnixMilli()})
-	if err := s.engine.Publish(typingSubject, b); err != nil {
+	if err := s.engine.Publish(jetstream.TypingSubject, b); err != nil {
 		return s.unavailable(err)
 	}
 	// Apply locally at once, so this node's syncs see it without a round trip.

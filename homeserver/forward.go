@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,8 +20,6 @@ import (
 // send is committed here as before, and the log's transaction keys make a
 // send that landed twice count once.
 const (
-	forwardSubject = "planb.send."          // + partition
-	forwardQueue   = "planb-send"           // one leader serves a partition; two during a handover
 	forwardTimeout = 3 * time.Second        // then commit locally
 	forwardCheck   = 500 * time.Millisecond // how often subscriptions follow leadership
 )
@@ -103,7 +100,7 @@ func (s *Service) serve(p int, on bool) {
 	}
 	switch sub := f.subs[p]; {
 	case on && sub == nil:
-		sub, err := s.engine.Serve(forwardSubject+strconv.Itoa(p), forwardQueue, s.serveForward)
+		sub, err := s.engine.Serve(jetstream.ForwardSubject(p), jetstream.ForwardQueue, s.serveForward)
 		if err != nil {
 			s.log.Warn("serve forwarded sends", "partition", p, "err", err)
 			return
@@ -175,7 +172,7 @@ func (s *Service) forwardSend(ctx context.Context, sess Session, roomID, eventTy
 	b, _ := json.Marshal(forwardReq{UserID: sess.UserID, DeviceID: sess.DeviceID, RoomID: roomID,
 		EventType: eventType, TxnID: txnID, Content: content, After: s.model.Position().Parts[p]})
 	fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
-	reply, rerr := s.engine.Request(fctx, forwardSubject+strconv.Itoa(p), b)
+	reply, rerr := s.engine.Request(fctx, jetstream.ForwardSubject(p), b)
 	cancel()
 	if rerr != nil {
 		// Nobody serves the partition (a handover, a lost data center) or

@@ -55,10 +55,6 @@ func (s *Service) Config() Config { return s.cfg }
 // Model returns the read model (for metrics and benchmarks).
 func (s *Service) Model() *projection.Model { return s.model }
 
-// typingSubject carries typing notifications between nodes (core NATS: it
-// is ephemeral and needs no storage).
-const typingSubject = "planb.typing"
-
 type typingMsg struct {
 	RoomID  string `json:"room_id"`
 	UserID  string `json:"user_id"`
@@ -75,7 +71,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.followReceipts(ctx) })
 	g.Go(func() error { return s.followAccountData(ctx) })
-	sub, err := s.engine.Subscribe(typingSubject, func(data []byte) {
+	sub, err := s.engine.Subscribe(jetstream.TypingSubject, func(data []byte) {
 		var t typingMsg
 		if json.Unmarshal(data, &t) == nil {
 			s.model.SetTyping(t.RoomID, t.UserID, t.Typing, time.UnixMilli(t.UntilMS))

@@ -41,6 +41,18 @@ const (
 	MetaDrainPrefix = "drain."
 )
 
+// Ephemeral subjects (core NATS, nothing stored; see pubsub.go).
+const (
+	// TypingSubject carries typing notifications between nodes.
+	TypingSubject = "planb.typing"
+	// ForwardQueue is the queue group of the nodes serving forwarded
+	// sends: one leader serves a partition, two during a hand-over.
+	ForwardQueue = "planb-send"
+)
+
+// ForwardSubject carries sends forwarded to the node leading partition p.
+func ForwardSubject(p int) string { return "planb.send." + strconv.Itoa(p) }
+
 // MediaStore is the object store that holds uploaded media.
 const MediaStore = "media"
 
