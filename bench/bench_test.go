@@ -60,10 +60,10 @@ func TestBenchDev(t *testing.T) {
 	if i := rep.Idle; i == nil || i.Held != 50 || i.Woken != 50 || i.Wake.N != 50 {
 		t.Errorf("idle syncs: %+v", i)
 	}
-	if b := rep.Rebuild; b == nil || b.Events < 2000 || b.ReadySeconds <= 0 || b.RSSMiB <= 0 {
+	if b := rep.Rebuild; b == nil || b.Events < 2000 || b.ReadySeconds <= 0 || b.RSSMiB <= 0 || b.RestartReadySeconds <= 0 || b.RestartRSSMiB <= 0 {
 		t.Errorf("rebuild: %+v", b)
 	}
-	if len(rep.Goals) != 4 {
+	if len(rep.Goals) != 6 {
 		t.Errorf("goals: %+v", rep.Goals)
 	}
 	for _, f := range []string{"dc1-cpu.pprof", "dc2-cpu.pprof", "dc3-cpu.pprof"} {

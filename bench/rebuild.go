@@ -19,6 +19,7 @@ import (
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 )
 
 // RebuildReport is the read-model rebuild measurement.
@@ -33,14 +34,25 @@ type RebuildReport struct {
 	// EngineSeconds is from process start until the node answered /health
 	// (its engine had recovered the stored streams).
 	EngineSeconds float64 `json:"engine_seconds"`
-	// RebuildSeconds is the node's own "read models rebuilt ... took".
-	RebuildSeconds float64 `json:"rebuild_seconds"`
+	// RebuildSeconds is the node's own "read models caught up with the
+	// log ... took" when it rebuilt its store from the whole log.
+	RebuildSeconds      float64 `json:"rebuild_seconds"`
+	RebuildEventsPerSec float64 `json:"rebuild_events_per_second"`
 	// ReadySeconds is from process start until /ready answered 200.
 	ReadySeconds float64 `json:"ready_seconds"`
 	RSSMiB       float64 `json:"rss_mib"`
 	PeakRSSMiB   float64 `json:"peak_rss_mib,omitempty"`
 	HeapMiB      float64 `json:"heap_inuse_mib"`
-	Dir          string  `json:"dir"`
+	// RestartReadySeconds is from the start of a second process on the
+	// same data directory, which resumes from its store, until /ready.
+	RestartReadySeconds float64 `json:"restart_ready_seconds"`
+	RestartRSSMiB       float64 `json:"restart_rss_mib"`
+	RestartHeapMiB      float64 `json:"restart_heap_inuse_mib"`
+	// LogBytes and StoreBytes are the disk taken by the engine (the log,
+	// one replica) and by the read model store.
+	LogBytes   int64  `json:"log_bytes"`
+	StoreBytes int64  `json:"store_bytes"`
+	Dir        string `json:"dir"`
 }
 
 // fillMarker is written into a filled log directory so a later run can
@@ -90,7 +102,12 @@ func fillLog(ctx context.Context, dir string, events int, say func(string, ...an
 	hcfg := homeserver.DefaultConfig()
 	hcfg.ServerName, hcfg.OpenRegistration, hcfg.DataCenter = fillServerName, true, fillNode
 	hcfg.WriteTimeout = planb.Duration(time.Minute)
-	svc := homeserver.New(hcfg, eng, log, nil)
+	model, _, err := projection.Open(eng.Partitions(), eng.Partition, projection.StoreOptions{Dir: filepath.Join(dir, "readmodel")})
+	if err != nil {
+		return fillInfo{}, fmt.Errorf("open the fill node's read models: %w", err)
+	}
+	defer model.Close()
+	svc := homeserver.New(hcfg, eng, model, log, nil)
 	rctx, stop := context.WithCancel(ctx)
 	var runErr error
 	var runWG sync.WaitGroup
@@ -185,9 +202,9 @@ func fillLog(ctx context.Context, dir string, events int, say func(string, ...an
 	return info, nil
 }
 
-// rebuild fills (or reuses) a log of cfg.RebuildEvents events and times a
-// fresh `planb serve` on it until /ready: the node replays the whole log
-// into its read models before it reports ready.
+// rebuild fills (or reuses) a log of cfg.RebuildEvents events and times
+// `planb serve` on it until /ready: first rebuilding its read models from
+// the whole log, then restarting on the store that left.
 func rebuild(ctx context.Context, cfg Config, binary string, say func(string, ...any)) (*RebuildReport, error) {
 	dir := cfg.RebuildDir
 	if dir == "" {

@@ -184,8 +184,13 @@ func (r *Report) Human(w io.Writer) {
 	}
 	if b := r.Rebuild; b != nil {
 		fmt.Fprintf(w, "read-model rebuild (%d events in %d records, %d rooms, one node)\n", b.Events, b.Records, b.Rooms)
-		fmt.Fprintf(w, "  ready after %.1f s (engine up %.1f s, read models rebuilt in %.1f s), RSS %.0f MiB, Go heap %.0f MiB\n",
-			b.ReadySeconds, b.EngineSeconds, b.RebuildSeconds, b.RSSMiB, b.HeapMiB)
+		fmt.Fprintf(w, "  rebuild: ready after %.1f s (engine up %.1f s, read models rebuilt in %.1f s, %.0f events/s), RSS %.0f MiB, Go heap %.0f MiB\n",
+			b.ReadySeconds, b.EngineSeconds, b.RebuildSeconds, b.RebuildEventsPerSec, b.RSSMiB, b.HeapMiB)
+		fmt.Fprintf(w, "  restart on its store: ready after %.1f s, RSS %.0f MiB, Go heap %.0f MiB (%.0f bytes of RSS per event held)\n",
+			b.RestartReadySeconds, b.RestartRSSMiB, b.RestartHeapMiB, b.RestartRSSMiB*(1<<20)/float64(max(b.Events, 1)))
+		fmt.Fprintf(w, "  disk: log %.0f MiB (%.0f bytes per event, one replica), read model store %.0f MiB (%.0f bytes per event)\n",
+			float64(b.LogBytes)/(1<<20), float64(b.LogBytes)/float64(max(b.Events, 1)),
+			float64(b.StoreBytes)/(1<<20), float64(b.StoreBytes)/float64(max(b.Events, 1)))
 		if b.FillSeconds > 0 {
 			fmt.Fprintf(w, "  (filling the log took %.1f s, %.0f events/s)\n", b.FillSeconds, float64(b.Events)/b.FillSeconds)
 		}
@@ -238,11 +243,27 @@ func (r *Report) goals() {
 		g.Met = met(r.Idle.RSSPerConnKiB <= 16)
 	}
 	r.Goals = append(r.Goals, g)
-	g = Goal{Name: "rebuild of 1,000,000 events", Target: "≤ 60 s"}
-	if r.Rebuild != nil && r.Rebuild.ReadySeconds > 0 {
-		g.Measured = fmt.Sprintf("%.1f s for %d events", r.Rebuild.RebuildSeconds, r.Rebuild.Events)
-		if r.Rebuild.Events >= 1_000_000 {
-			g.Met = met(r.Rebuild.RebuildSeconds <= 60)
+	g = Goal{Name: "full rebuild from the log", Target: "≥ 100,000 events/s"}
+	if b := r.Rebuild; b != nil && b.ReadySeconds > 0 {
+		g.Measured = fmt.Sprintf("%.0f events/s (%d events in %.1f s)", b.RebuildEventsPerSec, b.Events, b.RebuildSeconds)
+		if b.Events >= 1_000_000 {
+			g.Met = met(b.RebuildEventsPerSec >= 100_000)
+		}
+	}
+	r.Goals = append(r.Goals, g)
+	g = Goal{Name: "restart with ≥ 10,000,000 events held", Target: "/ready ≤ 5 s"}
+	if b := r.Rebuild; b != nil && b.RestartReadySeconds > 0 {
+		g.Measured = fmt.Sprintf("%.1f s with %d events", b.RestartReadySeconds, b.Events)
+		if b.Events >= 10_000_000 {
+			g.Met = met(b.RestartReadySeconds <= 5)
+		}
+	}
+	r.Goals = append(r.Goals, g)
+	g = Goal{Name: "node memory with ≥ 10,000,000 events held", Target: "≤ 1 GiB RSS"}
+	if b := r.Rebuild; b != nil && b.RestartReadySeconds > 0 {
+		g.Measured = fmt.Sprintf("%.0f MiB RSS after the restart, %.0f MiB after the rebuild, with %d events", b.RestartRSSMiB, b.RSSMiB, b.Events)
+		if b.Events >= 10_000_000 {
+			g.Met = met(max(b.RestartRSSMiB, b.RSSMiB) <= 1024)
 		}
 	}
 	r.Goals = append(r.Goals, g)

@@ -17,26 +17,77 @@ import (
 	"github.com/planb-chat/planb/internal/freeport"
 )
 
-// timeStart starts `binary serve` on the log in dir as a standalone node and
-// fills in how long it took to answer /health (engine up) and /ready (read
-// models rebuilt), and its memory once ready.
+// timeStart starts `binary serve` on the log in dir as a standalone node
+// twice: first with --rebuild-read-models, so that it rebuilds its read
+// models from the whole log, then again on the store that left, so that it
+// resumes from it. It fills in how long each start took to answer /health
+// (engine up) and /ready, and the node's memory once ready.
 //
-// With pprofDir set, it also saves a CPU profile of the node's first
-// seconds after its engine is up (the rebuild) there.
+// With pprofDir set, it also saves a CPU profile of the rebuilding node's
+// first seconds after its engine is up there.
 func timeStart(ctx context.Context, binary, dir, pprofDir string, rep *RebuildReport, say func(string, ...any)) error {
-	port, err := freeport.One()
+	first, err := startOnce(ctx, binary, dir, pprofDir, true, rep.Events, say)
 	if err != nil {
 		return err
 	}
+	rep.EngineSeconds, rep.ReadySeconds, rep.RebuildSeconds = first.engine, first.ready, first.caughtUp
+	rep.RSSMiB, rep.HeapMiB, rep.PeakRSSMiB = first.rss, first.heap, first.peakRSS
+	if rep.RebuildSeconds > 0 {
+		rep.RebuildEventsPerSec = float64(rep.Events) / rep.RebuildSeconds
+	}
+	again, err := startOnce(ctx, binary, dir, "", false, rep.Events, say)
+	if err != nil {
+		return err
+	}
+	rep.RestartReadySeconds, rep.RestartRSSMiB, rep.RestartHeapMiB = again.ready, again.rss, again.heap
+	rep.LogBytes, rep.StoreBytes = dirSize(filepath.Join(dir, "jetstream")), dirSize(filepath.Join(dir, "readmodel"))
+	return nil
+}
+
+// dirSize returns the bytes the files below dir take.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// nodeStart is what one start of the rebuild node measured.
+type nodeStart struct {
+	engine, ready, caughtUp float64 // seconds
+	rss, heap, peakRSS      float64 // MiB
+}
+
+// startOnce starts the node on dir once, as timeStart describes, and stops
+// it again.
+func startOnce(ctx context.Context, binary, dir, pprofDir string, rebuild bool, events int, say func(string, ...any)) (nodeStart, error) {
+	var rep nodeStart
+	what := "restart"
+	if rebuild {
+		what = "rebuild"
+	}
+	port, err := freeport.One()
+	if err != nil {
+		return rep, err
+	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	logPath := filepath.Join(dir, "rebuild-node.log")
+	logPath := filepath.Join(dir, what+"-node.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return fmt.Errorf("rebuild node log: %w", err)
+		return rep, fmt.Errorf("%s node log: %w", what, err)
 	}
 	defer logf.Close()
 	args := []string{"serve", "--data", dir, "--http", "127.0.0.1:" + strconv.Itoa(port),
 		"--dc", fillNode, "--node", fillNode, "--server-name", fillServerName, "--replicas", "1"}
+	if rebuild {
+		args = append(args, "--rebuild-read-models")
+	}
 	adminToken := ""
 	if pprofDir != "" {
 		adminToken = "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -47,7 +98,7 @@ func timeStart(ctx context.Context, binary, dir, pprofDir string, rep *RebuildRe
 	cmd.SysProcAttr = childAttr()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start rebuild node: %w", err)
+		return rep, fmt.Errorf("start %s node: %w", what, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -75,21 +126,21 @@ func timeStart(ctx context.Context, binary, dir, pprofDir string, rep *RebuildRe
 			<-profDone
 		}
 	}()
-	deadline := time.Now().Add(15 * time.Minute)
-	for rep.ReadySeconds == 0 {
+	deadline := time.Now().Add(30 * time.Minute)
+	for rep.ready == 0 {
 		select {
 		case err := <-exited:
 			exited <- err
-			return fmt.Errorf("rebuild node exited (%v); see %s", err, logPath)
+			return rep, fmt.Errorf("%s node exited (%v); see %s", what, err, logPath)
 		case <-ctx.Done():
-			return ctx.Err()
+			return rep, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("rebuild node not ready after 15 minutes; see %s", logPath)
+			return rep, fmt.Errorf("%s node not ready after 30 minutes; see %s", what, logPath)
 		}
-		if rep.EngineSeconds == 0 && get("/health") == 200 {
-			rep.EngineSeconds = time.Since(start).Seconds()
+		if rep.engine == 0 && get("/health") == 200 {
+			rep.engine = time.Since(start).Seconds()
 			if adminToken != "" {
 				profDone = make(chan struct{})
 				go func() {
@@ -101,27 +152,27 @@ func timeStart(ctx context.Context, binary, dir, pprofDir string, rep *RebuildRe
 				}()
 			}
 		}
-		if rep.EngineSeconds > 0 && get("/ready") == 200 {
-			rep.ReadySeconds = time.Since(start).Seconds()
+		if rep.engine > 0 && get("/ready") == 200 {
+			rep.ready = time.Since(start).Seconds()
 		}
-		say("rebuild: node starting on the log of %d events: %.0f s", rep.Events, time.Since(start).Seconds())
+		say("rebuild: %s of a node on the log of %d events: %.0f s", what, events, time.Since(start).Seconds())
 	}
 	s, err := scrape(ctx, hc, base)
 	if err != nil {
-		return err
+		return rep, err
 	}
-	rep.RSSMiB, rep.HeapMiB = s.rss/(1<<20), s.heapInuse/(1<<20)
-	rep.PeakRSSMiB = peakRSS(cmd.Process.Pid)
-	rep.RebuildSeconds = rebuiltTook(logPath)
-	if rep.RebuildSeconds == 0 {
-		rep.RebuildSeconds = rep.ReadySeconds - rep.EngineSeconds
+	rep.rss, rep.heap = s.rss/(1<<20), s.heapInuse/(1<<20)
+	rep.peakRSS = peakRSS(cmd.Process.Pid)
+	rep.caughtUp = caughtUpTook(logPath)
+	if rep.caughtUp == 0 {
+		rep.caughtUp = rep.ready - rep.engine
 	}
-	return nil
+	return rep, nil
 }
 
-// rebuiltTook reads the node's own measurement from its log line
-// `msg="read models rebuilt" ... took=12.3s`.
-func rebuiltTook(logPath string) float64 {
+// caughtUpTook reads the node's own measurement from its log line
+// `msg="read models caught up with the log" ... took=12.3s`.
+func caughtUpTook(logPath string) float64 {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return 0
@@ -131,7 +182,7 @@ func rebuiltTook(logPath string) float64 {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
-		if strings.Contains(sc.Text(), "read models rebuilt") {
+		if strings.Contains(sc.Text(), "read models caught up with the log") {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				if d, err := time.ParseDuration(m[1]); err == nil {
 					return d.Seconds()

@@ -146,7 +146,12 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 		open := batch[:0:0]
 		for _, r := range batch {
 			if r.txn != nil {
-				if ev := s.model.TxnEvent(r.txn.Key); ev != nil {
+				ev, err := s.model.TxnEvent(r.txn.Key)
+				if err != nil {
+					answer(r, writeResult{err: s.storeUnavailable(err)})
+					continue
+				}
+				if ev != nil {
 					answer(r, writeResult{events: []*planb.Event{ev}})
 					continue
 				}
@@ -324,7 +329,7 @@ func (s *Service) commitBatch(roomID string, batch []*writeReq) {
 // ack (a de-duplicated retry): from the read model, or from the log through
 // the partition leader when the model has not applied it yet.
 func (s *Service) originalEvent(ctx context.Context, ack jetstream.Ack, txnKey string) (*planb.Event, error) {
-	if ev := s.model.TxnEvent(txnKey); ev != nil {
+	if ev, err := s.model.TxnEvent(txnKey); err == nil && ev != nil {
 		return ev, nil
 	}
 	m, err := s.engine.LeaderGet(ctx, jetstream.EventStream(ack.Partition), ack.Seq, "")

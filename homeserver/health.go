@@ -2,6 +2,7 @@ package homeserver
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -64,14 +65,18 @@ func (s *Service) Status() adminapi.Status {
 	out := adminapi.Status{DataCenter: s.cfg.DataCenter, CaughtUp: s.CaughtUp(), CanCommit: s.canCommitLocked(),
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
 	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
-	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load()
+	fault := s.model.Fault()
+	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil
 	switch {
+	case fault != nil:
+		out.Reason = "this node's read models cannot be written (it retries by itself): " + fault.Error()
 	case behind && out.CaughtUp && out.CanCommit:
 		out.Reason = "catching up with the log"
 	case s.draining.Load():
 		out.Reason = "draining: this data center is being evacuated"
 	case !out.CaughtUp:
-		out.Reason = "rebuilding read models from the log"
+		done, total := s.catchUpProgress()
+		out.Reason = fmt.Sprintf("catching up with the log: %d of %d records in the read models", done, total)
 	case !out.CanCommit:
 		out.Reason = "cannot commit to a quorum of data centers: " + s.h.lastErr
 	}

@@ -1,6 +1,9 @@
 package homeserver
 
 import (
+	"time"
+
+	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/projection"
 )
 
@@ -42,6 +45,27 @@ func (s *Service) readable(kind readKind, name string) error {
 	return nil
 }
 
+// storeUnavailable is the answer when this node cannot read its read
+// model store (a damaged file, a failing disk): the client is better off
+// at another data center, whose store is its own.
+func (s *Service) storeUnavailable(err error) error {
+	if e, ok := planb.AsError(err); ok {
+		return e
+	}
+	s.log.Error("read model store", "err", err)
+	return planb.Unavailable(2*time.Second, "this node cannot read its read models right now; retry at another data center")
+}
+
+// storeRead passes a model's answer through, turning a failure to read the
+// store (any error that is not a Matrix error) into storeUnavailable.
+func storeRead[T any](s *Service, v T, err error) (T, error) {
+	if err == nil {
+		return v, nil
+	}
+	var zero T
+	return zero, s.storeUnavailable(err)
+}
+
 // JoinedRooms answers GET /joined_rooms.
 func (s *Service) JoinedRooms(sess Session) ([]string, error) {
 	if err := s.readable(readHistory, "joined_rooms"); err != nil {
@@ -55,7 +79,8 @@ func (s *Service) Messages(sess Session, roomID, from, to string, backwards bool
 	if err := s.readable(readHistory, "messages"); err != nil {
 		return nil, err
 	}
-	return s.model.Messages(sess.UserID, sess.DeviceID, roomID, from, to, backwards, limit, f)
+	v, err := s.model.Messages(sess.UserID, sess.DeviceID, roomID, from, to, backwards, limit, f)
+	return storeRead(s, v, err)
 }
 
 // EventContext answers GET /rooms/{roomId}/context/{eventId}.
@@ -63,7 +88,8 @@ func (s *Service) EventContext(sess Session, roomID, eventID string, limit int, 
 	if err := s.readable(readHistory, "context"); err != nil {
 		return nil, err
 	}
-	return s.model.Context(sess.UserID, sess.DeviceID, roomID, eventID, limit, f)
+	v, err := s.model.Context(sess.UserID, sess.DeviceID, roomID, eventID, limit, f)
+	return storeRead(s, v, err)
 }
 
 // Event answers GET /rooms/{roomId}/event/{eventId}.
@@ -71,7 +97,8 @@ func (s *Service) Event(sess Session, roomID, eventID string) (*projection.Clien
 	if err := s.readable(readHistory, "event"); err != nil {
 		return nil, err
 	}
-	return s.model.Event(sess.UserID, sess.DeviceID, roomID, eventID)
+	v, err := s.model.Event(sess.UserID, sess.DeviceID, roomID, eventID)
+	return storeRead(s, v, err)
 }
 
 // State answers GET /rooms/{roomId}/state.
@@ -79,7 +106,8 @@ func (s *Service) State(sess Session, roomID string) ([]projection.ClientEvent, 
 	if err := s.readable(readHistory, "state"); err != nil {
 		return nil, err
 	}
-	return s.model.State(sess.UserID, roomID)
+	v, err := s.model.State(sess.UserID, roomID)
+	return storeRead(s, v, err)
 }
 
 // StateEvent answers GET /rooms/{roomId}/state/{eventType}/{stateKey}.
@@ -87,7 +115,8 @@ func (s *Service) StateEvent(sess Session, roomID, eventType, stateKey string) (
 	if err := s.readable(readHistory, "state_event"); err != nil {
 		return nil, err
 	}
-	return s.model.StateEvent(sess.UserID, roomID, eventType, stateKey)
+	v, err := s.model.StateEvent(sess.UserID, roomID, eventType, stateKey)
+	return storeRead(s, v, err)
 }
 
 // Members answers GET /rooms/{roomId}/members.
@@ -95,7 +124,8 @@ func (s *Service) Members(sess Session, roomID, at, membership, notMembership st
 	if err := s.readable(readHistory, "members"); err != nil {
 		return nil, err
 	}
-	return s.model.Members(sess.UserID, roomID, at, membership, notMembership)
+	v, err := s.model.Members(sess.UserID, roomID, at, membership, notMembership)
+	return storeRead(s, v, err)
 }
 
 // JoinedMembers answers GET /rooms/{roomId}/joined_members.
@@ -103,5 +133,6 @@ func (s *Service) JoinedMembers(sess Session, roomID string) (map[string]project
 	if err := s.readable(readHistory, "joined_members"); err != nil {
 		return nil, err
 	}
-	return s.model.JoinedMembers(sess.UserID, roomID)
+	v, err := s.model.JoinedMembers(sess.UserID, roomID)
+	return storeRead(s, v, err)
 }

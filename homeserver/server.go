@@ -28,9 +28,11 @@ type Service struct {
 	engine *jetstream.Engine
 	model  *projection.Model
 	caught atomic.Bool // read models caught up with the log at start
-	w      writers     // per-room write queues (group commit)
-	h      health
-	fwd    forwarder // sends forwarded to partition leaders
+	// catchUpTarget is the log's end at start, once known.
+	catchUpTarget atomic.Pointer[projection.Token]
+	w             writers // per-room write queues (group commit)
+	h             health
+	fwd           forwarder // sends forwarded to partition leaders
 	// sessions remembers looked-up access tokens (see sessions.go).
 	sessions *sessionCache
 	m        *serviceMetrics
@@ -38,12 +40,13 @@ type Service struct {
 	draining atomic.Bool
 }
 
-// New returns a service over a started engine, registering its metrics on
-// reg (which may be nil). cfg starts from DefaultConfig. Call Run to follow
-// the log.
-func New(cfg Config, engine *jetstream.Engine, log *slog.Logger, reg prometheus.Registerer) *Service {
+// New returns a service over a started engine and the read model opened
+// for it (projection.Open, with engine.Partitions() and engine.Partition),
+// registering its metrics on reg (which may be nil). cfg starts from
+// DefaultConfig. Call Run to follow the log.
+func New(cfg Config, engine *jetstream.Engine, model *projection.Model, log *slog.Logger, reg prometheus.Registerer) *Service {
 	return &Service{cfg: cfg, log: log, engine: engine,
-		model:    projection.New(engine.Partitions(), engine.Partition),
+		model:    model,
 		w:        writers{queues: map[string]*roomQueue{}},
 		sessions: newSessionCache(),
 		m:        newServiceMetrics(reg)}
@@ -103,9 +106,10 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // catchUp marks the node caught up once the read models reach the log's end
-// as it was at start.
+// as it was at start, logging progress on the way.
 func (s *Service) catchUp(ctx context.Context) error {
 	start := time.Now()
+	from := s.model.Position()
 	var target projection.Token
 	for {
 		t, err := s.logEnd(ctx)
@@ -120,13 +124,48 @@ func (s *Service) catchUp(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-	if err := s.model.WaitFor(ctx, target); err != nil {
-		return nil // ctx ended
+	s.catchUpTarget.Store(&target)
+	s.log.Info("catching up with the log", "records", records(target)-records(from), "stored_in_read_models", records(from))
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.model.WaitFor(wctx, target)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		done, total := s.catchUpProgress()
+		s.log.Info("catching up with the log", "records_applied", done, "of", total,
+			"per_second", int(float64(done)/time.Since(start).Seconds()))
 	}
 	st := s.model.Stats()
-	s.log.Info("read models rebuilt", "events", st.Events, "rooms", st.Rooms, "users", st.Users, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("read models caught up with the log", "records", records(target)-records(from), "events", st.Events,
+		"rooms", st.Rooms, "users", st.Users, "took", time.Since(start).Round(time.Millisecond))
 	s.caught.Store(true)
 	return nil
+}
+
+// records is the number of log records up to t.
+func records(t projection.Token) uint64 {
+	n := t.Receipts + t.AccountData
+	for _, p := range t.Parts {
+		n += p
+	}
+	return n
+}
+
+// catchUpProgress returns how many records of the log as it was at start
+// the read models hold, and how many there are (0, 0 before it is known).
+func (s *Service) catchUpProgress() (done, total uint64) {
+	t := s.catchUpTarget.Load()
+	if t == nil {
+		return 0, 0
+	}
+	return min(records(s.model.Position()), records(*t)), records(*t)
 }
 
 // logEnd returns the last sequence of every followed stream.
@@ -152,20 +191,47 @@ func (s *Service) logEnd(ctx context.Context) (projection.Token, error) {
 // CaughtUp reports whether the read models have replayed the log.
 func (s *Service) CaughtUp() bool { return s.caught.Load() }
 
+// applyRetrying applies one log message to the read models until that
+// succeeds or ctx ends. A store that cannot be written (a full disk) makes
+// the model report a fault, and with it the node not ready (see Status);
+// the node goes on by itself once the store takes writes again.
+func (s *Service) applyRetrying(ctx context.Context, what string, apply func() error) error {
+	wait := 100 * time.Millisecond
+	for failures := 0; ; failures++ {
+		err := apply()
+		if err == nil {
+			if failures > 0 {
+				s.log.Info("read models take writes again", "after_failures", failures)
+			}
+			return nil
+		}
+		if failures == 0 || failures%20 == 0 {
+			s.log.Error("cannot apply to the read models; retrying (this node is not ready meanwhile)", "what", what, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
 func (s *Service) followPartition(ctx context.Context, p int) error {
-	return s.engine.Follow(ctx, jetstream.EventStream(p), 1, func(m jetstream.RawMsg) error {
+	stream := jetstream.EventStream(p)
+	return s.engine.Follow(ctx, stream, s.model.Position().Parts[p]+1, func(m jetstream.RawMsg) error {
 		var rec planb.Record
 		if err := json.Unmarshal(m.Data, &rec); err != nil {
-			s.log.Error("undecodable record skipped", "stream", jetstream.EventStream(p), "seq", m.Seq, "err", err)
+			s.log.Error("undecodable record skipped", "stream", stream, "seq", m.Seq, "err", err)
 			rec = planb.Record{}
 		}
-		return s.model.ApplyRecord(p, m.Seq, &rec)
+		return s.applyRetrying(ctx, stream, func() error { return s.model.ApplyRecord(p, m.Seq, &rec) })
 	})
 }
 
 func (s *Service) followReceipts(ctx context.Context) error {
 	b := jetstream.BucketReceipts
-	return s.engine.Follow(ctx, jetstream.BucketStream(b), 1, func(m jetstream.RawMsg) error {
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().Receipts+1, func(m jetstream.RawMsg) error {
 		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
 		var r struct {
 			EventID  string `json:"event_id"`
@@ -173,18 +239,17 @@ func (s *Service) followReceipts(ctx context.Context) error {
 			ThreadID string `json:"thread_id"`
 		}
 		if len(parts) != 3 || json.Unmarshal(m.Data, &r) != nil {
-			s.model.SkipReceiptPos(m.Seq)
-			return nil
+			return s.applyRetrying(ctx, "receipts", func() error { return s.model.SkipReceiptPos(m.Seq) })
 		}
 		room, user, rtype := jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
-		s.model.ApplyReceipt(m.Seq, room, user, rtype, projection.Receipt{EventID: r.EventID, TS: r.TS, ThreadID: r.ThreadID})
-		return nil
+		rc := projection.Receipt{EventID: r.EventID, TS: r.TS, ThreadID: r.ThreadID}
+		return s.applyRetrying(ctx, "receipts", func() error { return s.model.ApplyReceipt(m.Seq, room, user, rtype, rc) })
 	})
 }
 
 func (s *Service) followAccountData(ctx context.Context) error {
 	b := jetstream.BucketAccountData
-	return s.engine.Follow(ctx, jetstream.BucketStream(b), 1, func(m jetstream.RawMsg) error {
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().AccountData+1, func(m jetstream.RawMsg) error {
 		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
 		if len(parts) != 3 {
 			return nil
@@ -197,8 +262,7 @@ func (s *Service) followAccountData(ctx context.Context) error {
 		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(m.Data) == 0 {
 			content = nil
 		}
-		s.model.ApplyAccountData(m.Seq, user, room, dtype, content)
-		return nil
+		return s.applyRetrying(ctx, "account data", func() error { return s.model.ApplyAccountData(m.Seq, user, room, dtype, content) })
 	})
 }
 

@@ -79,8 +79,8 @@ func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*p
 		}
 	}
 	w := &SyncWait{s: s, req: req, deadline: deadline}
-	if resp := w.poll(); resp != nil {
-		return resp, nil, nil
+	if resp, err := w.poll(); err != nil || resp != nil {
+		return resp, nil, err
 	}
 	return nil, w, nil
 }
@@ -88,13 +88,16 @@ func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*p
 // poll computes the sync now. It returns the answer when there is
 // something new or the deadline has passed, and nil otherwise; then w.wake
 // is the channel that is closed when something for the user changes.
-func (w *SyncWait) poll() *projection.SyncResponse {
-	resp, has, wake := w.s.model.Sync(w.req)
+func (w *SyncWait) poll() (*projection.SyncResponse, error) {
+	resp, has, wake, err := w.s.model.Sync(w.req)
+	if err != nil {
+		return nil, w.s.storeUnavailable(err)
+	}
 	if has || w.req.Since == nil || w.req.FullState || !time.Now().Before(w.deadline) {
-		return resp
+		return resp, nil
 	}
 	w.wake = wake
-	return nil
+	return nil, nil
 }
 
 // Block waits for something new or the deadline and returns the answer.
@@ -112,8 +115,8 @@ func (w *SyncWait) Block(ctx context.Context) (*projection.SyncResponse, error) 
 			t.Stop()
 			return nil, ctx.Err()
 		}
-		if resp := w.poll(); resp != nil {
-			return resp, nil
+		if resp, err := w.poll(); err != nil || resp != nil {
+			return resp, err
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/planb-chat/planb/internal/freeport"
 	"github.com/planb-chat/planb/internal/testutil"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 )
 
 // The write path on a real in-process engine: group commit, optimistic
@@ -43,7 +44,7 @@ func startNode(t *testing.T, eng *jetstream.Engine, dc string) *node {
 	cfg := homeserver.DefaultConfig()
 	cfg.ServerName, cfg.OpenRegistration, cfg.DataCenter = "test.local", true, dc
 	cfg.WriteTimeout = planb.Duration(30 * time.Second)
-	svc := homeserver.New(cfg, eng, quiet, reg)
+	svc := homeserver.New(cfg, eng, projection.New(eng.Partitions(), eng.Partition), quiet, reg)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

@@ -65,18 +65,26 @@ type Config struct {
 	Faults     FaultsConfig   `json:"faults"`
 	Replicas   int            `json:"replicas"`
 	Partitions int            `json:"partitions"`
+	// CacheSizeMB is the read model store's block cache in MiB: with the
+	// small hot parts of the models, what bounds the node's memory,
+	// whatever the size of the history.
+	CacheSizeMB int `json:"cache_size_mb"`
+	// RebuildReadModels deletes this node's read model store at start, so
+	// that it is rebuilt from the log (an operator's one-off, flag only).
+	RebuildReadModels bool `json:"-"`
 }
 
 // Default returns the configuration of a single standalone node.
 func Default() Config {
 	return Config{
-		Config:     homeserver.DefaultConfig(),
-		Limits:     httpapi.DefaultLimits(),
-		Policy:     cluster.DefaultPolicy(),
-		DataDir:    "planb-data",
-		HTTPListen: "127.0.0.1:8008",
-		Replicas:   1,
-		Partitions: jetstream.DefaultPartitions,
+		Config:      homeserver.DefaultConfig(),
+		Limits:      httpapi.DefaultLimits(),
+		Policy:      cluster.DefaultPolicy(),
+		DataDir:     "planb-data",
+		HTTPListen:  "127.0.0.1:8008",
+		Replicas:    1,
+		Partitions:  jetstream.DefaultPartitions,
+		CacheSizeMB: 64,
 	}
 }
 
@@ -102,8 +110,11 @@ func (c Config) Validate() error {
 	if c.ServerName == "" || strings.ContainsAny(c.ServerName, " /@!#$") {
 		bad("server_name %q: want a DNS name such as chat.example.org", c.ServerName)
 	}
-	if len(c.External.URLs) == 0 && c.DataDir == "" {
-		bad("data_dir is required for the embedded engine")
+	if c.DataDir == "" {
+		bad("data_dir is required (the engine's files and this node's read model store live there)")
+	}
+	if c.CacheSizeMB < 8 || c.CacheSizeMB > 1<<20 {
+		bad("cache_size_mb %d: want at least 8 (MiB)", c.CacheSizeMB)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
 		bad("http_listen %q: want host:port", c.HTTPListen)

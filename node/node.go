@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/httpapi"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 	"github.com/planb-chat/planb/webclient"
 )
 
@@ -70,7 +72,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer engine.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	hs := homeserver.New(cfg.Config, engine, log, reg)
+	model, reset, err := projection.Open(engine.Partitions(), engine.Partition, projection.StoreOptions{
+		Dir: filepath.Join(cfg.DataDir, "readmodel"), CacheBytes: int64(cfg.CacheSizeMB) << 20,
+		Rebuild: cfg.RebuildReadModels, Log: log})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("open the read models: %w", err)
+	}
+	defer model.Close()
+	if reset != "" {
+		log.Info("read models start empty and are rebuilt from the log", "why", reset)
+	} else {
+		pos := model.Position()
+		log.Info("read models resume from their store", "events", model.Stats().Events, "position", pos.String())
+	}
+	hs := homeserver.New(cfg.Config, engine, model, log, reg)
 	ops := cluster.New(cfg.Policy, engine, hs, log, reg)
 	api := httpapi.New(hs, ops, log, httpapi.Options{
 		Limits: cfg.Limits, Registry: reg, Faults: faults,

@@ -144,8 +144,12 @@ func (r *room) timelineIDs() []string {
 	r.w.m.mu.RLock()
 	defer r.w.m.mu.RUnlock()
 	var out []string
-	for _, e := range r.w.m.rooms[r.id].Timeline {
+	err := r.w.m.scan(r.w.m.rooms[r.id], 0, false, func(e *Entry) (bool, error) {
 		out = append(out, e.Event.EventID)
+		return true, nil
+	})
+	if err != nil {
+		r.w.t.Fatal(err)
 	}
 	return out
 }
@@ -154,7 +158,10 @@ func (r *room) timelineIDs() []string {
 // response and its next_batch parsed.
 func (w *world) sync(user string, since *Token, f *Filter) (*SyncResponse, bool, Token) {
 	w.t.Helper()
-	resp, has, _ := w.m.Sync(SyncRequest{User: user, Device: "DEV", Since: since, Filter: f})
+	resp, has, _, err := w.m.Sync(SyncRequest{User: user, Device: "DEV", Since: since, Filter: f})
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	next, err := ParseToken(resp.NextBatch, len(w.next))
 	if err != nil {
 		w.t.Fatalf("next_batch %q: %v", resp.NextBatch, err)

@@ -1,7 +1,16 @@
 // Package projection holds planb's read models: room state, membership,
 // timelines, per-user room lists, receipts, account data and typing. Every
 // node derives them from the replicated log (and the receipt and account-data
-// buckets) and rebuilds them on start, so any node can answer any client.
+// buckets), so any node can answer any client.
+//
+// The models live in a Pebble store on the node's disk (see store.go):
+// timelines and the event, transaction and state-history indexes are read
+// from it; what every query needs at once — each room's current state,
+// membership changes and visibility, receipts and account data — is also
+// held in memory and loaded from the store on start. The store is only
+// derived: it records the log positions it reached, a restarted node
+// resumes from them, and a store that is missing, of another format or
+// damaged is rebuilt from the log.
 //
 // Positions: each partition stream, the receipts bucket and the account-data
 // bucket have their own sequence; a sync Token is a vector of them.
@@ -13,7 +22,11 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/planb-chat/planb"
 )
@@ -44,6 +57,7 @@ type Entry struct {
 type memberChange struct {
 	index      int // timeline index of the member event
 	membership string
+	eventID    string
 }
 
 // visChange is one change of a room's history visibility.
@@ -60,16 +74,17 @@ type Receipt struct {
 	Pos      uint64 // receipts bucket sequence
 }
 
-// Room is the read model of one room.
+// Room is the read model of one room. Its timeline is in the store.
 type Room struct {
 	ID        string
 	Partition int
 	Version   string
 	Creator   string
-	Timeline  []*Entry
+	Count     int // events in the timeline
+	LastSeq   uint64
+	lastEvent string // ID of the newest event
 	State     planb.StateMap
-	StateLog  []*Entry // state events in timeline order
-	LastSeq   uint64   // sequence of the room's last record
+	stateIdx  map[planb.StateTuple]int // timeline index of each current state event
 	members   map[string][]memberChange
 	vis       []visChange
 	receipts  map[string]map[string]Receipt // user → receipt type → receipt
@@ -112,33 +127,128 @@ type User struct {
 type Model struct {
 	partitionOf   func(roomID string) int
 	typingHorizon time.Duration
+	opts          StoreOptions
 
 	mu         sync.RWMutex
+	db         *pebble.DB
+	space      diskSpace
 	parts      []uint64 // applied sequence per partition
 	receiptPos uint64
 	dataPos    uint64
 	typingPos  uint64
 	rooms      map[string]*Room
-	events     map[string]*Entry
 	users      map[string]*User
-	txns       map[string]*Entry
-	progress   chan struct{} // closed and replaced on every applied change
+	events     int   // events in all timelines
+	fault      error // why the last write to the store failed; nil after a success
+	closed     bool
+	damaged    atomic.Pointer[error] // set for good when the store is found damaged
+	progress   chan struct{}         // closed and replaced on every applied change
 }
 
-// New returns an empty model for a log of the given number of partitions;
-// partitionOf maps a room to its partition.
+// New returns an empty model for a log of the given number of partitions,
+// with its store in memory; partitionOf maps a room to its partition.
 func New(partitions int, partitionOf func(string) int) *Model {
-	return &Model{
-		partitionOf:   partitionOf,
-		typingHorizon: 30 * time.Second,
-		parts:         make([]uint64, partitions),
-		typingPos:     uint64(time.Now().UnixMilli()),
-		rooms:         map[string]*Room{},
-		events:        map[string]*Entry{},
-		users:         map[string]*User{},
-		txns:          map[string]*Entry{},
-		progress:      make(chan struct{}),
+	m, _, err := Open(partitions, partitionOf, StoreOptions{})
+	if err != nil {
+		panic(fmt.Sprintf("an in-memory read model store cannot be opened: %v", err))
 	}
+	return m
+}
+
+// Open returns the model kept in the store o names, loaded as far as the
+// store reached. reset says why the store was created afresh ("" when it
+// was reused): the log must then be read from its beginning.
+func Open(partitions int, partitionOf func(string) int, o StoreOptions) (m *Model, reset string, err error) {
+	m = &Model{partitionOf: partitionOf, typingHorizon: 30 * time.Second,
+		parts: make([]uint64, partitions), typingPos: uint64(time.Now().UnixMilli()), progress: make(chan struct{})}
+	o.corrupt = m.corrupted
+	m.opts = o
+	db, reset, err := openStore(o)
+	if err != nil {
+		return nil, "", err
+	}
+	m.db = db
+	m.space = diskSpace{now: time.Now, fs: o.fs, dir: o.Dir, min: o.MinFreeBytes}
+	if m.space.fs == nil {
+		m.space.fs = vfs.Default
+	}
+	if m.space.min == 0 {
+		m.space.min = 256 << 20
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.load(); err != nil {
+		db.Close()
+		if o.Dir == "" || reset != "" {
+			return nil, "", err
+		}
+		// A store that opens but cannot be read back is damaged: rebuild.
+		o.Rebuild = true
+		m2, _, err2 := Open(partitions, partitionOf, o)
+		return m2, fmt.Sprintf("the store could not be read back (%v)", err), err2
+	}
+	return m, reset, nil
+}
+
+// Close closes the store; the model must not be used after.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	if err := m.db.Close(); err != nil {
+		return fmt.Errorf("close the read model store: %w", err)
+	}
+	return nil
+}
+
+// Fault returns why the last write to the store failed (a full disk, say),
+// or nil once a write succeeded again; or, for good, that the store was
+// found damaged.
+func (m *Model) Fault() error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if d := m.damaged.Load(); d != nil {
+		return *d
+	}
+	return m.fault
+}
+
+// corrupted records damage Pebble found in the store. It is called from
+// inside Pebble's reads, with or without mu held, so it takes no lock.
+func (m *Model) corrupted(err error) { m.damaged.CompareAndSwap(nil, &err) }
+
+// failed records a failed write and puts the in-memory part of the model
+// back to what the store holds (the batch that failed was not applied), so
+// that the record can be applied again. Caller holds mu for writing.
+func (m *Model) failed(err error) error {
+	err = fmt.Errorf("write the read model store: %w", err)
+	m.fault = err
+	if lerr := m.load(); lerr != nil {
+		m.fault = fmt.Errorf("%w; reading it back: %v", err, lerr)
+	}
+	return m.fault
+}
+
+// roomToWrite returns an error while the store's disk is short of space,
+// as the model's fault. Caller holds mu for writing.
+func (m *Model) roomToWrite() error {
+	if err := m.space.check(); err != nil {
+		m.fault = err
+		return err
+	}
+	return nil
+}
+
+// commit writes b and records the outcome. Caller holds mu for writing.
+func (m *Model) commit(b *pebble.Batch) error {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return m.failed(err)
+	}
+	m.fault = nil
+	return nil
 }
 
 // user returns the user's model, creating it. Caller holds mu for writing.
@@ -167,20 +277,26 @@ func (m *Model) advance() {
 
 // ApplyRecord applies record rec, stored at sequence seq of partition p.
 // Records must be applied in sequence order per partition; a sequence at or
-// below the applied position is ignored (replays are harmless).
+// below the applied position is ignored (replays are harmless). When the
+// store cannot be written the model stays at the previous record and the
+// error is returned; applying the record again later is safe.
 func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p < 0 || p >= len(m.parts) {
 		return fmt.Errorf("apply: partition %d out of range", p)
 	}
+	if err := m.roomToWrite(); err != nil {
+		return err
+	}
 	if seq <= m.parts[p] {
 		return nil
 	}
-	m.parts[p] = seq
-	defer m.advance()
+	b := m.db.NewIndexedBatch()
+	defer b.Close()
 	wake := map[string]bool{}
 	touched := map[*Room]bool{}
+	added := 0
 	for i, ev := range rec.Events {
 		room := m.rooms[ev.RoomID]
 		if room == nil {
@@ -189,9 +305,7 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 				// checks; skip it rather than stop the whole node.
 				continue
 			}
-			room = &Room{ID: ev.RoomID, Partition: p, State: planb.StateMap{},
-				members: map[string][]memberChange{}, receipts: map[string]map[string]Receipt{},
-				typing: map[string]time.Time{}}
+			room = newRoom(ev.RoomID, p)
 			var c struct {
 				RoomVersion string `json:"room_version"`
 			}
@@ -203,28 +317,36 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 			room.Creator = ev.Sender
 			m.rooms[ev.RoomID] = room
 		}
-		e := &Entry{Event: ev, Room: room, Seq: seq, Index: len(room.Timeline), Content: ev.Content}
+		e := &Entry{Event: ev, Room: room, Seq: seq, Index: room.Count, Content: ev.Content}
 		for _, t := range rec.Txns {
 			if t.Event == i {
 				e.TxnID, e.DeviceID = t.TxnID, t.DeviceID
-				m.txns[t.Key] = e
+				b.Set(key(kTxn, t.Key), []byte(ev.EventID), nil)
 			}
 		}
+		if !touched[room] {
+			b.Set(withNum(key(kSeq, room.ID), seq), num(uint64(e.Index)), nil)
+		}
 		if ev.IsState() {
+			tuple := planb.StateTuple{Type: ev.Type, StateKey: *ev.StateKey}
 			if prev := room.State.Get(ev.Type, *ev.StateKey); prev != nil {
-				pe := m.events[prev.EventID]
-				if pe != nil {
-					e.PrevContent, e.PrevSender = pe.Content, prev.Sender
+				pe, err := m.entryAt(b, room, room.stateIdx[tuple])
+				if err != nil {
+					return m.failed(err)
 				}
+				e.PrevContent, e.PrevSender = pe.Content, prev.Sender
 				e.Replaces = prev.EventID
 			}
 			room.State.Apply(ev)
-			room.StateLog = append(room.StateLog, e)
+			room.stateIdx[tuple] = e.Index
+			b.Set(key(kState, room.ID, ev.Type, *ev.StateKey), num(uint64(e.Index)), nil)
+			b.Set(withNum(key(kStateLog, room.ID), uint64(e.Index)), nil, nil)
 			switch ev.Type {
 			case planb.TypeMember:
 				target := *ev.StateKey
 				mem := ev.Membership()
-				room.members[target] = append(room.members[target], memberChange{e.Index, mem})
+				room.members[target] = append(room.members[target], memberChange{e.Index, mem, ev.EventID})
+				b.Set(withNum(key(kMember, room.ID, target), uint64(e.Index)), appendStr(appendStr(nil, mem), ev.EventID), nil)
 				u := m.user(target)
 				u.rooms[room.ID] = room
 				wake[target] = true
@@ -234,20 +356,40 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 				}
 				_ = json.Unmarshal(ev.Content, &c)
 				room.vis = append(room.vis, visChange{e.Index, c.V})
+				b.Set(withNum(key(kVis, room.ID), uint64(e.Index)), []byte(c.V), nil)
 			}
 		}
 		if ev.Type == planb.TypeRedaction && ev.Redacts != "" {
-			if t := m.events[ev.Redacts]; t != nil && t.Room == room && t.RedactedBy == nil {
-				t.RedactedBy = ev
-				room.redactions++
-				t.Content = redact(t.Event.Type, t.Event.Content)
+			if err := m.redact(b, room, ev); err != nil {
+				return m.failed(err)
 			}
 		}
-		room.Timeline = append(room.Timeline, e)
-		m.events[ev.EventID] = e
-		room.LastSeq = seq
+		raw, err := encodeEntry(e)
+		if err != nil {
+			return m.failed(err)
+		}
+		b.Set(entryKey(room.ID, e.Index), raw, nil)
+		b.Set(key(kID, ev.EventID), withNum(appendStr(nil, room.ID), uint64(e.Index)), nil)
+		room.Count++
+		room.LastSeq, room.lastEvent = seq, ev.EventID
+		added++
 		touched[room] = true
 	}
+	for room := range touched {
+		meta, err := json.Marshal(roomMeta{Partition: room.Partition, Version: room.Version, Creator: room.Creator,
+			Count: room.Count, LastSeq: room.LastSeq, LastEvent: room.lastEvent, Redactions: room.redactions})
+		if err != nil {
+			return m.failed(err)
+		}
+		b.Set(key(kRoom, room.ID), meta, nil)
+	}
+	b.Set(keyPart(p), num(seq), nil)
+	if err := m.commit(b); err != nil {
+		return err
+	}
+	m.parts[p] = seq
+	m.events += added
+	defer m.advance()
 	// Who to wake is worked out once per room of the record, not once per
 	// event: a group-committed record holds up to hundreds of events, and
 	// the members of a big room are many. Everyone whose membership the
@@ -261,6 +403,34 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 		m.wakeUser(uid)
 	}
 	return nil
+}
+
+// redact applies redaction ev of room to its target in b, when the target
+// is an event of the same room not redacted yet. Caller holds mu for
+// writing.
+func (m *Model) redact(b *pebble.Batch, room *Room, ev *planb.Event) error {
+	r, idx, ok, err := m.locate(b, ev.Redacts)
+	if err != nil || !ok || r != room {
+		return err
+	}
+	t, err := m.entryAt(b, room, idx)
+	if err != nil || t.RedactedBy != nil {
+		return err
+	}
+	t.RedactedBy = ev
+	t.Content = redact(t.Event.Type, t.Event.Content)
+	raw, err := encodeEntry(t)
+	if err != nil {
+		return err
+	}
+	room.redactions++
+	b.Set(entryKey(room.ID, idx), raw, nil)
+	return nil
+}
+
+func newRoom(id string, p int) *Room {
+	return &Room{ID: id, Partition: p, State: planb.StateMap{}, stateIdx: map[planb.StateTuple]int{},
+		members: map[string][]memberChange{}, receipts: map[string]map[string]Receipt{}, typing: map[string]time.Time{}}
 }
 
 // joinedOrInvited returns the users currently joined to or invited to room.
@@ -277,19 +447,35 @@ func (m *Model) joinedOrInvited(room *Room) map[string]bool {
 
 // ApplyReceipt records a receipt stored at sequence pos of the receipts
 // bucket.
-func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt) {
+func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.roomToWrite(); err != nil {
+		return err
+	}
 	if pos <= m.receiptPos {
-		return
+		return nil
+	}
+	b := m.db.NewBatch()
+	defer b.Close()
+	room := m.rooms[roomID]
+	r.Pos = pos
+	if room != nil {
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		b.Set(key(kReceipt, roomID, userID, rtype), raw, nil)
+	}
+	b.Set(keyReceipts, num(pos), nil)
+	if err := m.commit(b); err != nil {
+		return err
 	}
 	m.receiptPos = pos
 	defer m.advance()
-	room := m.rooms[roomID]
 	if room == nil {
-		return
+		return nil
 	}
-	r.Pos = pos
 	if room.receipts[userID] == nil {
 		room.receipts[userID] = map[string]Receipt{}
 	}
@@ -297,50 +483,85 @@ func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt
 	for uid := range m.joinedOrInvited(room) {
 		m.wakeUser(uid)
 	}
+	return nil
 }
 
 // SkipReceiptPos moves the receipts position past a record that carried no
 // receipt (a deletion, say).
-func (m *Model) SkipReceiptPos(pos uint64) {
+func (m *Model) SkipReceiptPos(pos uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if pos > m.receiptPos {
-		m.receiptPos = pos
-		m.advance()
+	if err := m.roomToWrite(); err != nil {
+		return err
 	}
+	if pos <= m.receiptPos {
+		return nil
+	}
+	b := m.db.NewBatch()
+	defer b.Close()
+	b.Set(keyReceipts, num(pos), nil)
+	if err := m.commit(b); err != nil {
+		return err
+	}
+	m.receiptPos = pos
+	m.advance()
+	return nil
 }
 
 // ApplyAccountData records account data of userID (roomID "" for global)
 // stored at sequence pos of the account-data bucket. A nil content deletes.
-func (m *Model) ApplyAccountData(pos uint64, userID, roomID, dtype string, content json.RawMessage) {
+func (m *Model) ApplyAccountData(pos uint64, userID, roomID, dtype string, content json.RawMessage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if pos <= m.dataPos {
-		return
+	if err := m.roomToWrite(); err != nil {
+		return err
 	}
-	m.dataPos = pos
-	defer m.advance()
-	u := m.user(userID)
-	if dtype == ForgottenType && roomID != "" {
+	if pos <= m.dataPos {
+		return nil
+	}
+	b := m.db.NewBatch()
+	defer b.Close()
+	forgot := dtype == ForgottenType && roomID != ""
+	var forgotAt string
+	if forgot {
 		var c struct {
 			EventID string `json:"event_id"`
 		}
 		_ = json.Unmarshal(content, &c)
-		u.forgotten[roomID] = c.EventID
+		forgotAt = c.EventID
+		b.Set(key(kForgot, userID, roomID), []byte(forgotAt), nil)
+	} else {
+		if content == nil {
+			content = json.RawMessage(`{}`)
+		}
+		b.Set(key(kData, userID, roomID, dtype), append(num(pos), content...), nil)
+	}
+	b.Set(keyData, num(pos), nil)
+	if err := m.commit(b); err != nil {
+		return err
+	}
+	m.dataPos = pos
+	defer m.advance()
+	u := m.user(userID)
+	if forgot {
+		u.forgotten[roomID] = forgotAt
+		return nil
+	}
+	m.setAccountData(u, roomID, dtype, adEntry{content, pos})
+	m.wakeUser(userID)
+	return nil
+}
+
+// setAccountData keeps e in u. Caller holds mu for writing.
+func (m *Model) setAccountData(u *User, roomID, dtype string, e adEntry) {
+	if roomID == "" {
+		u.global[dtype] = e
 		return
 	}
-	if content == nil {
-		content = json.RawMessage(`{}`)
+	if u.roomData[roomID] == nil {
+		u.roomData[roomID] = map[string]adEntry{}
 	}
-	if roomID == "" {
-		u.global[dtype] = adEntry{content, pos}
-	} else {
-		if u.roomData[roomID] == nil {
-			u.roomData[roomID] = map[string]adEntry{}
-		}
-		u.roomData[roomID][dtype] = adEntry{content, pos}
-	}
-	m.wakeUser(userID)
+	u.roomData[roomID][dtype] = e
 }
 
 // SetTyping records that userID is typing in roomID until the deadline
@@ -405,8 +626,8 @@ func (m *Model) LastMembershipEvent(roomID, user string) string {
 	if r == nil {
 		return ""
 	}
-	if i := r.lastMembershipIndex(user); i >= 0 {
-		return r.Timeline[i].Event.EventID
+	if h := r.members[user]; len(h) > 0 {
+		return h[len(h)-1].eventID
 	}
 	return ""
 }
@@ -497,7 +718,7 @@ type Stats struct {
 func (m *Model) Stats() Stats {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return Stats{Rooms: len(m.rooms), Events: len(m.events), Users: len(m.users)}
+	return Stats{Rooms: len(m.rooms), Events: m.events, Users: len(m.users)}
 }
 
 // sortedKeys returns a map's keys in order (deterministic output).

@@ -285,7 +285,7 @@ func TestSyncWakeChannel(t *testing.T) {
 	other := w.createRoom("!other:hs", 1, carol, "shared")
 
 	wake := func(user string) <-chan struct{} {
-		_, _, ch := w.m.Sync(SyncRequest{User: user, Device: "DEV"})
+		_, _, ch, _ := w.m.Sync(SyncRequest{User: user, Device: "DEV"})
 		return ch
 	}
 
@@ -408,7 +408,7 @@ func TestConcurrentApplyAndRead(t *testing.T) {
 	}()
 	var since *Token
 	for {
-		resp, _, wake := w.m.Sync(SyncRequest{User: bob, Device: "DEV", Since: since})
+		resp, _, wake, _ := w.m.Sync(SyncRequest{User: bob, Device: "DEV", Since: since})
 		tok, err := ParseToken(resp.NextBatch, 2)
 		if err != nil {
 			t.Fatal(err)

@@ -82,6 +82,15 @@ func (r *Room) membershipAt(user string, idx int) string {
 	return h[i-1].membership
 }
 
+// lastMembershipEvent returns the ID of user's latest member event, or "".
+func (r *Room) lastMembershipEvent(user string) string {
+	h := r.members[user]
+	if len(h) == 0 {
+		return ""
+	}
+	return h[len(h)-1].eventID
+}
+
 // lastMembershipIndex returns the timeline index of user's latest member event.
 func (r *Room) lastMembershipIndex(user string) int {
 	h := r.members[user]
@@ -137,28 +146,6 @@ func canSee(user string, e *Entry) bool {
 	return false
 }
 
-// stateAt returns the room state right before timeline position pos (after
-// the events with index < pos).
-func (r *Room) stateAt(pos int) map[planb.StateTuple]*Entry {
-	st := map[planb.StateTuple]*Entry{}
-	for _, e := range r.StateLog {
-		if e.Index >= pos {
-			break
-		}
-		st[planb.StateTuple{Type: e.Event.Type, StateKey: *e.Event.StateKey}] = e
-	}
-	return st
-}
-
-// currentState returns the room's current state entries.
-func (m *Model) currentState(r *Room) map[planb.StateTuple]*Entry {
-	st := make(map[planb.StateTuple]*Entry, len(r.State))
-	for k, ev := range r.State {
-		st[k] = m.events[ev.EventID]
-	}
-	return st
-}
-
 // sortedState returns state entries in a deterministic order.
 func sortedState(st map[planb.StateTuple]*Entry) []*Entry {
 	out := make([]*Entry, 0, len(st))
@@ -184,14 +171,15 @@ func (v RoomView) State() planb.StateReader { return v.room.State }
 func (v RoomView) LastSeq() uint64 { return v.room.LastSeq }
 
 // Depth returns the number of events in the room.
-func (v RoomView) Depth() int64 { return int64(len(v.room.Timeline)) }
+func (v RoomView) Depth() int64 { return int64(v.room.Count) }
 
 // LastEventID returns the ID of the room's latest event.
-func (v RoomView) LastEventID() string { return v.room.Timeline[len(v.room.Timeline)-1].Event.EventID }
+func (v RoomView) LastEventID() string { return v.room.lastEvent }
 
-// Event returns an event of this room by ID, or nil.
+// Event returns an event of this room by ID, or nil (also when the store
+// cannot be read: the caller then refuses what depends on it).
 func (v RoomView) Event(id string) *planb.Event {
-	if e := v.m.events[id]; e != nil && e.Room == v.room {
+	if e, err := v.m.event(id); err == nil && e != nil && e.Room == v.room {
 		return e.Event
 	}
 	return nil
@@ -217,15 +205,20 @@ func (m *Model) HasRoom(roomID string) bool {
 	return m.rooms[roomID] != nil
 }
 
-// TxnEvents returns the events of the record that the client transaction
-// key produced, or nil.
-func (m *Model) TxnEvent(key string) *planb.Event {
+// TxnEvent returns the event that the client transaction key produced,
+// or nil.
+func (m *Model) TxnEvent(txnKey string) (*planb.Event, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if e := m.txns[key]; e != nil {
-		return e.Event
+	id, ok, err := getCopy(m.db, key(kTxn, txnKey))
+	if err != nil || !ok {
+		return nil, err
 	}
-	return nil
+	e, err := m.event(string(id))
+	if err != nil || e == nil {
+		return nil, err
+	}
+	return e.Event, nil
 }
 
 // Membership returns user's current membership of roomID ("" for none).

@@ -2,7 +2,6 @@ package projection
 
 import (
 	"encoding/json"
-	"sort"
 	"time"
 
 	"github.com/planb-chat/planb"
@@ -17,19 +16,19 @@ const maxPage = 1000
 func access(r *Room, user string) (int, error) {
 	switch r.membership(user) {
 	case planb.MembershipJoin:
-		return len(r.Timeline), nil
+		return r.Count, nil
 	case planb.MembershipLeave, planb.MembershipBan:
 		for _, c := range r.members[user] {
 			if c.membership == planb.MembershipJoin {
-				if r.visibilityAt(len(r.Timeline)-1) == "world_readable" {
-					return len(r.Timeline), nil
+				if r.visibilityAt(r.Count-1) == "world_readable" {
+					return r.Count, nil
 				}
 				return r.lastMembershipIndex(user) + 1, nil
 			}
 		}
 	}
-	if r.visibilityAt(len(r.Timeline)-1) == "world_readable" {
-		return len(r.Timeline), nil
+	if r.visibilityAt(r.Count-1) == "world_readable" {
+		return r.Count, nil
 	}
 	return 0, planb.Forbidden("%s is not in room %s", user, r.ID)
 }
@@ -56,18 +55,13 @@ type Page struct {
 // holds mu.
 func (m *Model) position(r *Room, tok string) (int, error) {
 	if n, ok := parseTopo(tok); ok {
-		return min(n, len(r.Timeline)), nil
+		return min(n, r.Count), nil
 	}
 	t, err := ParseToken(tok, len(m.parts))
 	if err != nil {
 		return 0, planb.InvalidParam("invalid pagination token %q", tok)
 	}
-	return r.positionAtSeq(t.Parts[r.Partition]), nil
-}
-
-// positionAtSeq returns the number of the room's events at or below seq.
-func (r *Room) positionAtSeq(seq uint64) int {
-	return sort.Search(len(r.Timeline), func(i int) bool { return r.Timeline[i].Seq > seq })
+	return m.positionAtSeq(r, t.Parts[r.Partition])
 }
 
 // Messages answers GET /rooms/{roomId}/messages for user on device.
@@ -104,24 +98,27 @@ func (m *Model) Messages(user, device, roomID, from, to string, backwards bool, 
 	}
 	senders := map[string]bool{}
 	i := pos
-	for len(page.Chunk) < limit {
-		var e *Entry
-		if backwards {
-			if i <= 0 || (stop >= 0 && i <= stop) {
-				break
+	if len(page.Chunk) < limit {
+		err = m.scan(r, i, backwards, func(e *Entry) (bool, error) {
+			if backwards {
+				if i <= 0 || (stop >= 0 && i <= stop) {
+					return false, nil
+				}
+				i--
+			} else {
+				if i >= upto || (stop >= 0 && i >= stop) {
+					return false, nil
+				}
+				i++
 			}
-			i--
-			e = r.Timeline[i]
-		} else {
-			if i >= upto || (stop >= 0 && i >= stop) {
-				break
+			if canSee(user, e) && f.AllowsEvent(e.Event, e.Content) {
+				page.Chunk = append(page.Chunk, clientEvent(e, user, device, true, now))
+				senders[e.Event.Sender] = true
 			}
-			e = r.Timeline[i]
-			i++
-		}
-		if canSee(user, e) && f.AllowsEvent(e.Event, e.Content) {
-			page.Chunk = append(page.Chunk, clientEvent(e, user, device, true, now))
-			senders[e.Event.Sender] = true
+			return len(page.Chunk) < limit, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	atEnd := (backwards && i <= 0) || (!backwards && i >= upto) || (stop >= 0 && i == stop)
@@ -129,7 +126,10 @@ func (m *Model) Messages(user, device, roomID, from, to string, backwards bool, 
 		page.End = topoToken(i)
 	}
 	if f != nil && f.LazyLoadMembers {
-		st := r.stateAt(max(pos, i))
+		st, err := m.stateAt(r, max(pos, i))
+		if err != nil {
+			return nil, err
+		}
 		for s := range senders {
 			if e := st[planb.StateTuple{Type: planb.TypeMember, StateKey: s}]; e != nil {
 				page.State = append(page.State, clientEvent(e, user, device, true, now))
@@ -157,7 +157,10 @@ func (m *Model) Context(user, device, roomID, eventID string, limit int, f *Room
 	if err != nil {
 		return nil, err
 	}
-	e := m.events[eventID]
+	e, err := m.event(eventID)
+	if err != nil {
+		return nil, err
+	}
 	if e == nil || e.Room != r || e.Index >= upto || !canSee(user, e) {
 		return nil, planb.NotFound("event %s not found", eventID)
 	}
@@ -169,23 +172,39 @@ func (m *Model) Context(user, device, roomID, eventID string, limit int, f *Room
 	res := &ContextResult{Event: clientEvent(e, user, device, true, now), EventsBefore: []ClientEvent{}, EventsAfter: []ClientEvent{}}
 	before, after := limit/2, limit-limit/2
 	i := e.Index
-	for i > 0 && len(res.EventsBefore) < before {
-		i--
-		if x := r.Timeline[i]; canSee(user, x) && f.AllowsEvent(x.Event, x.Content) {
-			res.EventsBefore = append(res.EventsBefore, clientEvent(x, user, device, true, now))
+	if before > 0 {
+		err = m.scan(r, i, true, func(x *Entry) (bool, error) {
+			i--
+			if canSee(user, x) && f.AllowsEvent(x.Event, x.Content) {
+				res.EventsBefore = append(res.EventsBefore, clientEvent(x, user, device, true, now))
+			}
+			return len(res.EventsBefore) < before, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	res.Start = topoToken(i)
 	j := e.Index + 1
-	for j < upto && len(res.EventsAfter) < after {
-		if x := r.Timeline[j]; canSee(user, x) && f.AllowsEvent(x.Event, x.Content) {
-			res.EventsAfter = append(res.EventsAfter, clientEvent(x, user, device, true, now))
+	if after > 0 && j < upto {
+		err = m.scan(r, j, false, func(x *Entry) (bool, error) {
+			if canSee(user, x) && f.AllowsEvent(x.Event, x.Content) {
+				res.EventsAfter = append(res.EventsAfter, clientEvent(x, user, device, true, now))
+			}
+			j++
+			return j < upto && len(res.EventsAfter) < after, nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		j++
 	}
 	res.End = topoToken(j)
 	res.State = []ClientEvent{}
-	for _, s := range sortedState(r.stateAt(e.Index)) {
+	st, err := m.stateAt(r, e.Index)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sortedState(st) {
 		res.State = append(res.State, clientEvent(s, user, device, true, now))
 	}
 	return res, nil
@@ -199,7 +218,10 @@ func (m *Model) Event(user, device, roomID, eventID string) (*ClientEvent, error
 	if err != nil {
 		return nil, err
 	}
-	e := m.events[eventID]
+	e, err := m.event(eventID)
+	if err != nil {
+		return nil, err
+	}
 	if e == nil || e.Room != r || e.Index >= upto || !canSee(user, e) {
 		return nil, planb.NotFound("event %s not found", eventID)
 	}
@@ -209,11 +231,11 @@ func (m *Model) Event(user, device, roomID, eventID string) (*ClientEvent, error
 
 // readableState returns the state user may see: current while joined (or
 // in a world-readable room), as it was when they left otherwise.
-func (m *Model) readableState(r *Room, user string, upto int) map[planb.StateTuple]*Entry {
-	if upto >= len(r.Timeline) {
+func (m *Model) readableState(r *Room, user string, upto int) (map[planb.StateTuple]*Entry, error) {
+	if upto >= r.Count {
 		return m.currentState(r)
 	}
-	return r.stateAt(upto)
+	return m.stateAt(r, upto)
 }
 
 // State answers GET /rooms/{roomId}/state.
@@ -224,9 +246,13 @@ func (m *Model) State(user, roomID string) ([]ClientEvent, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := m.readableState(r, user, upto)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	out := []ClientEvent{}
-	for _, e := range sortedState(m.readableState(r, user, upto)) {
+	for _, e := range sortedState(st) {
 		out = append(out, clientEvent(e, user, "", true, now))
 	}
 	return out, nil
@@ -241,7 +267,11 @@ func (m *Model) StateEvent(user, roomID, eventType, stateKey string) (*ClientEve
 	if err != nil {
 		return nil, err
 	}
-	e := m.readableState(r, user, upto)[planb.StateTuple{Type: eventType, StateKey: stateKey}]
+	st, err := m.readableState(r, user, upto)
+	if err != nil {
+		return nil, err
+	}
+	e := st[planb.StateTuple{Type: eventType, StateKey: stateKey}]
 	if e == nil {
 		return nil, planb.NotFound("no %s state with key %q in %s", eventType, stateKey, roomID)
 	}
@@ -258,13 +288,18 @@ func (m *Model) Members(user, roomID, at, membership, notMembership string) ([]C
 	if err != nil {
 		return nil, err
 	}
-	st := m.readableState(r, user, upto)
+	var st map[planb.StateTuple]*Entry
 	if at != "" {
 		pos, err := m.position(r, at)
 		if err != nil {
 			return nil, err
 		}
-		st = r.stateAt(min(pos, upto))
+		st, err = m.stateAt(r, min(pos, upto))
+		if err != nil {
+			return nil, err
+		}
+	} else if st, err = m.readableState(r, user, upto); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	out := []ClientEvent{}
@@ -305,9 +340,11 @@ func (m *Model) JoinedMembers(user, roomID string) (map[string]JoinedMember, err
 			DisplayName *string `json:"displayname"`
 			AvatarURL   *string `json:"avatar_url"`
 		}
-		if e := m.events[ev.EventID]; e != nil {
-			_ = json.Unmarshal(e.Content, &c) // redacted content when redacted
+		content, err := m.stateContent(r, k.Type, k.StateKey)
+		if err != nil {
+			return nil, err
 		}
+		_ = json.Unmarshal(content, &c) // redacted content when redacted
 		out[k.StateKey] = JoinedMember{DisplayName: c.DisplayName, AvatarURL: c.AvatarURL}
 	}
 	return out, nil

@@ -373,8 +373,8 @@ func TestTransactionIDOnlyForSendingDevice(t *testing.T) {
 	withTxn := r.event(alice, planb.TypeMessage, nil, obj{"msgtype": "m.text", "body": "b"})
 	r.commitTxns([]planb.Txn{{Event: 1, Key: "key1", DeviceID: "DEV", TxnID: "txn1"}}, plain, withTxn)
 
-	if got := w.m.TxnEvent("key1"); got == nil || got.EventID != withTxn.EventID {
-		t.Fatalf("TxnEvent(key1) = %v, want %s", got, withTxn.EventID)
+	if got, err := w.m.TxnEvent("key1"); err != nil || got == nil || got.EventID != withTxn.EventID {
+		t.Fatalf("TxnEvent(key1) = %v, %v, want %s", got, err, withTxn.EventID)
 	}
 	for _, c := range []struct {
 		user, device, id, want string

@@ -90,8 +90,8 @@ type typedContent struct {
 // Sync computes the response for req from one consistent snapshot. It
 // reports whether there is anything new and returns a channel that is
 // closed when something for the user changes after the snapshot (for the
-// long-poll).
-func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}) {
+// long-poll). It fails only when the store cannot be read.
+func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	now := time.Now()
@@ -105,7 +105,7 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}) {
 	if u == nil {
 		// Nothing yet; the wake channel of a user model created later is
 		// unknown here, so wake on any progress.
-		return resp, false, m.progress
+		return resp, false, m.progress, nil
 	}
 	f := req.Filter
 	if f == nil {
@@ -123,27 +123,42 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}) {
 		}
 		sincePos := 0
 		if req.Since != nil {
-			sincePos = r.positionAtSeq(req.Since.Parts[r.Partition])
+			var err error
+			if sincePos, err = m.positionAtSeq(r, req.Since.Parts[r.Partition]); err != nil {
+				return nil, false, nil, err
+			}
 		}
 		changed := req.Since == nil || r.lastMembershipIndex(req.User) >= sincePos
 		switch r.membership(req.User) {
 		case planb.MembershipJoin:
 			full := req.Since == nil || req.FullState || r.membershipAt(req.User, sincePos-1) != planb.MembershipJoin
-			if jr := m.joinedRoom(r, req, sincePos, full, rf, now); jr != nil {
+			jr, err := m.joinedRoom(r, req, sincePos, full, rf, now)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			if jr != nil {
 				resp.Rooms.Join[roomID] = jr
 				has = true
 			}
 		case planb.MembershipInvite:
 			if changed || req.FullState {
-				resp.Rooms.Invite[roomID] = m.invitedRoom(r, req.User)
+				ir, err := m.invitedRoom(r, req.User)
+				if err != nil {
+					return nil, false, nil, err
+				}
+				resp.Rooms.Invite[roomID] = ir
 				has = true
 			}
 		case planb.MembershipLeave, planb.MembershipBan:
-			if f, ok := u.forgotten[roomID]; ok && f == r.Timeline[r.lastMembershipIndex(req.User)].Event.EventID {
+			if f, ok := u.forgotten[roomID]; ok && f == r.lastMembershipEvent(req.User) {
 				continue
 			}
 			if (req.Since != nil && changed) || (rf.IncludeLeave && (req.Since == nil || req.FullState)) {
-				resp.Rooms.Leave[roomID] = m.leftRoom(r, req, sincePos, req.Since == nil || req.FullState, rf, now)
+				lr, err := m.leftRoom(r, req, sincePos, req.Since == nil || req.FullState, rf, now)
+				if err != nil {
+					return nil, false, nil, err
+				}
+				resp.Rooms.Leave[roomID] = lr
 				has = true
 			}
 		}
@@ -163,36 +178,44 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}) {
 		has = true
 	}
 	resp.AccountData = ad
-	return resp, has, u.wake
+	return resp, has, u.wake, nil
 }
 
 // timelineWindow picks the newest visible, filter-allowed events in
 // [low, end), at most limit. It returns them oldest first and the position
 // where the window starts.
-func timelineWindow(r *Room, user string, low, end, limit int, tf *RoomEventFilter) ([]*Entry, int) {
+func (m *Model) timelineWindow(r *Room, user string, low, end, limit int, tf *RoomEventFilter) ([]*Entry, int, error) {
 	var picked []*Entry
 	i := end
-	for i > low && len(picked) < limit {
-		i--
-		e := r.Timeline[i]
-		if canSee(user, e) && tf.AllowsEvent(e.Event, e.Content) {
-			picked = append(picked, e)
+	if i > low && limit > 0 {
+		err := m.scan(r, end, true, func(e *Entry) (bool, error) {
+			i--
+			if canSee(user, e) && tf.AllowsEvent(e.Event, e.Content) {
+				picked = append(picked, e)
+			}
+			return i > low && len(picked) < limit, nil
+		})
+		if err != nil {
+			return nil, 0, err
 		}
 	}
 	for a, b := 0, len(picked)-1; a < b; a, b = a+1, b-1 {
 		picked[a], picked[b] = picked[b], picked[a]
 	}
-	return picked, i
+	return picked, i, nil
 }
 
 // roomTimelineAndState builds the timeline and state sections of a joined or
 // left room for the window [low, end).
-func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int, full bool, rf *RoomFilter, now time.Time) (Timeline, EventList) {
+func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int, full bool, rf *RoomFilter, now time.Time) (Timeline, EventList, error) {
 	low := sincePos
 	if full {
 		low = 0
 	}
-	picked, start := timelineWindow(r, req.User, low, end, rf.Timeline.limit(10, 1000), rf.Timeline)
+	picked, start, err := m.timelineWindow(r, req.User, low, end, rf.Timeline.limit(10, 1000), rf.Timeline)
+	if err != nil {
+		return Timeline{}, EventList{}, err
+	}
 	tl := Timeline{Events: make([]ClientEvent, 0, len(picked)), Limited: start > low, PrevBatch: topoToken(start)}
 	senders := map[string]bool{req.User: true}
 	for _, e := range picked {
@@ -202,14 +225,12 @@ func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int
 	var st map[planb.StateTuple]*Entry
 	switch {
 	case full:
-		st = r.stateAt(start)
+		st, err = m.stateAt(r, start)
 	case tl.Limited:
-		st = map[planb.StateTuple]*Entry{}
-		for _, e := range r.StateLog {
-			if e.Index >= sincePos && e.Index < start {
-				st[planb.StateTuple{Type: e.Event.Type, StateKey: *e.Event.StateKey}] = e
-			}
-		}
+		st, err = m.stateBetween(r, sincePos, start)
+	}
+	if err != nil {
+		return Timeline{}, EventList{}, err
 	}
 	state := EventList{Events: []any{}}
 	lazy := rf.State != nil && rf.State.LazyLoadMembers
@@ -222,11 +243,14 @@ func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int
 		}
 		state.Events = append(state.Events, clientEvent(e, req.User, req.Device, false, now))
 	}
-	return tl, state
+	return tl, state, nil
 }
 
-func (m *Model) joinedRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) *JoinedRoom {
-	tl, state := m.roomTimelineAndState(r, req, sincePos, len(r.Timeline), full, rf, now)
+func (m *Model) joinedRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) (*JoinedRoom, error) {
+	tl, state, err := m.roomTimelineAndState(r, req, sincePos, r.Count, full, rf, now)
+	if err != nil {
+		return nil, err
+	}
 	jr := &JoinedRoom{Timeline: tl, State: state, Ephemeral: EventList{Events: []any{}}, AccountData: EventList{Events: []any{}}}
 	var since Token
 	if req.Since != nil && !full {
@@ -260,11 +284,13 @@ func (m *Model) joinedRoom(r *Room, req SyncRequest, sincePos int, full bool, rf
 		}
 	}
 	if !full && len(tl.Events) == 0 && len(state.Events) == 0 && len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
-		return nil
+		return nil, nil
 	}
-	jr.UnreadNotifications = m.unread(r, req.User)
+	if jr.UnreadNotifications, err = m.unread(r, req.User); err != nil {
+		return nil, err
+	}
 	jr.Summary = summary(r, req.User)
-	return jr
+	return jr, nil
 }
 
 // receiptContent builds m.receipt content with receipts newer than since.
@@ -298,7 +324,7 @@ func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]
 // count is cached per user and room and continued from where it stopped:
 // counting the whole timeline since the user joined on every /sync was
 // half of a node's CPU under load (see docs/benchmarks.md).
-func (m *Model) unread(r *Room, user string) Unread {
+func (m *Model) unread(r *Room, user string) (Unread, error) {
 	start := -1
 	for _, c := range r.members[user] {
 		if c.membership == planb.MembershipJoin {
@@ -307,8 +333,12 @@ func (m *Model) unread(r *Room, user string) Unread {
 	}
 	for _, rtype := range []string{"m.read", "m.read.private"} {
 		if rc, ok := r.receipts[user][rtype]; ok {
-			if e := m.events[rc.EventID]; e != nil && e.Room == r && e.Index > start {
-				start = e.Index
+			er, idx, ok, err := m.locate(m.db, rc.EventID)
+			if err != nil {
+				return Unread{}, err
+			}
+			if ok && er == r && idx > start {
+				start = idx
 			}
 		}
 	}
@@ -319,9 +349,11 @@ func (m *Model) unread(r *Room, user string) Unread {
 		var c struct {
 			DisplayName string `json:"displayname"`
 		}
-		if e := m.events[me.EventID]; e != nil {
-			_ = json.Unmarshal(e.Content, &c) // redacted content when redacted
+		content, err := m.stateContent(r, planb.TypeMember, user)
+		if err != nil {
+			return Unread{}, err
 		}
+		_ = json.Unmarshal(content, &c) // redacted content when redacted
 		if c.DisplayName != "" {
 			names = append(names, strings.ToLower(c.DisplayName))
 		}
@@ -337,15 +369,17 @@ func (m *Model) unread(r *Room, user string) Unread {
 		c = &unreadCount{start: start, names: key, redactions: r.redactions, upto: start + 1}
 		r.unread[user] = c
 	}
-	for i := c.upto; i < len(r.Timeline); i++ {
-		e := r.Timeline[i]
+	if c.upto >= r.Count {
+		return c.u, nil
+	}
+	err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
 		if e.Event.Sender == user || e.RedactedBy != nil {
-			continue
+			return true, nil
 		}
 		switch e.Event.Type {
 		case planb.TypeMessage, "m.room.encrypted", "m.sticker":
 		default:
-			continue
+			return true, nil
 		}
 		var mc struct {
 			MsgType  string `json:"msgtype"`
@@ -356,15 +390,20 @@ func (m *Model) unread(r *Room, user string) Unread {
 		}
 		_ = json.Unmarshal(e.Content, &mc)
 		if mc.MsgType == "m.notice" {
-			continue
+			return true, nil
 		}
 		c.u.Notifications++
 		if highlights(user, names, mc.Body, mc.Mentions != nil, mentionIDs(mc.Mentions)) {
 			c.u.Highlights++
 		}
+		return true, nil
+	})
+	if err != nil {
+		delete(r.unread, user) // counted in part: count again next time
+		return Unread{}, err
 	}
-	c.upto = max(c.upto, len(r.Timeline))
-	return c.u
+	c.upto = max(c.upto, r.Count)
+	return c.u, nil
 }
 
 // unreadCount is a user's unread count in one room, valid while the
@@ -458,29 +497,37 @@ func summary(r *Room, user string) *Summary {
 var strippedTypes = []string{planb.TypeCreate, planb.TypeJoinRules, planb.TypeName, planb.TypeAvatar,
 	planb.TypeCanonicalAlias, planb.TypeEncryption, planb.TypeTopic}
 
-func (m *Model) invitedRoom(r *Room, user string) *InvitedRoom {
+func (m *Model) invitedRoom(r *Room, user string) (*InvitedRoom, error) {
 	ir := &InvitedRoom{}
 	ir.InviteState.Events = []StrippedEvent{}
-	add := func(ev *planb.Event) {
+	add := func(ev *planb.Event) error {
 		if ev == nil {
-			return
+			return nil
 		}
-		content := ev.Content
-		if e := m.events[ev.EventID]; e != nil {
-			content = e.Content // redacted content when redacted
+		content, err := m.stateContent(r, ev.Type, ev.StateKeyOr()) // redacted content when redacted
+		if err != nil {
+			return err
 		}
 		ir.InviteState.Events = append(ir.InviteState.Events,
 			StrippedEvent{Content: content, Sender: ev.Sender, StateKey: ev.StateKeyOr(), Type: ev.Type})
+		return nil
 	}
 	for _, t := range strippedTypes {
-		add(r.State.Get(t, ""))
+		if err := add(r.State.Get(t, "")); err != nil {
+			return nil, err
+		}
 	}
-	add(r.State.Get(planb.TypeMember, user))
-	return ir
+	if err := add(r.State.Get(planb.TypeMember, user)); err != nil {
+		return nil, err
+	}
+	return ir, nil
 }
 
-func (m *Model) leftRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) *LeftRoom {
+func (m *Model) leftRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) (*LeftRoom, error) {
 	end := r.lastMembershipIndex(req.User) + 1
-	tl, state := m.roomTimelineAndState(r, req, min(sincePos, end), end, full, rf, now)
-	return &LeftRoom{Timeline: tl, State: state, AccountData: EventList{Events: []any{}}}
+	tl, state, err := m.roomTimelineAndState(r, req, min(sincePos, end), end, full, rf, now)
+	if err != nil {
+		return nil, err
+	}
+	return &LeftRoom{Timeline: tl, State: state, AccountData: EventList{Events: []any{}}}, nil
 }

@@ -59,6 +59,8 @@ func bindServeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.IntVar(&cfg.LoginPerMinute, "rate-limit-login", cfg.LoginPerMinute, "login and registration `attempts` per minute per IP")
 	fs.IntVar(&cfg.LoginBurst, "rate-limit-burst", cfg.LoginBurst, "`burst` above the login rate")
 	fs.Var(&cfg.RebalanceEvery, "rebalance-every", "how often to check that stream leaderships are spread over the data centers and spread them when the cluster is settled (a `duration`; 0: off)")
+	fs.IntVar(&cfg.CacheSizeMB, "cache-size", cfg.CacheSizeMB, "the read model store's block cache in `MiB` (bounds the node's memory, whatever the size of the history)")
+	fs.BoolVar(&cfg.RebuildReadModels, "rebuild-read-models", cfg.RebuildReadModels, "delete this node's read model store at start and rebuild it from the log")
 	fs.BoolVar(&cfg.Faults.Enabled, "enable-faults", cfg.Faults.Enabled, "turn on the admin fault endpoint so planb drill can cut or slow this node's routes (off in production unless you drill)")
 	fs.Var(&listValue{dst: &cfg.External.URLs}, "nats-url", "use an existing NATS JetStream cluster at this `URL` instead of the embedded engine (repeat)")
 	fs.StringVar(&cfg.External.CredsFile, "nats-creds", cfg.External.CredsFile, "credentials `file` for --nats-url")
