@@ -1,6 +1,7 @@
 package planb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -97,6 +98,20 @@ func InvalidParam(format string, args ...any) *Error {
 // MissingParam returns an M_MISSING_PARAM (400) error.
 func MissingParam(format string, args ...any) *Error {
 	return Errorf(CodeMissingParam, http.StatusBadRequest, format, args...)
+}
+
+// NoQuorum is the answer to an engine failure: a 503 that says this data
+// center cannot reach a quorum and to retry, here or elsewhere. Matrix
+// errors and cancellations are returned as they are; turned reports
+// whether err was turned into the 503 (callers log those).
+func NoQuorum(err error) (answer error, turned bool) {
+	if e, ok := AsError(err); ok {
+		return e, false
+	}
+	if errors.Is(err, context.Canceled) {
+		return err, false
+	}
+	return Unavailable(2*time.Second, "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)"), true
 }
 
 // Unavailable returns an M_UNAVAILABLE (503) error telling the client to

@@ -1,6 +1,7 @@
 package planb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -26,5 +27,22 @@ func TestMatrixErrorsCompareByCode(t *testing.T) {
 	}
 	if u := Unavailable(0, "x"); !errors.Is(u, MUnavailable) || u.Status != 503 {
 		t.Errorf("Unavailable = %+v", u)
+	}
+}
+
+func TestNoQuorum(t *testing.T) {
+	answer, turned := NoQuorum(fmt.Errorf("append: %w", ErrNoQuorum))
+	if !turned || !errors.Is(answer, MUnavailable) {
+		t.Errorf("an engine failure: %v, turned %v; want a 503", answer, turned)
+	}
+	if e, ok := AsError(answer); !ok || e.RetryAfter <= 0 {
+		t.Errorf("the 503 has no Retry-After: %+v", e)
+	}
+	forbidden := Forbidden("no")
+	if answer, turned := NoQuorum(forbidden); turned || answer != error(forbidden) {
+		t.Errorf("a Matrix error: %v, turned %v; want it as it is", answer, turned)
+	}
+	if answer, turned := NoQuorum(context.Canceled); turned || !errors.Is(answer, context.Canceled) {
+		t.Errorf("a cancellation: %v, turned %v; want it as it is", answer, turned)
 	}
 }

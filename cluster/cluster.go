@@ -9,7 +9,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -119,14 +118,11 @@ func (o *Ops) observeStreams(ctx context.Context) {
 
 // unavailable turns an engine failure into the honest 503 an operator sees.
 func (o *Ops) unavailable(err error) error {
-	if e, ok := planb.AsError(err); ok {
-		return e
+	answer, turned := planb.NoQuorum(err)
+	if turned {
+		o.log.Warn("cluster operation failed", "err", err)
 	}
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	o.log.Warn("cluster operation failed", "err", err)
-	return planb.Unavailable(2*time.Second, "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)")
+	return answer
 }
 
 // metrics are the cluster operations' Prometheus metrics.

@@ -7,7 +7,6 @@ package homeserver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -268,12 +267,9 @@ func (s *Service) followAccountData(ctx context.Context) error {
 
 // unavailable turns an engine failure into the honest 503 clients see.
 func (s *Service) unavailable(err error) error {
-	if e, ok := planb.AsError(err); ok {
-		return e
+	answer, turned := planb.NoQuorum(err)
+	if turned {
+		s.log.Warn("write not committed", "err", err)
 	}
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	s.log.Warn("write not committed", "err", err)
-	return planb.Unavailable(2*time.Second, "this data center cannot reach a quorum of data centers right now; retry (here or at another data center)")
+	return answer
 }
