@@ -84,7 +84,12 @@ type Room struct {
 	LastSeq   uint64
 	lastEvent string // ID of the newest event
 	State     planb.StateMap
-	stateIdx  map[planb.StateTuple]int // timeline index of each current state event
+	current   map[planb.StateTuple]*Entry // the entry of each current state event
+	// tail holds the room's newest entries, decoded: tail[i] is entry
+	// tailStart+i, and tailStart+len(tail) == Count. Syncs and unread
+	// counts read mostly these; at most 2×tailSize are kept.
+	tail      []*Entry
+	tailStart int
 	members   map[string][]memberChange
 	vis       []visChange
 	receipts  map[string]map[string]Receipt // user → receipt type → receipt
@@ -330,15 +335,12 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 		if ev.IsState() {
 			tuple := planb.StateTuple{Type: ev.Type, StateKey: *ev.StateKey}
 			if prev := room.State.Get(ev.Type, *ev.StateKey); prev != nil {
-				pe, err := m.entryAt(b, room, room.stateIdx[tuple])
-				if err != nil {
-					return m.failed(err)
-				}
+				pe := room.current[tuple]
 				e.PrevContent, e.PrevSender = pe.Content, prev.Sender
 				e.Replaces = prev.EventID
 			}
 			room.State.Apply(ev)
-			room.stateIdx[tuple] = e.Index
+			room.current[tuple] = e
 			b.Set(key(kState, room.ID, ev.Type, *ev.StateKey), num(uint64(e.Index)), nil)
 			b.Set(withNum(key(kStateLog, room.ID), uint64(e.Index)), nil, nil)
 			switch ev.Type {
@@ -370,6 +372,7 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 		}
 		b.Set(entryKey(room.ID, e.Index), raw, nil)
 		b.Set(key(kID, ev.EventID), withNum(appendStr(nil, room.ID), uint64(e.Index)), nil)
+		room.appendTail(e)
 		room.Count++
 		room.LastSeq, room.lastEvent = seq, ev.EventID
 		added++
@@ -419,6 +422,12 @@ func (m *Model) redact(b *pebble.Batch, room *Room, ev *planb.Event) error {
 	}
 	t.RedactedBy = ev
 	t.Content = redact(t.Event.Type, t.Event.Content)
+	if t.Event.IsState() {
+		tuple := planb.StateTuple{Type: t.Event.Type, StateKey: *t.Event.StateKey}
+		if c := room.current[tuple]; c != nil && c.Index == idx {
+			room.current[tuple] = t
+		}
+	}
 	raw, err := encodeEntry(t)
 	if err != nil {
 		return err
@@ -428,8 +437,32 @@ func (m *Model) redact(b *pebble.Batch, room *Room, ev *planb.Event) error {
 	return nil
 }
 
+// tailSize is how many of a room's newest entries its tail cache keeps at
+// least (between tailSize and 2×tailSize).
+const tailSize = 64
+
+// cached returns entry idx from the tail cache, or nil.
+func (r *Room) cached(idx int) *Entry {
+	if idx < r.tailStart || idx >= r.tailStart+len(r.tail) {
+		return nil
+	}
+	return r.tail[idx-r.tailStart]
+}
+
+// appendTail adds the room's newest entry e to the tail cache.
+func (r *Room) appendTail(e *Entry) {
+	if r.tailStart+len(r.tail) != e.Index {
+		r.tail, r.tailStart = nil, e.Index // not contiguous: start again
+	}
+	r.tail = append(r.tail, e)
+	if len(r.tail) > 2*tailSize {
+		drop := len(r.tail) - tailSize
+		r.tail, r.tailStart = append([]*Entry(nil), r.tail[drop:]...), r.tailStart+drop
+	}
+}
+
 func newRoom(id string, p int) *Room {
-	return &Room{ID: id, Partition: p, State: planb.StateMap{}, stateIdx: map[planb.StateTuple]int{},
+	return &Room{ID: id, Partition: p, State: planb.StateMap{}, current: map[planb.StateTuple]*Entry{},
 		members: map[string][]memberChange{}, receipts: map[string]map[string]Receipt{}, typing: map[string]time.Time{}}
 }
 

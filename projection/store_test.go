@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -274,4 +275,56 @@ func TestFullDiskStopsWritesAndRecovers(t *testing.T) {
 	if err != nil || len(page.Chunk) != 1 || page.Chunk[0].EventID != rec.Events[0].EventID {
 		t.Fatalf("newest message after recovery: %+v, %v", page, err)
 	}
+}
+
+// pages reads the whole timeline of r as user, limit events a page, in
+// direction backwards or forwards, and returns the event IDs oldest first.
+func pages(t *testing.T, w *world, r *room, user string, backwards bool, limit int) []string {
+	t.Helper()
+	var ids []string
+	from := ""
+	for range 1000 {
+		p, err := w.m.Messages(user, "DEV", r.id, from, "", backwards, limit, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Chunk {
+			ids = append(ids, e.EventID)
+		}
+		if p.End == "" {
+			break
+		}
+		from = p.End
+	}
+	if backwards {
+		slices.Reverse(ids)
+	}
+	return ids
+}
+
+func TestTimelineAcrossTheTailCacheAndTheStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "readmodel")
+	w, _ := openWorld(t, 1, StoreOptions{Dir: dir})
+	r := w.createRoom("!long:hs", 0, alice, "shared")
+	r.join(bob)
+	r.sayN(alice, 5*tailSize+3)
+	all := r.timelineIDs()
+	if len(all) != 7+5*tailSize+3 {
+		t.Fatalf("timeline has %d events", len(all))
+	}
+	check := func(what string) {
+		t.Helper()
+		for _, limit := range []int{1, 7, tailSize + 1, 1000} {
+			equalIDs(t, fmt.Sprintf("%s, backwards by %d", what, limit), pages(t, w, r, bob, true, limit), all)
+			equalIDs(t, fmt.Sprintf("%s, forwards by %d", what, limit), pages(t, w, r, bob, false, limit), all)
+		}
+		resp, _, _ := w.sync(bob, nil, timelineLimit(3*tailSize))
+		equalIDs(t, what+", sync timeline", ids(resp.Rooms.Join[r.id].Timeline.Events), all[len(all)-3*tailSize:])
+	}
+	check("with the tail cache")
+	w.reopen(t, StoreOptions{Dir: dir})
+	check("from the store alone")
+	r.sayN(bob, 10)
+	all = r.timelineIDs()
+	check("with a short tail after the reopen")
 }

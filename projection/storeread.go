@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -37,6 +38,7 @@ func (m *Model) load() error {
 		r := newRoom(id, meta.Partition)
 		r.Version, r.Creator, r.Count, r.LastSeq, r.lastEvent, r.redactions =
 			meta.Version, meta.Creator, meta.Count, meta.LastSeq, meta.LastEvent, meta.Redactions
+		r.tailStart = r.Count // the tail cache fills as the room goes on
 		m.rooms[id] = r
 		m.events += r.Count
 		return nil
@@ -53,7 +55,7 @@ func (m *Model) load() error {
 			return err
 		}
 		r.State.Apply(e.Event)
-		r.stateIdx[planb.StateTuple{Type: e.Event.Type, StateKey: e.Event.StateKeyOr()}] = e.Index
+		r.current[planb.StateTuple{Type: e.Event.Type, StateKey: e.Event.StateKeyOr()}] = e
 		return nil
 	}); err != nil {
 		return err
@@ -158,6 +160,9 @@ func (m *Model) each(kind byte, fn func(k *keyReader, v []byte) error) error {
 
 // entryAt reads entry idx of room r from g (the store or a batch).
 func (m *Model) entryAt(g getter, r *Room, idx int) (*Entry, error) {
+	if e := r.cached(idx); e != nil {
+		return e, nil
+	}
 	v, ok, err := getCopy(g, entryKey(r.ID, idx))
 	if err != nil {
 		return nil, err
@@ -195,9 +200,47 @@ func (m *Model) event(id string) (*Entry, error) {
 
 // scan calls fn for the entries of r from index from on, towards higher
 // indexes or (backwards) lower ones, until fn returns false or the
-// timeline ends. Going backwards, the first entry is from-1. Caller holds
-// mu.
+// timeline ends. Going backwards, the first entry is from-1. The room's
+// newest entries come from its tail cache, older ones from the store.
+// Caller holds mu.
 func (m *Model) scan(r *Room, from int, backwards bool, fn func(*Entry) (bool, error)) error {
+	if backwards {
+		i := min(from, r.Count) - 1
+		for ; i >= 0 && r.cached(i) != nil; i-- {
+			if more, err := fn(r.cached(i)); err != nil || !more {
+				return err
+			}
+		}
+		if i < 0 {
+			return nil
+		}
+		return m.scanStore(r, i+1, true, fn)
+	}
+	stopped := false
+	if from < r.tailStart {
+		err := m.scanStore(r, from, false, func(e *Entry) (bool, error) {
+			if e.Index >= r.tailStart {
+				return false, nil // the tail takes over
+			}
+			more, err := fn(e)
+			stopped = !more
+			return more, err
+		})
+		if err != nil || stopped {
+			return err
+		}
+		from = r.tailStart
+	}
+	for i := from; i < r.Count; i++ {
+		if more, err := fn(r.cached(i)); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanStore is scan reading every entry from the store. Caller holds mu.
+func (m *Model) scanStore(r *Room, from int, backwards bool, fn func(*Entry) (bool, error)) error {
 	lo := key(kEntry, r.ID)
 	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
 	if err != nil {
@@ -298,28 +341,15 @@ func (m *Model) stateBetween(r *Room, from, to int) (map[planb.StateTuple]*Entry
 
 // currentState returns the room's current state entries. Caller holds mu.
 func (m *Model) currentState(r *Room) (map[planb.StateTuple]*Entry, error) {
-	st := make(map[planb.StateTuple]*Entry, len(r.stateIdx))
-	for k, idx := range r.stateIdx {
-		e, err := m.entryAt(m.db, r, idx)
-		if err != nil {
-			return nil, err
-		}
-		st[k] = e
-	}
-	return st, nil
+	return maps.Clone(r.current), nil
 }
 
 // stateContent returns the content of r's current state event (type,
 // stateKey) as clients see it (redacted when redacted), or nil. Caller
 // holds mu.
 func (m *Model) stateContent(r *Room, eventType, stateKey string) (json.RawMessage, error) {
-	idx, ok := r.stateIdx[planb.StateTuple{Type: eventType, StateKey: stateKey}]
-	if !ok {
-		return nil, nil
+	if e := r.current[planb.StateTuple{Type: eventType, StateKey: stateKey}]; e != nil {
+		return e.Content, nil
 	}
-	e, err := m.entryAt(m.db, r, idx)
-	if err != nil {
-		return nil, err
-	}
-	return e.Content, nil
+	return nil, nil
 }
