@@ -125,8 +125,6 @@ func (s *Service) catchUp(ctx context.Context) error {
 	}
 	s.catchUpTarget.Store(&target)
 	s.log.Info("catching up with the log", "records", records(target)-records(from), "stored_in_read_models", records(from))
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
 	for {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := s.model.WaitFor(wctx, target)
@@ -139,7 +137,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 		}
 		done, total := s.catchUpProgress()
 		s.log.Info("catching up with the log", "records_applied", done, "of", total,
-			"per_second", int(float64(done)/time.Since(start).Seconds()))
+			"per_second", int(float64(done-min(done, records(from)))/time.Since(start).Seconds()))
 	}
 	st := s.model.Stats()
 	s.log.Info("read models caught up with the log", "records", records(target)-records(from), "events", st.Events,

@@ -132,7 +132,6 @@ type User struct {
 type Model struct {
 	partitionOf   func(roomID string) int
 	typingHorizon time.Duration
-	opts          StoreOptions
 
 	mu         sync.RWMutex
 	db         *pebble.DB
@@ -167,7 +166,6 @@ func Open(partitions int, partitionOf func(string) int, o StoreOptions) (m *Mode
 	m = &Model{partitionOf: partitionOf, typingHorizon: 30 * time.Second,
 		parts: make([]uint64, partitions), typingPos: uint64(time.Now().UnixMilli()), progress: make(chan struct{})}
 	o.corrupt = m.corrupted
-	m.opts = o
 	db, reset, err := openStore(o)
 	if err != nil {
 		return nil, "", err
