@@ -322,8 +322,18 @@ func TestTimelineAcrossTheTailCacheAndTheStore(t *testing.T) {
 		equalIDs(t, what+", sync timeline", ids(resp.Rooms.Join[r.id].Timeline.Events), all[len(all)-3*tailSize:])
 	}
 	check("with the tail cache")
+	_, _, tok := w.sync(bob, nil, nil)
+	newer := r.sayN(alice, 5)
+	incremental := func(what string) {
+		t.Helper()
+		resp, _, _ := w.sync(bob, &tok, nil)
+		equalIDs(t, what+", incremental sync", ids(resp.Rooms.Join[r.id].Timeline.Events), newer)
+	}
+	incremental("with the tail cache")
+	all = r.timelineIDs()
 	w.reopen(t, StoreOptions{Dir: dir})
 	check("from the store alone")
+	incremental("from the store alone")
 	r.sayN(bob, 10)
 	all = r.timelineIDs()
 	check("with a short tail after the reopen")

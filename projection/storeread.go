@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -287,6 +288,10 @@ func step(it *pebble.Iterator, backwards bool) bool {
 func (m *Model) positionAtSeq(r *Room, seq uint64) (int, error) {
 	if seq >= r.LastSeq {
 		return r.Count, nil
+	}
+	if len(r.tail) > 0 && r.tail[0].Seq <= seq {
+		// Within the tail cache (a recent token, as most syncs have).
+		return r.tailStart + sort.Search(len(r.tail), func(i int) bool { return r.tail[i].Seq > seq }), nil
 	}
 	lo := key(kSeq, r.ID)
 	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
