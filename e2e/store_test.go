@@ -59,8 +59,13 @@ func sameReadBack(t *testing.T, what, before, after string) {
 		return "(none)"
 	}
 	for i := range max(len(a), len(b)) {
-		if line(a, i) != line(b, i) {
-			t.Fatalf("%s: the answer after %q differs:\nbefore: %.1500s\nafter:  %.1500s", what, line(b, i-1), line(b, i), line(a, i))
+		if x, y := line(b, i), line(a, i); x != y {
+			at := 0
+			for at < min(len(x), len(y)) && x[at] == y[at] {
+				at++
+			}
+			from := max(0, at-300)
+			t.Fatalf("%s: the answer after %q differs at byte %d:\nbefore: …%.900s\nafter:  …%.900s", what, line(b, i-1), at, x[from:], y[from:])
 		}
 	}
 }
@@ -90,7 +95,20 @@ func TestReadModelStoreIsOnlyDerived(t *testing.T) {
 	must(t, "set the topic", err)
 	must(t, "bob's receipt", bob.SendReceipt(ctx, room, first, event.ReceiptTypeRead, nil))
 	must(t, "alice's account data", alice.SetAccountData(ctx, "org.planb.test", map[string]any{"n": 1}))
-	time.Sleep(time.Second) // let the receipt and account data reach the model
+	// The receipt and the account data reach the model after their writes
+	// are acknowledged: wait until alice's sync shows both, so that what is
+	// compared is complete.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		resp := srv.raw(t, "GET", "/_matrix/client/v3/sync", alice.AccessToken, nil)
+		if resp.status == 200 && strings.Contains(string(resp.body), `"m.receipt"`) && strings.Contains(string(resp.body), "org.planb.test") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's sync never showed bob's receipt and her account data: %v", resp)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	before := readBack(t, srv, alice, bob, room, first)
 
 	srv.restart(t)

@@ -142,11 +142,13 @@ type Model struct {
 	typingPos  uint64
 	rooms      map[string]*Room
 	users      map[string]*User
-	events     int   // events in all timelines
-	fault      error // why the last write to the store failed; nil after a success
-	closed     bool
-	damaged    atomic.Pointer[error] // set for good when the store is found damaged
-	progress   chan struct{}         // closed and replaced on every applied change
+	// earlyReceipts holds receipts of rooms not applied yet (setReceipt).
+	earlyReceipts map[string]map[string]map[string]Receipt
+	events        int   // events in all timelines
+	fault         error // why the last write to the store failed; nil after a success
+	closed        bool
+	damaged       atomic.Pointer[error] // set for good when the store is found damaged
+	progress      chan struct{}         // closed and replaced on every applied change
 }
 
 // New returns an empty model for a log of the given number of partitions,
@@ -318,6 +320,10 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 				room.Version = "1"
 			}
 			room.Creator = ev.Sender
+			if early := m.earlyReceipts[ev.RoomID]; early != nil {
+				room.receipts = early
+				delete(m.earlyReceipts, ev.RoomID)
+			}
 			m.rooms[ev.RoomID] = room
 		}
 		e := &Entry{Event: ev, Room: room, Seq: seq, Index: room.Count, Content: ev.Content}
@@ -489,32 +495,46 @@ func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt
 	}
 	b := m.db.NewBatch()
 	defer b.Close()
-	room := m.rooms[roomID]
 	r.Pos = pos
-	if room != nil {
-		raw, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		b.Set(key(kReceipt, roomID, userID, rtype), raw, nil)
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
 	}
+	b.Set(key(kReceipt, roomID, userID, rtype), raw, nil)
 	b.Set(keyReceipts, num(pos), nil)
 	if err := m.commit(b); err != nil {
 		return err
 	}
 	m.receiptPos = pos
 	defer m.advance()
+	room := m.setReceipt(roomID, userID, rtype, r)
 	if room == nil {
 		return nil
 	}
-	if room.receipts[userID] == nil {
-		room.receipts[userID] = map[string]Receipt{}
-	}
-	room.receipts[userID][rtype] = r
 	for uid := range m.joinedOrInvited(room) {
 		m.wakeUser(uid)
 	}
 	return nil
+}
+
+// setReceipt keeps a receipt in its room, or aside until the room is
+// applied: the receipts bucket and the room's partition are followed each
+// on their own, so a receipt may come first (always so while rebuilding).
+// It returns the room, or nil. Caller holds mu for writing.
+func (m *Model) setReceipt(roomID, userID, rtype string, r Receipt) *Room {
+	receipts := m.earlyReceipts[roomID]
+	room := m.rooms[roomID]
+	if room != nil {
+		receipts = room.receipts
+	} else if receipts == nil {
+		receipts = map[string]map[string]Receipt{}
+		m.earlyReceipts[roomID] = receipts
+	}
+	if receipts[userID] == nil {
+		receipts[userID] = map[string]Receipt{}
+	}
+	receipts[userID][rtype] = r
+	return room
 }
 
 // SkipReceiptPos moves the receipts position past a record that carried no

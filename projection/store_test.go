@@ -338,3 +338,26 @@ func TestTimelineAcrossTheTailCacheAndTheStore(t *testing.T) {
 	all = r.timelineIDs()
 	check("with a short tail after the reopen")
 }
+
+// A receipt may be applied before its room (the receipts bucket and the
+// partitions are followed on their own, and a rebuild reads them all at
+// once): it is kept for the room, also across a reopen.
+func TestReceiptBeforeItsRoom(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "readmodel")
+	w, _ := openWorld(t, 1, StoreOptions{Dir: dir})
+	if err := w.m.ApplyReceipt(1, "!later:hs", bob, "m.read", Receipt{EventID: "$x", TS: 7}); err != nil {
+		t.Fatal(err)
+	}
+	seen := func(what string) {
+		t.Helper()
+		if rc, ok := w.m.Receipt("!later:hs", bob, "m.read"); !ok || rc.TS != 7 || rc.Pos != 1 {
+			t.Fatalf("%s: receipt %+v, %v", what, rc, ok)
+		}
+	}
+	w.reopen(t, StoreOptions{Dir: dir})
+	r := w.createRoom("!later:hs", 0, alice, "shared")
+	r.join(bob)
+	seen("applied before its room")
+	w.reopen(t, StoreOptions{Dir: dir})
+	seen("after a reopen")
+}

@@ -16,6 +16,7 @@ import (
 // Caller holds mu for writing.
 func (m *Model) load() error {
 	m.rooms, m.users, m.events = map[string]*Room{}, map[string]*User{}, 0
+	m.earlyReceipts = map[string]map[string]map[string]Receipt{}
 	for p := range m.parts {
 		seq, err := getUint(m.db, keyPart(p))
 		if err != nil {
@@ -90,16 +91,12 @@ func (m *Model) load() error {
 		return err
 	}
 	if err := m.each(kReceipt, func(k *keyReader, v []byte) error {
-		r, err := m.loadedRoom(k.str())
-		user, rtype := k.str(), k.str()
+		roomID, user, rtype := k.str(), k.str(), k.str()
 		var rc Receipt
-		if err != nil || k.err || json.Unmarshal(v, &rc) != nil {
-			return fmt.Errorf("receipt: damaged (%v)", err)
+		if err := json.Unmarshal(v, &rc); err != nil || k.err {
+			return fmt.Errorf("receipt of %s in %s: damaged (%v)", user, roomID, err)
 		}
-		if r.receipts[user] == nil {
-			r.receipts[user] = map[string]Receipt{}
-		}
-		r.receipts[user][rtype] = rc
+		m.setReceipt(roomID, user, rtype, rc)
 		return nil
 	}); err != nil {
 		return err
