@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -116,8 +117,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return cmd.run(ctx, log)
 }
 
-// listFlag is a repeatable string flag.
-type listFlag []string
+// listValue is a repeatable flag whose values replace the list from the
+// config file, or its default (they do not add to it).
+type listValue struct {
+	dst *[]string
+	set bool
+}
 
-func (l *listFlag) String() string     { return fmt.Sprint(*l) }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (l *listValue) String() string {
+	if l == nil || l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l *listValue) Set(v string) error {
+	if !l.set {
+		*l.dst, l.set = nil, true
+	}
+	*l.dst = append(*l.dst, v)
+	return nil
+}

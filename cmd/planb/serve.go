@@ -131,28 +131,6 @@ func (r *recordedValue) IsBoolFlag() bool {
 	return ok && b.IsBoolFlag()
 }
 
-// listValue is a repeatable flag whose values replace the list from the
-// config file (they do not add to it).
-type listValue struct {
-	dst *[]string
-	set bool
-}
-
-func (l *listValue) String() string {
-	if l == nil || l.dst == nil {
-		return ""
-	}
-	return strings.Join(*l.dst, ",")
-}
-
-func (l *listValue) Set(v string) error {
-	if !l.set {
-		*l.dst, l.set = nil, true
-	}
-	*l.dst = append(*l.dst, v)
-	return nil
-}
-
 // endpointsValue is a repeatable NAME=URL flag whose values replace the
 // data centers of the config file.
 type endpointsValue struct {

@@ -24,7 +24,7 @@ const devClusterFile = "planb-dev/cluster.json"
 //	                         a dev cluster's is in its cluster file)
 type targetFlags struct {
 	clusterFile string
-	dcs         listFlag
+	dcs         []string
 	adminToken  string
 	// fallback is the cluster file used when neither --cluster nor
 	// --datacenter is given ("": none, the command needs a target).
@@ -38,7 +38,7 @@ func (t *targetFlags) flags(fs *flag.FlagSet, fallback string) {
 		def = " (default " + fallback + " unless --datacenter is given)"
 	}
 	fs.StringVar(&t.clusterFile, "cluster", "", "target: the cluster `file` written by planb dev"+def)
-	fs.Var(&t.dcs, "datacenter", "target: a deployment's node, `NAME=URL` of its client API (repeat; give every node, several per data center allowed; a bare URL is named dc1, dc2, ...)")
+	fs.Var(&listValue{dst: &t.dcs}, "datacenter", "target: a deployment's node, `NAME=URL` of its client API (repeat; give every node, several per data center allowed; a bare URL is named dc1, dc2, ...)")
 	fs.StringVar(&t.adminToken, "admin-token", "", "admin `token` of the deployment (default $PLANB_ADMIN_TOKEN; a dev cluster's is read from its cluster file)")
 }
 
