@@ -487,25 +487,17 @@ func (m *Model) joinedOrInvited(room *Room) map[string]bool {
 func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.roomToWrite(); err != nil {
-		return err
-	}
-	if pos <= m.receiptPos {
-		return nil
-	}
-	b := m.db.NewBatch()
-	defer b.Close()
 	r.Pos = pos
 	raw, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	b.Set(key(kReceipt, roomID, userID, rtype), raw, nil)
-	b.Set(keyReceipts, num(pos), nil)
-	if err := m.commit(b); err != nil {
+	ok, err := m.applyAt(&m.receiptPos, keyReceipts, pos, func(b *pebble.Batch) {
+		b.Set(key(kReceipt, roomID, userID, rtype), raw, nil)
+	})
+	if !ok {
 		return err
 	}
-	m.receiptPos = pos
 	defer m.advance()
 	room := m.setReceipt(roomID, userID, rtype, r)
 	if room == nil {
@@ -515,6 +507,30 @@ func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt
 		m.wakeUser(uid)
 	}
 	return nil
+}
+
+// applyAt writes, as one batch, what fill adds together with the position
+// posKey moving to pos, and keeps pos in *at; it does nothing for a
+// position at or before *at (a replay). It reports whether it wrote.
+// Caller holds mu for writing.
+func (m *Model) applyAt(at *uint64, posKey []byte, pos uint64, fill func(*pebble.Batch)) (bool, error) {
+	if err := m.roomToWrite(); err != nil {
+		return false, err
+	}
+	if pos <= *at {
+		return false, nil
+	}
+	b := m.db.NewBatch()
+	defer b.Close()
+	if fill != nil {
+		fill(b)
+	}
+	b.Set(posKey, num(pos), nil)
+	if err := m.commit(b); err != nil {
+		return false, err
+	}
+	*at = pos
+	return true, nil
 }
 
 // setReceipt keeps a receipt in its room, or aside until the room is
@@ -542,21 +558,11 @@ func (m *Model) setReceipt(roomID, userID, rtype string, r Receipt) *Room {
 func (m *Model) SkipReceiptPos(pos uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.roomToWrite(); err != nil {
-		return err
+	ok, err := m.applyAt(&m.receiptPos, keyReceipts, pos, nil)
+	if ok {
+		m.advance()
 	}
-	if pos <= m.receiptPos {
-		return nil
-	}
-	b := m.db.NewBatch()
-	defer b.Close()
-	b.Set(keyReceipts, num(pos), nil)
-	if err := m.commit(b); err != nil {
-		return err
-	}
-	m.receiptPos = pos
-	m.advance()
-	return nil
+	return err
 }
 
 // ApplyAccountData records account data of userID (roomID "" for global)
@@ -564,14 +570,6 @@ func (m *Model) SkipReceiptPos(pos uint64) error {
 func (m *Model) ApplyAccountData(pos uint64, userID, roomID, dtype string, content json.RawMessage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.roomToWrite(); err != nil {
-		return err
-	}
-	if pos <= m.dataPos {
-		return nil
-	}
-	b := m.db.NewBatch()
-	defer b.Close()
 	forgot := dtype == ForgottenType && roomID != ""
 	var forgotAt string
 	if forgot {
@@ -580,18 +578,19 @@ func (m *Model) ApplyAccountData(pos uint64, userID, roomID, dtype string, conte
 		}
 		_ = json.Unmarshal(content, &c)
 		forgotAt = c.EventID
-		b.Set(key(kForgot, userID, roomID), []byte(forgotAt), nil)
-	} else {
-		if content == nil {
-			content = json.RawMessage(`{}`)
-		}
-		b.Set(key(kData, userID, roomID, dtype), append(num(pos), content...), nil)
+	} else if content == nil {
+		content = json.RawMessage(`{}`)
 	}
-	b.Set(keyData, num(pos), nil)
-	if err := m.commit(b); err != nil {
+	ok, err := m.applyAt(&m.dataPos, keyData, pos, func(b *pebble.Batch) {
+		if forgot {
+			b.Set(key(kForgot, userID, roomID), []byte(forgotAt), nil)
+		} else {
+			b.Set(key(kData, userID, roomID, dtype), append(num(pos), content...), nil)
+		}
+	})
+	if !ok {
 		return err
 	}
-	m.dataPos = pos
 	defer m.advance()
 	u := m.user(userID)
 	if forgot {

@@ -342,16 +342,16 @@ func (m *Model) stateBetween(r *Room, from, to int) (map[planb.StateTuple]*Entry
 }
 
 // currentState returns the room's current state entries. Caller holds mu.
-func (m *Model) currentState(r *Room) (map[planb.StateTuple]*Entry, error) {
-	return maps.Clone(r.current), nil
+func (m *Model) currentState(r *Room) map[planb.StateTuple]*Entry {
+	return maps.Clone(r.current)
 }
 
 // stateContent returns the content of r's current state event (type,
 // stateKey) as clients see it (redacted when redacted), or nil. Caller
 // holds mu.
-func (m *Model) stateContent(r *Room, eventType, stateKey string) (json.RawMessage, error) {
+func (m *Model) stateContent(r *Room, eventType, stateKey string) json.RawMessage {
 	if e := r.current[planb.StateTuple{Type: eventType, StateKey: stateKey}]; e != nil {
-		return e.Content, nil
+		return e.Content
 	}
-	return nil, nil
+	return nil
 }

@@ -142,11 +142,7 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 			}
 		case planb.MembershipInvite:
 			if changed || req.FullState {
-				ir, err := m.invitedRoom(r, req.User)
-				if err != nil {
-					return nil, false, nil, err
-				}
-				resp.Rooms.Invite[roomID] = ir
+				resp.Rooms.Invite[roomID] = m.invitedRoom(r, req.User)
 				has = true
 			}
 		case planb.MembershipLeave, planb.MembershipBan:
@@ -349,11 +345,7 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 		var c struct {
 			DisplayName string `json:"displayname"`
 		}
-		content, err := m.stateContent(r, planb.TypeMember, user)
-		if err != nil {
-			return Unread{}, err
-		}
-		_ = json.Unmarshal(content, &c) // redacted content when redacted
+		_ = json.Unmarshal(m.stateContent(r, planb.TypeMember, user), &c) // redacted content when redacted
 		if c.DisplayName != "" {
 			names = append(names, strings.ToLower(c.DisplayName))
 		}
@@ -497,30 +489,22 @@ func summary(r *Room, user string) *Summary {
 var strippedTypes = []string{planb.TypeCreate, planb.TypeJoinRules, planb.TypeName, planb.TypeAvatar,
 	planb.TypeCanonicalAlias, planb.TypeEncryption, planb.TypeTopic}
 
-func (m *Model) invitedRoom(r *Room, user string) (*InvitedRoom, error) {
+func (m *Model) invitedRoom(r *Room, user string) *InvitedRoom {
 	ir := &InvitedRoom{}
 	ir.InviteState.Events = []StrippedEvent{}
-	add := func(ev *planb.Event) error {
+	add := func(ev *planb.Event) {
 		if ev == nil {
-			return nil
+			return
 		}
-		content, err := m.stateContent(r, ev.Type, ev.StateKeyOr()) // redacted content when redacted
-		if err != nil {
-			return err
-		}
-		ir.InviteState.Events = append(ir.InviteState.Events,
-			StrippedEvent{Content: content, Sender: ev.Sender, StateKey: ev.StateKeyOr(), Type: ev.Type})
-		return nil
+		ir.InviteState.Events = append(ir.InviteState.Events, StrippedEvent{
+			Content: m.stateContent(r, ev.Type, ev.StateKeyOr()), // redacted content when redacted
+			Sender:  ev.Sender, StateKey: ev.StateKeyOr(), Type: ev.Type})
 	}
 	for _, t := range strippedTypes {
-		if err := add(r.State.Get(t, "")); err != nil {
-			return nil, err
-		}
+		add(r.State.Get(t, ""))
 	}
-	if err := add(r.State.Get(planb.TypeMember, user)); err != nil {
-		return nil, err
-	}
-	return ir, nil
+	add(r.State.Get(planb.TypeMember, user))
+	return ir
 }
 
 func (m *Model) leftRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *RoomFilter, now time.Time) (*LeftRoom, error) {
