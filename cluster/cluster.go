@@ -93,9 +93,7 @@ func (o *Ops) observe(ctx context.Context) {
 func (o *Ops) observeStreams(ctx context.Context) {
 	for p := 0; p < o.engine.Partitions(); p++ {
 		name := jetstream.EventStream(p)
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ci, err := o.engine.StreamCluster(cctx, name)
-		cancel()
+		ci, err := o.streamCluster(ctx, name)
 		if err != nil {
 			continue
 		}
@@ -114,6 +112,14 @@ func (o *Ops) observeStreams(ctx context.Context) {
 		}
 		o.mu.Unlock()
 	}
+}
+
+// streamCluster asks stream's leader for its replicas, for at most 2 s (a
+// stream without a leader must not hold a whole status or rebalancing).
+func (o *Ops) streamCluster(ctx context.Context, stream string) (*jetstream.ClusterInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return o.engine.StreamCluster(ctx, stream)
 }
 
 // unavailable turns an engine failure into the honest 503 an operator sees.

@@ -106,9 +106,7 @@ func (o *Ops) leadsStream(ctx context.Context, name string) bool {
 	if l, known := o.engine.IsStreamLeader(name); known {
 		return l
 	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	ci, err := o.engine.StreamCluster(cctx, name)
+	ci, err := o.streamCluster(ctx, name)
 	return err == nil && ci.Leader == o.engine.NodeName()
 }
 

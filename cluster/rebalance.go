@@ -31,9 +31,7 @@ type leaderLayout struct {
 func (o *Ops) layout(ctx context.Context) leaderLayout {
 	l := leaderLayout{nodes: map[string]bool{}}
 	for _, name := range o.engine.StreamNames() {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ci, err := o.engine.StreamCluster(cctx, name)
-		cancel()
+		ci, err := o.streamCluster(ctx, name)
 		if err != nil || ci.Leader == "" {
 			l.unsettled = append(l.unsettled, name+" has no leader")
 			continue

@@ -39,9 +39,7 @@ func (o *Ops) Status(ctx context.Context) (*adminapi.ClusterStatus, error) {
 	sort.Slice(out.DataCenters, func(i, j int) bool { return out.DataCenters[i].DataCenter < out.DataCenters[j].DataCenter })
 	for _, name := range o.engine.StreamNames() {
 		st := adminapi.StreamStatus{Name: name}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ci, err := o.engine.StreamCluster(cctx, name)
-		cancel()
+		ci, err := o.streamCluster(ctx, name)
 		if err != nil {
 			st.Error = err.Error()
 		} else {
