@@ -28,6 +28,7 @@ func TestBenchDev(t *testing.T) {
 	cmd := exec.CommandContext(ctx, bin, "bench", "--dev", "--users", "4", "--rooms", "2", "--members", "2",
 		"--senders", "4", "--receivers", "2", "--size", "64", "--duration", "3s", "--paced-duration", "2s",
 		"--idle-syncs", "50", "--idle-users", "5", "--rebuild-events", "2000", "--rebuild-dir", filepath.Join(dir, "rebuild"),
+		"--history-messages", "10000", "--history-dir", filepath.Join(dir, "history"),
 		"--pprof", filepath.Join(dir, "pprof"), "--json", "--out", out)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -63,13 +64,63 @@ func TestBenchDev(t *testing.T) {
 	if b := rep.Rebuild; b == nil || b.Events < 2000 || b.ReadySeconds <= 0 || b.RSSMiB <= 0 || b.RestartReadySeconds <= 0 || b.RestartRSSMiB <= 0 {
 		t.Errorf("rebuild: %+v", b)
 	}
-	if len(rep.Goals) != 6 {
+	if h := rep.History; h == nil || h.Reused || h.Messages < 10000 || h.BigRoomEvents < 1000 || h.FillSeconds <= 0 ||
+		h.Messages50.N == 0 || h.MessagesErrors != 0 {
+		t.Errorf("history: %+v", h)
+	}
+	if len(rep.Goals) != 9 {
 		t.Errorf("goals: %+v", rep.Goals)
 	}
 	for _, f := range []string{"dc1-cpu.pprof", "dc2-cpu.pprof", "dc3-cpu.pprof"} {
 		if _, err := os.Stat(filepath.Join(dir, "pprof", f)); err != nil {
 			t.Errorf("profile: %v", err)
 		}
+	}
+}
+
+// TestBenchHistoryReused starts the bench's dev cluster again on the
+// history an earlier run filled: the cluster comes back from its data
+// directories, nothing is sent again, and /messages from the middle of the
+// big room still answers.
+func TestBenchHistoryReused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-data-center cluster twice")
+	}
+	dir := t.TempDir()
+	bin := testutil.MustBuildPlanb(t)
+	run := func(messages string) Report {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "bench", "--dev", "--duration", "0", "--idle-syncs", "0", "--rebuild-events", "0",
+			"--history-messages", messages, "--history-dir", filepath.Join(dir, "history"), "--json")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("planb bench: %v\nstderr:\n%s", err, tail(stderr.String()))
+		}
+		var rep Report
+		if err := json.Unmarshal(stdout, &rep); err != nil {
+			t.Fatalf("decode --json output: %v\n%s", err, stdout)
+		}
+		return rep
+	}
+	first := run("10000").History
+	if first == nil || first.Reused || first.Messages < 10000 {
+		t.Fatalf("first run: %+v", first)
+	}
+	again := run("10000").History
+	if again == nil || !again.Reused || again.Messages != first.Messages || again.Messages50.N != first.Messages50.N || again.MessagesErrors != 0 {
+		t.Errorf("second run: %+v (first %+v)", again, first)
+	}
+	// Asking for more history goes on filling the same cluster.
+	more := run("12000").History
+	if more == nil || more.Reused || more.Messages < 12000 || more.MessagesErrors != 0 {
+		t.Errorf("third run: %+v", more)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "history", "dc1", "planb.log")); err != nil {
+		t.Errorf("the history's cluster was not kept: %v", err)
 	}
 }
 
@@ -81,7 +132,10 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"no target", "users 0", "members per room 5", "senders 0", "message size 1"} {
+	c.HistoryMessages, c.HistoryDir = 5, "h"
+	err = c.Validate()
+	for _, want := range []string{"no target", "users 0", "members per room 5", "senders 0", "message size 1",
+		"history messages 5", "give --dev"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

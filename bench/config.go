@@ -80,6 +80,13 @@ type Config struct {
 	// filled log there and reuses it on a later run.
 	RebuildEvents int
 	RebuildDir    string
+	// HistoryMessages is how many messages the --dev cluster holds in its
+	// history before the load phases (0: it starts empty); a tenth of them
+	// (at most 1,000,000) in one room, whose /messages from the middle is
+	// timed. HistoryDir, when set, keeps that cluster there and reuses it
+	// on a later run (an interrupted fill goes on where it stopped).
+	HistoryMessages int
+	HistoryDir      string
 	// Binary is the planb binary that serves the rebuild node (and the dev
 	// cluster); empty means the running executable.
 	Binary string
@@ -179,6 +186,18 @@ func (c Config) Validate() error {
 	}
 	if c.IdleSyncs > 0 && (c.IdleTimeout < 10*time.Second || c.IdleTimeout > 5*time.Minute) {
 		bad("idle timeout %s: want 10s..5m (the long-polls must outlast their set-up)", c.IdleTimeout)
+	}
+	if c.HistoryMessages < 0 || c.HistoryMessages > 100_000_000 {
+		bad("history messages %d: want 0..100000000", c.HistoryMessages)
+	}
+	if c.HistoryMessages > 0 && c.HistoryMessages < 10_000 {
+		bad("history messages %d: want 0 (an empty cluster) or at least 10000", c.HistoryMessages)
+	}
+	if (c.HistoryMessages > 0 || c.HistoryDir != "") && !c.Dev {
+		bad("a history (--history-messages, --history-dir) is filled into the --dev cluster only; give --dev")
+	}
+	if c.HistoryDir != "" && c.HistoryMessages == 0 {
+		bad("--history-dir needs --history-messages (how many messages the history holds)")
 	}
 	if c.RebuildEvents < 0 || c.RebuildEvents > 20_000_000 {
 		bad("rebuild events %d: want 0..20000000", c.RebuildEvents)

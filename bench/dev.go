@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/planb-chat/planb/devcluster"
@@ -16,6 +17,7 @@ import (
 // devCluster is a local three-data-center cluster started for one run.
 type devCluster struct {
 	dir    string
+	base   int
 	file   *devcluster.ClusterFile
 	cancel context.CancelFunc
 	done   chan error
@@ -23,24 +25,34 @@ type devCluster struct {
 }
 
 // startDev starts a dev cluster (devcluster.Run: one `planb serve` child
-// per data center) in a temporary directory on free ports and waits until
-// it is ready.
-func startDev(ctx context.Context, cfg Config, log *slog.Logger, say func(string, ...any)) (*devCluster, error) {
-	dir, err := os.MkdirTemp("", "planb-bench-dev-")
-	if err != nil {
-		return nil, fmt.Errorf("dev cluster dir: %w", err)
+// per data center) and waits until it is ready: in dir (kept afterwards)
+// when given, else in a temporary directory; on base port base, or on free
+// ports when 0.
+func startDev(ctx context.Context, cfg Config, dir string, base int, log *slog.Logger, say func(string, ...any)) (*devCluster, error) {
+	keep := cfg.KeepDev || dir != ""
+	var err error
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "planb-bench-dev-"); err != nil {
+			return nil, fmt.Errorf("dev cluster dir: %w", err)
+		}
 	}
-	base := cfg.DevBasePort
 	if base == 0 {
 		if base, err = devcluster.FreeBasePort(3); err != nil {
-			os.RemoveAll(dir)
+			if !keep {
+				os.RemoveAll(dir)
+			}
 			return nil, err
 		}
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &devCluster{dir: dir, cancel: cancel, done: make(chan error, 1), keep: cfg.KeepDev}
+	d := &devCluster{dir: dir, base: base, cancel: cancel, done: make(chan error, 1), keep: keep}
+	// The nodes' readiness lines ("catching up with the log: …") become
+	// the progress line: on a large history they may take minutes.
+	var lastLine atomic.Pointer[string]
+	out := lineFunc(func(line string) { lastLine.Store(&line) })
 	go func() {
-		d.done <- devcluster.Run(rctx, devcluster.Config{Binary: cfg.Binary, DataDir: dir, BasePort: base, DCs: 3, Log: log, Stdout: io.Discard})
+		d.done <- devcluster.Run(rctx, devcluster.Config{Binary: cfg.Binary, DataDir: dir, BasePort: base, DCs: 3, Log: log,
+			Stdout: out, ReadyTimeout: 30 * time.Minute})
 	}()
 	start := time.Now()
 	path := filepath.Join(dir, devcluster.ClusterFileName)
@@ -62,8 +74,23 @@ func startDev(ctx context.Context, cfg Config, log *slog.Logger, say func(string
 			d.file = f
 			return d, nil
 		}
-		say("dev cluster: starting three data centers in %s (base port %d): %.0f s", dir, base, time.Since(start).Seconds())
+		status := ""
+		if l := lastLine.Load(); l != nil && strings.HasPrefix(*l, "waiting for") {
+			status = " — " + *l
+		}
+		say("dev cluster: starting three data centers in %s (base port %d): %.0f s%s", dir, base, time.Since(start).Seconds(), status)
 	}
+}
+
+// lineFunc is an io.Writer that hands each written chunk, trimmed, to a
+// function (the supervisor writes whole lines).
+type lineFunc func(string)
+
+func (f lineFunc) Write(b []byte) (int, error) {
+	if s := strings.TrimSpace(string(b)); s != "" {
+		f(s)
+	}
+	return len(b), nil
 }
 
 // target returns the dev cluster as a bench target.

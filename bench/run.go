@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -58,20 +59,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	target := cfg.Target
 	var dev *devCluster
-	if cfg.Dev && (cfg.Duration > 0 || cfg.IdleSyncs > 0) {
+	if cfg.Dev && (cfg.Duration > 0 || cfg.IdleSyncs > 0 || cfg.HistoryMessages > 0) {
 		var err error
-		if dev, err = startDev(ctx, cfg, cfg.Log, say); err != nil {
-			return nil, err
+		dev, err = startHistory(ctx, cfg, rep, say)
+		if dev != nil {
+			defer func() {
+				if dev != nil {
+					dev.stop()
+				}
+			}()
 		}
-		defer func() {
-			if dev != nil {
-				dev.stop()
-			}
-		}()
+		if err != nil {
+			return rep, err
+		}
 		target = dev.target()
 	}
 	rep.Target = target
 	run := strings.ToLower(planb.RandomLetters(6))
+	if rep.History == nil {
+		rep.Notes = append(rep.Notes, "no history before the load (--history-messages 0): the cluster starts empty")
+	}
 	if cfg.Duration > 0 {
 		if err := workloadPhases(ctx, cfg, target, run, rep, say); err != nil {
 			return rep, err
@@ -108,6 +115,71 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.goals()
 	return rep, nil
+}
+
+// startHistory starts the --dev cluster and, when the run asks for a
+// history, fills it (or reuses the one in cfg.HistoryDir) and times
+// /messages from the middle of its big room. The cluster is returned
+// whenever it was started, also with an error.
+func startHistory(ctx context.Context, cfg Config, rep *Report, say func(string, ...any)) (*devCluster, error) {
+	if cfg.HistoryMessages == 0 {
+		return startDev(ctx, cfg, "", cfg.DevBasePort, cfg.Log, say)
+	}
+	dir, tmp := cfg.HistoryDir, cfg.HistoryDir == ""
+	var err error
+	if tmp {
+		if dir, err = os.MkdirTemp("", "planb-bench-history-"); err != nil {
+			return nil, fmt.Errorf("history dir: %w", err)
+		}
+	} else if dir, err = filepath.Abs(dir); err != nil {
+		return nil, fmt.Errorf("history dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("history dir: %w", err)
+	}
+	h, err := readHistory(dir)
+	if err != nil {
+		return nil, err
+	}
+	reused := h != nil && h.Complete && h.messages() >= cfg.HistoryMessages
+	if h == nil {
+		h = &historyState{BigRoom: min(histBigMax, cfg.HistoryMessages/histBigShare)}
+	}
+	if h.Target < cfg.HistoryMessages {
+		h.Target, h.Complete = cfg.HistoryMessages, false
+	}
+	base := cfg.DevBasePort
+	if base == 0 {
+		base = h.BasePort // the same ports as the run that made it
+	}
+	start := time.Now()
+	dev, err := startDev(ctx, cfg, dir, base, cfg.Log, say)
+	if err != nil {
+		return nil, fmt.Errorf("start the dev cluster on the history in %s: %w", dir, err)
+	}
+	if tmp {
+		dev.keep = cfg.KeepDev
+	}
+	hr := &HistoryReport{ReadySeconds: time.Since(start).Seconds(), Dir: dir, Reused: reused, Rooms: histRooms}
+	h.BasePort = dev.base
+	if !reused {
+		say("history: filling %d messages into %s", h.Target, dir)
+		if err := fillHistory(ctx, h, dir, dev.target().DataCenters, say); err != nil {
+			return dev, fmt.Errorf("fill the history: %w", err)
+		}
+		h.Complete = true
+		if err := h.save(dir); err != nil {
+			return dev, err
+		}
+	}
+	hr.Messages, hr.BigRoomEvents, hr.FillSeconds = h.messages(), h.Sent[0], h.FillSeconds
+	if h.FillSeconds > 0 {
+		hr.FillPerSecond = float64(hr.Messages) / h.FillSeconds
+	}
+	say("history: /messages from the middle of a room of %d messages", h.Sent[0])
+	hr.Messages50, hr.MessagesErrors = messagesFromTheMiddle(ctx, h, dev.target().DataCenters)
+	rep.History = hr
+	return dev, nil
 }
 
 // workloadPhases sets the workload up and runs the saturated phase, the

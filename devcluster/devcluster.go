@@ -63,7 +63,8 @@ import (
 
 // Timeouts of the supervisor.
 const (
-	// ReadyTimeout bounds the wait for every data center's /ready.
+	// ReadyTimeout bounds the wait for every data center's /ready, unless
+	// Config.ReadyTimeout says otherwise.
 	ReadyTimeout = 3 * time.Minute
 	// StopTimeout is how long children get after SIGTERM before SIGKILL.
 	StopTimeout = 15 * time.Second
@@ -96,6 +97,10 @@ type Config struct {
 	// Stdout receives the progress lines and the table of data centers;
 	// nil discards them.
 	Stdout io.Writer
+	// ReadyTimeout bounds the wait for every data center's /ready; 0 means
+	// the package's ReadyTimeout. Nodes that rebuild large read models
+	// from their logs need longer.
+	ReadyTimeout time.Duration
 }
 
 // Validate reports every problem of the configuration at once.
@@ -353,7 +358,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	start := time.Now()
-	if err := waitReady(ctx, cfg.Stdout, children); err != nil {
+	readyTimeout := cfg.ReadyTimeout
+	if readyTimeout <= 0 {
+		readyTimeout = ReadyTimeout
+	}
+	if err := waitReady(ctx, cfg.Stdout, children, readyTimeout); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
@@ -406,8 +415,8 @@ func checkLeftovers(path string) error {
 // waitReady polls every data center's /ready until all answer 200. It
 // prints a progress line every few seconds and fails fast when a process
 // exits.
-func waitReady(ctx context.Context, out io.Writer, children []*child) error {
-	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+func waitReady(ctx context.Context, out io.Writer, children []*child, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: 3 * time.Second}
 	start, lastProgress := time.Now(), time.Now()
@@ -434,7 +443,7 @@ func waitReady(ctx context.Context, out io.Writer, children []*child) error {
 		var pending []string
 		for i, c := range children {
 			if !ready[i] {
-				pending = append(pending, c.dc.Name)
+				pending = append(pending, c.dc.Name+readyReason(last[i]))
 			}
 		}
 		if len(pending) == 0 {
@@ -452,7 +461,7 @@ func waitReady(ctx context.Context, out io.Writer, children []*child) error {
 				for i, c := range children {
 					if !ready[i] {
 						errs = append(errs, fmt.Errorf("%s not ready after %s (last /ready: %s); end of %s:\n%s",
-							c.dc.Name, ReadyTimeout, last[i], c.dc.Log, logTail(c.dc.Log, 20)))
+							c.dc.Name, timeout, last[i], c.dc.Log, logTail(c.dc.Log, 20)))
 					}
 				}
 				return errors.Join(errs...)
@@ -461,6 +470,19 @@ func waitReady(ctx context.Context, out io.Writer, children []*child) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// readyReason returns " (why)" from a /ready answer that gives a reason
+// (a node catching up with its log says how far it is), or "".
+func readyReason(answer string) string {
+	_, body, _ := strings.Cut(answer, " ")
+	var st struct {
+		Reason string `json:"reason"`
+	}
+	if json.Unmarshal([]byte(body), &st) != nil || st.Reason == "" {
+		return ""
+	}
+	return " (" + st.Reason + ")"
 }
 
 // probeReady asks a data center's /ready once; it returns whether it

@@ -48,6 +48,8 @@ func (c *benchCmd) flags(fs *flag.FlagSet) {
 	fs.IntVar(&d.IdleUsers, "idle-users", d.IdleUsers, "users the idle long-polls belong to (all in one room)")
 	fs.IntVar(&d.IdleNode, "idle-node", 0, "index of the data center that holds the idle long-polls")
 	fs.DurationVar(&d.IdleTimeout, "idle-timeout", d.IdleTimeout, "timeout of the idle long-polls")
+	fs.IntVar(&d.HistoryMessages, "history-messages", 0, "messages the --dev cluster holds in its history before the load, a tenth in one room whose /messages is timed (0: it starts empty)")
+	fs.StringVar(&d.HistoryDir, "history-dir", "", "keep the --dev cluster with its history here and reuse it next time (default: a temporary directory)")
 	fs.IntVar(&d.RebuildEvents, "rebuild-events", d.RebuildEvents, "events in the log a fresh node rebuilds from (0 skips)")
 	fs.StringVar(&d.RebuildDir, "rebuild-dir", "", "keep the rebuild log here and reuse it next time (default: a temporary directory)")
 	fs.StringVar(&d.PprofDir, "pprof", "", "save a CPU profile of every node during the saturated phase into this directory")
