@@ -24,14 +24,14 @@ import (
 type HistoryReport struct {
 	// Messages is how many messages the fill sent into the history (every
 	// room also holds its creation and membership events).
-	Messages       int `json:"messages"`
-	Rooms          int `json:"rooms"`
-	BigRoomEvents  int `json:"big_room_messages"`
-	FillSeconds    float64 `json:"fill_seconds"`
-	FillPerSecond  float64 `json:"fill_messages_per_second"`
-	Reused         bool    `json:"reused"`
-	Dir            string  `json:"dir"`
-	ReadySeconds   float64 `json:"ready_seconds"` // the cluster's start on the history, until every /ready
+	Messages      int     `json:"messages"`
+	Rooms         int     `json:"rooms"`
+	BigRoomEvents int     `json:"big_room_messages"`
+	FillSeconds   float64 `json:"fill_seconds"`
+	FillPerSecond float64 `json:"fill_messages_per_second"`
+	Reused        bool    `json:"reused"`
+	Dir           string  `json:"dir"`
+	ReadySeconds  float64 `json:"ready_seconds"` // the cluster's start on the history, until every /ready
 	// Messages50 is GET /messages of 50 events from the middle of the big
 	// room, through the client API (a page before or after a sampled
 	// event, from the token /context gave for it).
