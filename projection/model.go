@@ -51,6 +51,39 @@ type Entry struct {
 	// visible content is then Content (redacted).
 	RedactedBy *planb.Event
 	Content    json.RawMessage
+	// msg is what unread counts read of a message, decoded once (nil for
+	// events that are not messages).
+	msg *msgSummary
+}
+
+// msgSummary is what unread counts need of a message's content.
+type msgSummary struct {
+	notice      bool
+	body        string
+	hasMentions bool
+	mentions    []string
+}
+
+// summarizeMessage fills e.msg when e is a message (m.room.message,
+// m.room.encrypted, m.sticker).
+func summarizeMessage(e *Entry) {
+	switch e.Event.Type {
+	case planb.TypeMessage, "m.room.encrypted", "m.sticker":
+	default:
+		return
+	}
+	var mc struct {
+		MsgType  string `json:"msgtype"`
+		Body     string `json:"body"`
+		Mentions *struct {
+			UserIDs []string `json:"user_ids"`
+		} `json:"m.mentions"`
+	}
+	_ = json.Unmarshal(e.Event.Content, &mc)
+	e.msg = &msgSummary{notice: mc.MsgType == "m.notice", body: mc.Body, hasMentions: mc.Mentions != nil}
+	if mc.Mentions != nil {
+		e.msg.mentions = mc.Mentions.UserIDs
+	}
 }
 
 // memberChange is one change of a user's membership in a room.
@@ -327,6 +360,7 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 			m.rooms[ev.RoomID] = room
 		}
 		e := &Entry{Event: ev, Room: room, Seq: seq, Index: room.Count, Content: ev.Content}
+		summarizeMessage(e)
 		for _, t := range rec.Txns {
 			if t.Event == i {
 				e.TxnID, e.DeviceID = t.TxnID, t.DeviceID

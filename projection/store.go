@@ -175,6 +175,7 @@ func decodeEntry(b []byte, r *Room, idx int) (*Entry, error) {
 	if se.RedactedBy != nil {
 		e.Content = se.Content
 	}
+	summarizeMessage(e)
 	return e, nil
 }
 

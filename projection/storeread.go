@@ -186,6 +186,18 @@ func (m *Model) locate(g getter, id string) (*Room, int, bool, error) {
 	return r, int(idx), true, nil
 }
 
+// locateInRoom is locate for an event expected in room r: it looks in r's
+// tail cache first (receipts mostly point at recent events), then in the
+// store. Caller holds mu.
+func (m *Model) locateInRoom(r *Room, id string) (*Room, int, bool, error) {
+	for i := len(r.tail) - 1; i >= 0; i-- {
+		if r.tail[i].Event.EventID == id {
+			return r, r.tail[i].Index, true, nil
+		}
+	}
+	return m.locate(m.db, id)
+}
+
 // event returns the entry of event id, or nil when the model has none.
 // Caller holds mu.
 func (m *Model) event(id string) (*Entry, error) {

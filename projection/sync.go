@@ -329,7 +329,7 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 	}
 	for _, rtype := range []string{"m.read", "m.read.private"} {
 		if rc, ok := r.receipts[user][rtype]; ok {
-			er, idx, ok, err := m.locate(m.db, rc.EventID)
+			er, idx, ok, err := m.locateInRoom(r, rc.EventID)
 			if err != nil {
 				return Unread{}, err
 			}
@@ -365,27 +365,11 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 		return c.u, nil
 	}
 	err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
-		if e.Event.Sender == user || e.RedactedBy != nil {
-			return true, nil
-		}
-		switch e.Event.Type {
-		case planb.TypeMessage, "m.room.encrypted", "m.sticker":
-		default:
-			return true, nil
-		}
-		var mc struct {
-			MsgType  string `json:"msgtype"`
-			Body     string `json:"body"`
-			Mentions *struct {
-				UserIDs []string `json:"user_ids"`
-			} `json:"m.mentions"`
-		}
-		_ = json.Unmarshal(e.Content, &mc)
-		if mc.MsgType == "m.notice" {
+		if e.Event.Sender == user || e.RedactedBy != nil || e.msg == nil || e.msg.notice {
 			return true, nil
 		}
 		c.u.Notifications++
-		if highlights(user, names, mc.Body, mc.Mentions != nil, mentionIDs(mc.Mentions)) {
+		if highlights(user, names, e.msg.body, e.msg.hasMentions, e.msg.mentions) {
 			c.u.Highlights++
 		}
 		return true, nil
@@ -409,14 +393,6 @@ type unreadCount struct {
 	u          Unread
 }
 
-func mentionIDs(m *struct {
-	UserIDs []string `json:"user_ids"`
-}) []string {
-	if m == nil {
-		return nil
-	}
-	return m.UserIDs
-}
 
 // highlights applies the spec's default highlight rules: an explicit
 // m.mentions of the user; and only for events without m.mentions, the
