@@ -26,7 +26,6 @@ func (a *API) routesMedia() {
 		writeJSON(w, 200, map[string]string{"content_uri": uri})
 	}
 	a.handle("POST /_matrix/media/v3/upload", upload)
-	a.handle("POST /_matrix/media/r0/upload", upload)
 	config := func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		writeJSON(w, 200, map[string]int64{"m.upload.size": a.hs.Config().MaxUploadBytes})
 	}

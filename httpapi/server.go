@@ -76,6 +76,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	r = legacyPath(r)
 	_, pattern := a.mux.Handler(r)
 	if pattern == "" {
 		a.unrecognized(w, r)
@@ -85,6 +86,37 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: 200}
 	a.mux.ServeHTTP(sw, r) // sets the path values
 	a.metrics.observe(pattern, sw.status, time.Since(start))
+}
+
+// legacyPrefixes map the r0 API (spec r0.6.1, which /versions advertises)
+// onto its v3 successor. Every endpoint served under v3 that existed in r0
+// behaves the same there; the few v3 endpoints added after r0 are served
+// under r0 too, as Synapse does, since clients that speak r0 use them.
+var legacyPrefixes = [][2]string{
+	{"/_matrix/client/r0/", "/_matrix/client/v3/"},
+	{"/_matrix/media/r0/", "/_matrix/media/v3/"},
+}
+
+// legacyPath returns r with an r0 path turned into its v3 path, or r.
+func legacyPath(r *http.Request) *http.Request {
+	for _, lp := range legacyPrefixes {
+		rest, ok := strings.CutPrefix(r.URL.Path, lp[0])
+		if !ok {
+			continue
+		}
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.Path = lp[1] + rest
+		if raw, ok := strings.CutPrefix(r.URL.RawPath, lp[0]); ok {
+			u.RawPath = lp[1] + raw
+		} else {
+			u.RawPath = ""
+		}
+		r2.URL = &u
+		return r2
+	}
+	return r
 }
 
 // unrecognized answers 405 when the path exists for another method and 404
