@@ -235,7 +235,7 @@ func (s *Service) newSession(ctx context.Context, userID, deviceID, displayName 
 	if len(deviceID) > 255 {
 		return nil, planb.InvalidParam("device_id is too long")
 	}
-	dkey := jetstream.KeyPart(userID) + "." + jetstream.KeyPart(deviceID)
+	dkey := deviceKey(userID, deviceID)
 	if old, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey); err == nil {
 		var d device
 		if json.Unmarshal(old.Value, &d) == nil {
@@ -319,115 +319,59 @@ func (s *Service) checkCredentials(ctx context.Context, user, password string) (
 	return a, nil
 }
 
-// Logout deletes the session's token and device (POST /logout).
-func (s *Service) Logout(ctx context.Context, sess Session) error {
-	return s.deleteDevice(ctx, sess.UserID, sess.DeviceID)
+// PasswordRequest is the body of POST /account/password.
+type PasswordRequest struct {
+	NewPassword   string  `json:"new_password"`
+	LogoutDevices *bool   `json:"logout_devices"`
+	Auth          *UIAuth `json:"auth"`
 }
 
-func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) error {
-	dkey := jetstream.KeyPart(userID) + "." + jetstream.KeyPart(deviceID)
-	e, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey)
-	if errors.Is(err, planb.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return s.unavailable(err)
-	}
-	var d device
-	if json.Unmarshal(e.Value, &d) == nil && d.TokenHash != "" {
-		if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
-			return s.unavailable(err)
-		}
-		s.sessions.forget(d.TokenHash, time.Now())
-	}
-	if err := s.engine.Delete(ctx, jetstream.BucketDevices, dkey); err != nil {
-		return s.unavailable(err)
-	}
-	return nil
+// UIAuth is the auth dict of user-interactive authentication; planb offers
+// one stage, the account's password.
+type UIAuth struct {
+	Type       string `json:"type"`
+	Session    string `json:"session"`
+	Password   string `json:"password"`
+	User       string `json:"user"`
+	Identifier *struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
 }
 
-// Devices returns the user's devices.
-func (s *Service) Devices(ctx context.Context, userID string) ([]map[string]any, error) {
-	keys, err := s.engine.Keys(ctx, jetstream.BucketDevices, jetstream.KeyPart(userID)+".*")
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	out := []map[string]any{}
-	for _, k := range keys {
-		e, err := s.engine.Get(ctx, jetstream.BucketDevices, k)
-		if err != nil {
-			continue // deleted meanwhile
+// confirmPassword checks that auth proves the session's user knows their
+// password. Without it (or with another stage) it answers the 401 that
+// starts user-interactive auth.
+func (s *Service) confirmPassword(ctx context.Context, sess Session, auth *UIAuth) error {
+	if auth == nil || auth.Type != "m.login.password" {
+		session := planb.RandomString(12)
+		if auth != nil && auth.Session != "" {
+			session = auth.Session
 		}
-		var d device
-		if json.Unmarshal(e.Value, &d) == nil {
-			m := map[string]any{"device_id": d.DeviceID}
-			if d.DisplayName != "" {
-				m["display_name"] = d.DisplayName
-			}
-			out = append(out, m)
-		}
+		return uiaRequired(session, "m.login.password")
 	}
-	return out, nil
-}
-
-// LogoutAll deletes every device of the user except keep (POST /logout/all
-// passes keep = "").
-func (s *Service) LogoutAll(ctx context.Context, userID, keep string) error {
-	devs, err := s.Devices(ctx, userID)
+	user := auth.User
+	if auth.Identifier != nil {
+		user = auth.Identifier.User
+	}
+	if user == "" {
+		user = sess.UserID
+	}
+	a, err := s.checkCredentials(ctx, user, auth.Password)
 	if err != nil {
 		return err
 	}
-	for _, d := range devs {
-		id, _ := d["device_id"].(string)
-		if id == keep {
-			continue
-		}
-		if err := s.deleteDevice(ctx, userID, id); err != nil {
-			return err
-		}
+	if a.UserID != sess.UserID {
+		return planb.Forbidden("the password given is not that of %s", sess.UserID)
 	}
 	return nil
-}
-
-// PasswordRequest is the body of POST /account/password.
-type PasswordRequest struct {
-	NewPassword   string `json:"new_password"`
-	LogoutDevices *bool  `json:"logout_devices"`
-	Auth          *struct {
-		Type       string `json:"type"`
-		Session    string `json:"session"`
-		Password   string `json:"password"`
-		User       string `json:"user"`
-		Identifier *struct {
-			Type string `json:"type"`
-			User string `json:"user"`
-		} `json:"identifier"`
-	} `json:"auth"`
 }
 
 // ChangePassword changes the password after user-interactive auth with the
 // current password.
 func (s *Service) ChangePassword(ctx context.Context, sess Session, req PasswordRequest) error {
-	if req.Auth == nil || req.Auth.Type != "m.login.password" {
-		session := planb.RandomString(12)
-		if req.Auth != nil && req.Auth.Session != "" {
-			session = req.Auth.Session
-		}
-		return uiaRequired(session, "m.login.password")
-	}
-	user := req.Auth.User
-	if req.Auth.Identifier != nil {
-		user = req.Auth.Identifier.User
-	}
-	if user == "" {
-		user = sess.UserID
-	}
-	a, err := s.checkCredentials(ctx, user, req.Auth.Password)
-	if err != nil {
+	if err := s.confirmPassword(ctx, sess, req.Auth); err != nil {
 		return err
-	}
-	if a.UserID != sess.UserID {
-		return planb.Forbidden("you can only change your own password")
 	}
 	if req.NewPassword == "" {
 		return planb.MissingParam("new_password is required")

@@ -69,6 +69,72 @@ func (a *API) routesAuth() {
 		}
 		writeJSON(w, 200, map[string]any{"devices": devs})
 	})
+	a.handle("GET /_matrix/client/v3/devices/{deviceId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		d, err := a.hs.Device(r.Context(), s.UserID, r.PathValue("deviceId"))
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, d)
+	})
+	a.handle("PUT /_matrix/client/v3/devices/{deviceId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			DisplayName *string `json:"display_name"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		var err error
+		if req.DisplayName != nil {
+			err = a.hs.RenameDevice(r.Context(), s.UserID, r.PathValue("deviceId"), *req.DisplayName)
+		} else {
+			_, err = a.hs.Device(r.Context(), s.UserID, r.PathValue("deviceId")) // nothing to change; 404 if none
+		}
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
+	a.handle("DELETE /_matrix/client/v3/devices/{deviceId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			Auth *homeserver.UIAuth `json:"auth"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		id := r.PathValue("deviceId")
+		if _, err := a.hs.Device(r.Context(), s.UserID, id); err != nil {
+			writeError(w, a.log, err) // 404 before asking for the password
+			return
+		}
+		if err := a.hs.DeleteDevices(r.Context(), s, []string{id}, req.Auth); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
+	a.handle("POST /_matrix/client/v3/delete_devices", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			Devices *[]string          `json:"devices"`
+			Auth    *homeserver.UIAuth `json:"auth"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if req.Devices == nil {
+			writeError(w, a.log, planb.MissingParam("devices is required"))
+			return
+		}
+		if err := a.hs.DeleteDevices(r.Context(), s, *req.Devices, req.Auth); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
 }
 
 // wellKnown tells clients this node's URL and every data center's, so that
