@@ -393,7 +393,6 @@ type unreadCount struct {
 	u          Unread
 }
 
-
 // highlights applies the spec's default highlight rules: an explicit
 // m.mentions of the user; and only for events without m.mentions, the
 // legacy rules that match the user's localpart or display name as a whole
