@@ -6,7 +6,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/cluster"

@@ -1,8 +1,9 @@
 package projection
 
 import (
-	"encoding/json"
 	"strings"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 )

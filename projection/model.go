@@ -18,7 +18,6 @@ package projection
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 )

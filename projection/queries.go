@@ -1,9 +1,10 @@
 package projection
 
 import (
-	"encoding/json"
 	"sort"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 )

@@ -1,8 +1,9 @@
 package projection
 
 import (
-	"encoding/json"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 )

@@ -2,12 +2,12 @@ package projection
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 )

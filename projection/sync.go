@@ -1,12 +1,13 @@
 package projection
 
 import (
-	"encoding/json"
 	"sort"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
 )
