@@ -51,6 +51,9 @@ Usage:
   planb bench  [flags]   load a cluster (--dev: a local one) and report sends/s,
                          send and delivery latency, the engine's own limit, memory
                          per idle /sync and read-model rebuild time
+  planb ready  [--url URL]
+                         exit 0 when the node at URL answers /ready with 200 (a
+                         container health check; default http://127.0.0.1:8008)
   planb admin  status|drain|undrain|rebalance [flags]
                          ask a node for the cluster's status, evacuate its data
                          center, or spread stream leaders evenly again
@@ -89,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = &devCmd{stdout: stdout}
 	case "bench":
 		cmd = newBenchCmd(stdout, stderr)
+	case "ready":
+		cmd = &readyCmd{stdout: stdout}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,14 @@ func bindServeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory` of the embedded engine")
 	fs.StringVar(&cfg.HTTPListen, "http", cfg.HTTPListen, "HTTP listen address (`host:port`)")
 	fs.StringVar(&cfg.ServerName, "server-name", cfg.ServerName, "Matrix server `name`")
+	fs.Func("server-name-env", "take the Matrix server name from this environment `variable` (container images: Complement sets SERVER_NAME)", func(v string) error {
+		name := os.Getenv(v)
+		if name == "" {
+			return fmt.Errorf("environment variable %s is not set", v)
+		}
+		cfg.ServerName = name
+		return nil
+	})
 	fs.StringVar(&cfg.PublicBaseURL, "public-url", cfg.PublicBaseURL, "this node's public client `URL` (default: from the request)")
 	fs.StringVar(&cfg.DataCenter, "dc", cfg.DataCenter, "this node's data center `name`")
 	fs.StringVar(&cfg.NodeName, "node", cfg.NodeName, "this node's `name` in the cluster (default: the data center name)")
