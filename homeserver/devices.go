@@ -38,7 +38,7 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 	if err := s.engine.Delete(ctx, jetstream.BucketDevices, dkey); err != nil {
 		return s.unavailable(err)
 	}
-	return nil
+	return s.deleteDeviceKeys(ctx, userID, deviceID)
 }
 
 // Devices returns the user's devices.

@@ -57,6 +57,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesRooms()
 	a.routesSync()
 	a.routesMedia()
+	a.routesKeys()
 	a.routesAdmin()
 	a.routesBench()
 	if opts.Extra != nil {

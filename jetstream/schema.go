@@ -28,6 +28,10 @@ const (
 	BucketAliases     = "aliases"      // alias → room ID
 	BucketMeta        = "meta"         // cluster-wide settings, e.g. partition count
 	BucketDrills      = "drills"       // drill lock and the history of drill reports
+	// End-to-end encryption keys (the server only stores and hands them out).
+	BucketDeviceKeys   = "device_keys"   // user.device → the device's signed identity keys
+	BucketOneTimeKeys  = "one_time_keys" // user.device.algorithm.keyID → one-time key; claimed by compare-and-delete
+	BucketFallbackKeys = "fallback_keys" // user.device.algorithm → fallback key, with whether it was used
 )
 
 // Keys of the meta bucket besides "partitions" (the partition count the
@@ -74,6 +78,9 @@ var bucketSpecs = []bucketSpec{
 	{BucketAliases, 1, "room aliases"},
 	{BucketMeta, 1, "cluster-wide settings"},
 	{BucketDrills, 1, "the drill lock and past drill reports"},
+	{BucketDeviceKeys, 1, "end-to-end encryption: device identity keys"},
+	{BucketOneTimeKeys, 1, "end-to-end encryption: one-time keys, each handed out once"},
+	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys"},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

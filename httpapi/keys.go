@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/homeserver"
+)
+
+// maxKeyQueryUsers bounds the users of one /keys/query or /keys/claim.
+const maxKeyQueryUsers = 1000
+
+// routesKeys serves the end-to-end encryption key endpoints.
+func (a *API) routesKeys() {
+	a.handle("POST "+v3+"/keys/upload", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req homeserver.KeysUploadRequest
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		counts, err := a.hs.UploadKeys(r.Context(), s, req)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if _, ok := counts["signed_curve25519"]; !ok {
+			counts["signed_curve25519"] = 0 // clients look for it
+		}
+		writeJSON(w, 200, map[string]any{"one_time_key_counts": counts})
+	})
+	a.handle("POST "+v3+"/keys/query", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			DeviceKeys map[string][]string `json:"device_keys"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if req.DeviceKeys == nil {
+			writeError(w, a.log, planb.MissingParam("device_keys is required"))
+			return
+		}
+		if len(req.DeviceKeys) > maxKeyQueryUsers {
+			writeError(w, a.log, planb.InvalidParam("at most %d users at once", maxKeyQueryUsers))
+			return
+		}
+		keys, err := a.hs.QueryKeys(r.Context(), req.DeviceKeys)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"device_keys": keys, "failures": map[string]any{}})
+	})
+	a.handle("POST "+v3+"/keys/claim", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			OneTimeKeys map[string]map[string]string `json:"one_time_keys"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if req.OneTimeKeys == nil {
+			writeError(w, a.log, planb.MissingParam("one_time_keys is required"))
+			return
+		}
+		if len(req.OneTimeKeys) > maxKeyQueryUsers {
+			writeError(w, a.log, planb.InvalidParam("at most %d users at once", maxKeyQueryUsers))
+			return
+		}
+		keys, err := a.hs.ClaimKeys(r.Context(), req.OneTimeKeys)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"one_time_keys": keys, "failures": map[string]json.RawMessage{}})
+	})
+}
