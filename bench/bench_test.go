@@ -22,24 +22,12 @@ func TestBenchDev(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := testutil.MustBuildPlanb(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	out := filepath.Join(dir, "report.json")
-	cmd := exec.CommandContext(ctx, bin, "bench", "--dev", "--users", "4", "--rooms", "2", "--members", "2",
+	rep := runBench(t, bin, "--dev", "--users", "4", "--rooms", "2", "--members", "2",
 		"--senders", "4", "--receivers", "2", "--size", "64", "--duration", "3s", "--paced-duration", "2s",
 		"--idle-syncs", "50", "--idle-users", "5", "--rebuild-events", "2000", "--rebuild-dir", filepath.Join(dir, "rebuild"),
 		"--history-messages", "10000", "--history-dir", filepath.Join(dir, "history"),
-		"--pprof", filepath.Join(dir, "pprof"), "--json", "--out", out)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("planb bench: %v\nstderr:\n%s", err, tail(stderr.String()))
-	}
-	var rep Report
-	if err := json.Unmarshal(stdout, &rep); err != nil {
-		t.Fatalf("decode --json output: %v\n%s", err, stdout)
-	}
+		"--pprof", filepath.Join(dir, "pprof"), "--out", out)
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("--out file: %v", err)
 	}
@@ -90,21 +78,8 @@ func TestBenchHistoryReused(t *testing.T) {
 	bin := testutil.MustBuildPlanb(t)
 	run := func(messages string) Report {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "bench", "--dev", "--duration", "0", "--idle-syncs", "0", "--rebuild-events", "0",
-			"--history-messages", messages, "--history-dir", filepath.Join(dir, "history"), "--json")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		stdout, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("planb bench: %v\nstderr:\n%s", err, tail(stderr.String()))
-		}
-		var rep Report
-		if err := json.Unmarshal(stdout, &rep); err != nil {
-			t.Fatalf("decode --json output: %v\n%s", err, stdout)
-		}
-		return rep
+		return runBench(t, bin, "--dev", "--duration", "0", "--idle-syncs", "0", "--rebuild-events", "0",
+			"--history-messages", messages, "--history-dir", filepath.Join(dir, "history"))
 	}
 	first := run("10000").History
 	if first == nil || first.Reused || first.Messages < 10000 {
@@ -159,6 +134,25 @@ func TestSummarize(t *testing.T) {
 	if summarize(nil).N != 0 {
 		t.Error("empty summary")
 	}
+}
+
+// runBench runs `planb bench ... --json` and returns its report.
+func runBench(t *testing.T, bin string, args ...string) Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"bench"}, args...), "--json")...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("planb bench: %v\nstderr:\n%s", err, tail(stderr.String()))
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout, &rep); err != nil {
+		t.Fatalf("decode --json output: %v\n%s", err, stdout)
+	}
+	return rep
 }
 
 func tail(s string) string {

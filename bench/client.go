@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 )
@@ -126,6 +128,29 @@ func (r *registrar) register(ctx context.Context, kind string, n, dc int, hc *ht
 		}
 		return nil, fmt.Errorf("register %s at %s: %w", name, r.dcs[dc].Name, err)
 	}
+}
+
+// registerAll registers total users, six at a time: user i is
+// name(i) = (kind, n) at data center i mod len(dcs). progress is told how
+// many are done.
+func (r *registrar) registerAll(ctx context.Context, total int, hc *http.Client, name func(i int) (string, int), progress func(done int64)) ([]*user, error) {
+	all := make([]*user, total)
+	var done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(6)
+	for i := range total {
+		g.Go(func() error {
+			kind, n := name(i)
+			u, err := r.register(gctx, kind, n, i%len(r.dcs), hc)
+			if err != nil {
+				return err
+			}
+			all[i] = u
+			progress(done.Add(1))
+			return nil
+		})
+	}
+	return all, g.Wait()
 }
 
 // errKind names a client-visible error for the report.

@@ -251,28 +251,15 @@ func fillHistory(ctx context.Context, h *historyState, dir string, dcs []DataCen
 func historySetup(ctx context.Context, h *historyState, dcs []DataCenter, hc *http.Client, say func(string, ...any)) error {
 	reg := newRegistrar("hist", dcs)
 	defer reg.close()
-	users := make([]*user, histUsers)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(6)
-	var done atomic.Int64
-	for i := range users {
-		g.Go(func() error {
-			u, err := reg.register(gctx, "u", i, i%len(dcs), hc)
-			if err != nil {
-				return err
-			}
-			users[i] = u
-			say("history: registered %d of %d users", done.Add(1), histUsers)
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	users, err := reg.registerAll(ctx, histUsers, hc, func(i int) (string, int) { return "u", i },
+		func(done int64) { say("history: registered %d of %d users", done, histUsers) })
+	if err != nil {
 		return fmt.Errorf("register history users: %w", err)
 	}
+	var done atomic.Int64
 	rooms := make([]string, histRooms)
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	done.Store(0)
 	for r := range rooms {
 		g.Go(func() error {
 			owner := users[r%histUsers]

@@ -53,34 +53,21 @@ func (w *workload) setup(ctx context.Context, say func(string, ...any)) error {
 	reg := newRegistrar(w.run, w.dcs)
 	defer reg.close()
 	total := w.cfg.Users + w.cfg.Receivers
-	all := make([]*user, total)
-	var done atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(6)
-	for i := range total {
-		g.Go(func() error {
-			kind, n := "u", i
-			if i >= w.cfg.Users {
-				kind, n = "r", i-w.cfg.Users
-			}
-			u, err := reg.register(gctx, kind, n, i%len(w.dcs), w.hc)
-			if err != nil {
-				return err
-			}
-			all[i] = u
-			say("set-up: registered %d of %d users", done.Add(1), total)
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	all, err := reg.registerAll(ctx, total, w.hc, func(i int) (string, int) {
+		if i >= w.cfg.Users {
+			return "r", i - w.cfg.Users
+		}
+		return "u", i
+	}, func(done int64) { say("set-up: registered %d of %d users", done, total) })
+	if err != nil {
 		return fmt.Errorf("register users: %w", err)
 	}
 	w.users, w.receivers = all[:w.cfg.Users], all[w.cfg.Users:]
 
 	w.rooms = make([]id.RoomID, w.cfg.Rooms)
 	w.members = make([][]int, w.cfg.Rooms)
-	done.Store(0)
-	g, gctx = errgroup.WithContext(ctx)
+	var done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for r := range w.cfg.Rooms {
 		for j := range w.cfg.Members {

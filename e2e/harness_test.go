@@ -403,17 +403,23 @@ func rawWith(t testing.TB, c *http.Client, method, url, token string, body []byt
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return doRaw(t, c, req, token)
+}
+
+// doRaw sends req (with the token, if any) and reads the whole answer.
+func doRaw(t testing.TB, c *http.Client, req *http.Request, token string) rawResponse {
+	t.Helper()
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
 	}
 	r := rawResponse{status: resp.StatusCode, header: resp.Header, body: b}
 	_ = json.Unmarshal(b, &r.json) // non-JSON bodies leave json nil

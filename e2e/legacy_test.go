@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -118,17 +117,5 @@ func rawWithType(t *testing.T, srv *server, method, path, token, ctype string, b
 		t.Fatalf("build request %s %s: %v", method, path, err)
 	}
 	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: httpTimeout, Transport: sharedTransport}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	r := rawResponse{status: resp.StatusCode, header: resp.Header, body: b}
-	_ = json.Unmarshal(b, &r.json)
-	return r
+	return doRaw(t, &http.Client{Timeout: httpTimeout, Transport: sharedTransport}, req, token)
 }
