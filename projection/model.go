@@ -236,6 +236,12 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	// Write the memtables out, so that the next start need not replay
+	// Pebble's WAL into memory (up to 128 MiB of memtables, seconds of
+	// start-up). Not when a write failed: the disk may be full.
+	if m.fault == nil && m.damaged.Load() == nil && m.db != nil {
+		_ = m.db.Flush() // a failure only costs the replay at the next start
+	}
 	if err := m.db.Close(); err != nil {
 		return fmt.Errorf("close the read model store: %w", err)
 	}
