@@ -155,6 +155,9 @@ func startHistory(ctx context.Context, cfg Config, rep *Report, say func(string,
 	start := time.Now()
 	dev, err := startDev(ctx, cfg, dir, base, cfg.Log, say)
 	if err != nil {
+		if tmp {
+			os.RemoveAll(dir)
+		}
 		return nil, fmt.Errorf("start the dev cluster on the history in %s: %w", dir, err)
 	}
 	if tmp {
