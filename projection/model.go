@@ -238,14 +238,25 @@ func (m *Model) Close() error {
 	m.closed = true
 	// Write the memtables out, so that the next start need not replay
 	// Pebble's WAL into memory (up to 128 MiB of memtables, seconds of
-	// start-up). Not when a write failed: the disk may be full.
-	if m.fault == nil && m.damaged.Load() == nil && m.db != nil {
+	// start-up). Not when a write failed (the disk may be full) or the
+	// store's directory is gone (Pebble cannot go on without it).
+	if m.fault == nil && m.damaged.Load() == nil && m.storeDirPresent() {
 		_ = m.db.Flush() // a failure only costs the replay at the next start
 	}
 	if err := m.db.Close(); err != nil {
 		return fmt.Errorf("close the read model store: %w", err)
 	}
 	return nil
+}
+
+// storeDirPresent reports whether the store's directory still exists
+// (always for an in-memory store).
+func (m *Model) storeDirPresent() bool {
+	if m.space.dir == "" {
+		return true
+	}
+	_, err := m.space.fs.Stat(m.space.dir)
+	return err == nil
 }
 
 // Fault returns why the last write to the store failed (a full disk, say),

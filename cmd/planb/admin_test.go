@@ -23,11 +23,14 @@ func serveForTest(t *testing.T, token string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The data directory first: its removal is a cleanup too, and must run
+	// after the node has stopped (cleanups run last first).
+	dataDir := t.TempDir()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--http", fmt.Sprintf("127.0.0.1:%d", port),
+		done <- run(ctx, []string{"serve", "--data", dataDir, "--http", fmt.Sprintf("127.0.0.1:%d", port),
 			"--admin-token", token, "--log-level", "warn"}, io.Discard, &logs)
 	}()
 	t.Cleanup(func() {
