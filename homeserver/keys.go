@@ -299,31 +299,29 @@ func (s *Service) claimOne(ctx context.Context, userID, dev, alg string) (keyID 
 		}
 		return jetstream.DecodeKeyPart(k[strings.LastIndexByte(k, '.')+1:]), e.Value, true, nil
 	}
-	// No one-time key left: the fallback key, marked as used.
-	for range 10 {
-		e, err := s.engine.GetLeader(ctx, jetstream.BucketFallbackKeys, prefix)
-		if errors.Is(err, planb.ErrNotFound) {
-			return "", nil, false, nil
-		}
-		if err != nil {
+	// No one-time key left: the fallback key, marked as used. A fallback
+	// key may go to many claimers, so a conflict (another claim marked it
+	// meanwhile, or the device replaced it) needs no second try: the key
+	// read was the device's fallback key a moment ago.
+	e, err := s.engine.GetLeader(ctx, jetstream.BucketFallbackKeys, prefix)
+	if errors.Is(err, planb.ErrNotFound) {
+		return "", nil, false, nil
+	}
+	if err != nil {
+		return "", nil, false, s.unavailable(err)
+	}
+	var fb storedFallback
+	if err := json.Unmarshal(e.Value, &fb); err != nil {
+		return "", nil, false, s.unavailable(fmt.Errorf("decode fallback key: %w", err))
+	}
+	if !fb.Used {
+		fb.Used = true
+		b, _ := json.Marshal(fb)
+		if _, err := s.engine.Update(ctx, jetstream.BucketFallbackKeys, prefix, b, e.Revision); err != nil && !errors.Is(err, planb.ErrConflict) {
 			return "", nil, false, s.unavailable(err)
 		}
-		var fb storedFallback
-		if err := json.Unmarshal(e.Value, &fb); err != nil {
-			return "", nil, false, s.unavailable(fmt.Errorf("decode fallback key: %w", err))
-		}
-		if !fb.Used {
-			fb.Used = true
-			b, _ := json.Marshal(fb)
-			if _, err := s.engine.Update(ctx, jetstream.BucketFallbackKeys, prefix, b, e.Revision); errors.Is(err, planb.ErrConflict) {
-				continue
-			} else if err != nil {
-				return "", nil, false, s.unavailable(err)
-			}
-		}
-		return fb.KeyID, fb.Key, true, nil
 	}
-	return "", nil, false, s.unavailable(errors.New("fallback key record kept changing"))
+	return fb.KeyID, fb.Key, true, nil
 }
 
 // UnusedFallbackKeyTypes returns the algorithms of the device's fallback
