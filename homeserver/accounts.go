@@ -394,21 +394,28 @@ func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*acc
 	if err != nil {
 		return err
 	}
+	return updateRecord(ctx, s, jetstream.BucketAccounts, jetstream.KeyPart(local), planb.NotFound("no such user %s", userID), fn)
+}
+
+// updateRecord applies fn to the JSON record at key of bucket with
+// compare-and-set, reading it again from the bucket's leader when another
+// write came first. A missing record is answered with missing.
+func updateRecord[T any](ctx context.Context, s *Service, bucket, key string, missing error, fn func(*T)) error {
 	for range 10 {
-		e, err := s.engine.GetLeader(ctx, jetstream.BucketAccounts, jetstream.KeyPart(local))
+		e, err := s.engine.GetLeader(ctx, bucket, key)
 		if errors.Is(err, planb.ErrNotFound) {
-			return planb.NotFound("no such user %s", userID)
+			return missing
 		}
 		if err != nil {
 			return s.unavailable(err)
 		}
-		var a account
-		if err := json.Unmarshal(e.Value, &a); err != nil {
-			return fmt.Errorf("decode account: %w", err)
+		var v T
+		if err := json.Unmarshal(e.Value, &v); err != nil {
+			return fmt.Errorf("decode %s record: %w", bucket, err)
 		}
-		fn(&a)
-		b, _ := json.Marshal(a)
-		_, err = s.engine.Update(ctx, jetstream.BucketAccounts, jetstream.KeyPart(local), b, e.Revision)
+		fn(&v)
+		b, _ := json.Marshal(v)
+		_, err = s.engine.Update(ctx, bucket, key, b, e.Revision)
 		if errors.Is(err, planb.ErrConflict) {
 			continue
 		}
@@ -417,7 +424,7 @@ func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*acc
 		}
 		return nil
 	}
-	return s.unavailable(errors.New("account record kept changing"))
+	return s.unavailable(fmt.Errorf("%s record kept changing", bucket))
 }
 
 // Profile returns a user's display name and avatar URL.

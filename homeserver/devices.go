@@ -118,34 +118,10 @@ func (s *Service) RenameDevice(ctx context.Context, userID, deviceID, name strin
 	if len(name) > maxDeviceName {
 		return planb.InvalidParam("display_name is longer than %d bytes", maxDeviceName)
 	}
-	dkey := deviceKey(userID, deviceID)
-	for range 10 {
-		e, err := s.engine.GetLeader(ctx, jetstream.BucketDevices, dkey)
-		if errors.Is(err, planb.ErrNotFound) {
-			return planb.NotFound("no device %s", deviceID)
-		}
-		if err != nil {
-			return s.unavailable(err)
-		}
-		var d device
-		if err := json.Unmarshal(e.Value, &d); err != nil {
-			return s.unavailable(err)
-		}
-		d.DisplayName = name
-		b, _ := json.Marshal(d)
-		_, err = s.engine.Update(ctx, jetstream.BucketDevices, dkey, b, e.Revision)
-		if errors.Is(err, planb.ErrConflict) {
-			continue // logged in again or renamed meanwhile: read it again
-		}
-		if errors.Is(err, planb.ErrNotFound) {
-			return planb.NotFound("no device %s", deviceID)
-		}
-		if err != nil {
-			return s.unavailable(err)
-		}
-		return nil
-	}
-	return s.unavailable(errors.New("device record kept changing"))
+	// Compare-and-set: a login that replaced the device's token meanwhile
+	// is read again, never undone.
+	return updateRecord(ctx, s, jetstream.BucketDevices, deviceKey(userID, deviceID), planb.NotFound("no device %s", deviceID),
+		func(d *device) { d.DisplayName = name })
 }
 
 // maxDeleteDevices bounds one POST /delete_devices.

@@ -51,7 +51,8 @@ func (s *Service) UploadKeys(ctx context.Context, sess Session, req KeysUploadRe
 	if len(req.OneTimeKeys)+len(req.FallbackKeys) > maxKeysPerUpload {
 		return nil, planb.Errorf(planb.CodeTooLarge, 413, "at most %d one-time and fallback keys per upload", maxKeysPerUpload)
 	}
-	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
+	hasDeviceKeys := len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null"
+	if hasDeviceKeys {
 		if err := checkDeviceKeys(req.DeviceKeys, sess); err != nil {
 			return nil, err
 		}
@@ -65,7 +66,7 @@ func (s *Service) UploadKeys(ctx context.Context, sess Session, req KeysUploadRe
 		return nil, err
 	}
 	dev := deviceKey(sess.UserID, sess.DeviceID)
-	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
+	if hasDeviceKeys {
 		if _, err := s.engine.Put(ctx, jetstream.BucketDeviceKeys, dev, req.DeviceKeys); err != nil {
 			return nil, s.unavailable(err)
 		}
@@ -322,28 +323,6 @@ func (s *Service) claimOne(ctx context.Context, userID, dev, alg string) (keyID 
 		}
 	}
 	return fb.KeyID, fb.Key, true, nil
-}
-
-// UnusedFallbackKeyTypes returns the algorithms of the device's fallback
-// keys not handed out yet.
-func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID string) ([]string, error) {
-	keys, err := s.engine.Keys(ctx, jetstream.BucketFallbackKeys, deviceKey(userID, deviceID)+".*")
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	out := []string{}
-	for _, k := range keys {
-		e, err := s.engine.Get(ctx, jetstream.BucketFallbackKeys, k)
-		if err != nil {
-			continue
-		}
-		var fb storedFallback
-		if json.Unmarshal(e.Value, &fb) == nil && !fb.Used {
-			out = append(out, jetstream.DecodeKeyPart(k[strings.LastIndexByte(k, '.')+1:]))
-		}
-	}
-	sort.Strings(out)
-	return out, nil
 }
 
 // deleteDeviceKeys removes a deleted device's keys of every kind.
