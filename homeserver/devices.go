@@ -38,6 +38,9 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 	if err := s.engine.Delete(ctx, jetstream.BucketDevices, dkey); err != nil {
 		return s.unavailable(err)
 	}
+	if err := s.engine.PurgeToDevice(ctx, userID, deviceID, 0); err != nil {
+		return s.unavailable(err)
+	}
 	return s.deleteDeviceKeys(ctx, userID, deviceID)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 )
 
 // End-to-end encryption keys. planb stores what devices upload and hands
@@ -343,4 +344,77 @@ func (s *Service) deleteDeviceKeys(ctx context.Context, userID, deviceID string)
 		}
 	}
 	return nil
+}
+
+// followDeviceKeys tells the read models whose device keys changed (an
+// upload or a device's deletion), for device_lists and /keys/changes.
+func (s *Service) followDeviceKeys(ctx context.Context) error {
+	b := jetstream.BucketDeviceKeys
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().DeviceKeys+1, func(m jetstream.RawMsg) error {
+		user, _, _ := strings.Cut(jetstream.BucketKey(b, m.Subject), ".")
+		if user != "" {
+			user = jetstream.DecodeKeyPart(user)
+		}
+		return s.applyRetrying(ctx, "device keys", func() error { return s.model.ApplyDeviceKeys(m.Seq, user) })
+	})
+}
+
+// followOneTimeKeys counts each device's one-time keys in the read models:
+// an upload adds one, a claim's (or a deletion's) marker takes one away.
+func (s *Service) followOneTimeKeys(ctx context.Context) error {
+	b := jetstream.BucketOneTimeKeys
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().OneTimeKeys+1, func(m jetstream.RawMsg) error {
+		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
+		var user, device, alg string
+		if len(parts) == 4 {
+			user, device, alg = jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
+		}
+		added := !isDeletion(m)
+		return s.applyRetrying(ctx, "one-time keys", func() error { return s.model.ApplyOneTimeKey(m.Seq, user, device, alg, added) })
+	})
+}
+
+// followFallbackKeys tells the read models which fallback keys are unused.
+func (s *Service) followFallbackKeys(ctx context.Context) error {
+	b := jetstream.BucketFallbackKeys
+	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().FallbackKeys+1, func(m jetstream.RawMsg) error {
+		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
+		var user, device, alg string
+		if len(parts) == 3 {
+			user, device, alg = jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
+		}
+		var fb storedFallback
+		unused := !isDeletion(m) && json.Unmarshal(m.Data, &fb) == nil && !fb.Used
+		return s.applyRetrying(ctx, "fallback keys", func() error { return s.model.ApplyFallbackKey(m.Seq, user, device, alg, unused) })
+	})
+}
+
+// isDeletion reports whether a bucket message is a delete or purge marker.
+func isDeletion(m jetstream.RawMsg) bool {
+	op := m.Header.Get("KV-Operation")
+	return op == "DEL" || op == "PURGE" || len(m.Data) == 0
+}
+
+// KeyChanges answers GET /keys/changes: the users whose devices changed
+// between two sync tokens, and those the user stopped sharing rooms with.
+func (s *Service) KeyChanges(sess Session, from, to string) (changed, left []string, err error) {
+	f, err := projection.ParseToken(from, s.engine.Partitions())
+	if err != nil {
+		return nil, nil, planb.InvalidParam("invalid from token: %v", err)
+	}
+	t, err := projection.ParseToken(to, s.engine.Partitions())
+	if err != nil {
+		return nil, nil, planb.InvalidParam("invalid to token: %v", err)
+	}
+	changed, left, err = s.model.DeviceListChanges(sess.UserID, f, t)
+	if err != nil {
+		return nil, nil, s.storeUnavailable(err)
+	}
+	if changed == nil {
+		changed = []string{}
+	}
+	if left == nil {
+		left = []string{}
+	}
+	return changed, left, nil
 }

@@ -37,6 +37,7 @@ type Service struct {
 	m        *serviceMetrics
 	// draining is set through SetDraining: the node reports not-ready.
 	draining atomic.Bool
+	tdAcks   toDeviceAcks
 }
 
 // New returns a service over a started engine and the read model opened
@@ -73,6 +74,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return s.followReceipts(ctx) })
 	g.Go(func() error { return s.followAccountData(ctx) })
+	g.Go(func() error { return s.followToDevice(ctx) })
+	g.Go(func() error { return s.followDeviceKeys(ctx) })
+	g.Go(func() error { return s.followOneTimeKeys(ctx) })
+	g.Go(func() error { return s.followFallbackKeys(ctx) })
 	sub, err := s.engine.Subscribe(jetstream.TypingSubject, func(data []byte) {
 		var t typingMsg
 		if json.Unmarshal(data, &t) == nil {
@@ -148,7 +153,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 
 // records is the number of log records up to t.
 func records(t projection.Token) uint64 {
-	n := t.Receipts + t.AccountData
+	n := t.Receipts + t.AccountData + t.DeviceKeys + t.OneTimeKeys + t.FallbackKeys
 	for _, p := range t.Parts {
 		n += p
 	}
@@ -179,8 +184,18 @@ func (s *Service) logEnd(ctx context.Context) (projection.Token, error) {
 	if t.Receipts, err = s.engine.StreamLastSeq(ctx, jetstream.BucketStream(jetstream.BucketReceipts)); err != nil {
 		return t, err
 	}
-	if t.AccountData, err = s.engine.StreamLastSeq(ctx, jetstream.BucketStream(jetstream.BucketAccountData)); err != nil {
-		return t, err
+	for _, f := range []struct {
+		stream string
+		at     *uint64
+	}{
+		{jetstream.BucketStream(jetstream.BucketAccountData), &t.AccountData},
+		{jetstream.BucketStream(jetstream.BucketDeviceKeys), &t.DeviceKeys},
+		{jetstream.BucketStream(jetstream.BucketOneTimeKeys), &t.OneTimeKeys},
+		{jetstream.BucketStream(jetstream.BucketFallbackKeys), &t.FallbackKeys},
+	} {
+		if *f.at, err = s.engine.StreamLastSeq(ctx, f.stream); err != nil {
+			return t, err
+		}
 	}
 	return t, nil
 }

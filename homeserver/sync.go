@@ -93,6 +93,9 @@ func (w *SyncWait) poll() (*projection.SyncResponse, error) {
 	if err != nil {
 		return nil, w.s.storeUnavailable(err)
 	}
+	if w.s.deliverToDevice(context.Background(), w.req, resp) {
+		has = true
+	}
 	if has || w.req.Since == nil || w.req.FullState || !time.Now().Before(w.deadline) {
 		return resp, nil
 	}

@@ -75,4 +75,35 @@ func (a *API) routesKeys() {
 		}
 		writeJSON(w, 200, map[string]any{"one_time_keys": keys, "failures": map[string]json.RawMessage{}})
 	})
+	a.handle("GET "+v3+"/keys/changes", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		q := r.URL.Query()
+		if q.Get("from") == "" || q.Get("to") == "" {
+			writeError(w, a.log, planb.MissingParam("from and to are required"))
+			return
+		}
+		changed, left, err := a.hs.KeyChanges(s, q.Get("from"), q.Get("to"))
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"changed": changed, "left": left})
+	})
+	a.handle("PUT "+v3+"/sendToDevice/{eventType}/{txnId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			Messages map[string]map[string]json.RawMessage `json:"messages"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if req.Messages == nil {
+			writeError(w, a.log, planb.MissingParam("messages is required"))
+			return
+		}
+		if err := a.hs.SendToDevice(r.Context(), s, r.PathValue("eventType"), r.PathValue("txnId"), req.Messages); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
 }

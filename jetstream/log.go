@@ -113,6 +113,12 @@ func (e *Engine) LeaderGet(ctx context.Context, stream string, seq uint64, lastB
 		req["seq"] = seq
 	}
 	body, _ := json.Marshal(req)
+	return e.leaderGet(ctx, stream, body)
+}
+
+// leaderGet sends the message-get request body to stream's leader, with
+// LeaderGet's retries.
+func (e *Engine) leaderGet(ctx context.Context, stream string, body []byte) (*RawMsg, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
@@ -270,7 +276,7 @@ func (e *Engine) StreamNames() []string {
 	for _, b := range bucketSpecs {
 		out = append(out, BucketStream(b.name))
 	}
-	return append(out, "OBJ_"+MediaStore)
+	return append(out, ToDeviceStream, "OBJ_"+MediaStore)
 }
 
 // StepDown asks a stream's leader to hand leadership to another replica.

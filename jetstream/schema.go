@@ -29,10 +29,15 @@ const (
 	BucketMeta        = "meta"         // cluster-wide settings, e.g. partition count
 	BucketDrills      = "drills"       // drill lock and the history of drill reports
 	// End-to-end encryption keys (the server only stores and hands them out).
-	BucketDeviceKeys   = "device_keys"   // user.device → the device's signed identity keys
-	BucketOneTimeKeys  = "one_time_keys" // user.device.algorithm.keyID → one-time key; claimed by compare-and-delete
-	BucketFallbackKeys = "fallback_keys" // user.device.algorithm → fallback key, with whether it was used
+	BucketDeviceKeys   = "device_keys"    // user.device → the device's signed identity keys
+	BucketOneTimeKeys  = "one_time_keys"  // user.device.algorithm.keyID → one-time key; claimed by compare-and-delete
+	BucketFallbackKeys = "fallback_keys"  // user.device.algorithm → fallback key, with whether it was used
+	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
 )
+
+// ToDeviceTxnWindow is how long a to-device send's transaction ID is
+// remembered, so that a retry within it sends nothing again.
+const ToDeviceTxnWindow = 24 * time.Hour
 
 // Keys of the meta bucket besides "partitions" (the partition count the
 // cluster was created with).
@@ -65,22 +70,24 @@ type bucketSpec struct {
 	name    string
 	history uint8
 	about   string
+	ttl     time.Duration // 0: keys live until deleted
 }
 
 // The declared key-value buckets, reconciled at start.
 var bucketSpecs = []bucketSpec{
-	{BucketAccounts, 1, "accounts: password hashes and profiles"},
-	{BucketDevices, 1, "devices of each user"},
-	{BucketTokens, 1, "access tokens, stored only as SHA-256 hashes"},
-	{BucketFilters, 1, "sync filters"},
-	{BucketAccountData, 1, "global and per-room account data"},
-	{BucketReceipts, 1, "read receipts"},
-	{BucketAliases, 1, "room aliases"},
-	{BucketMeta, 1, "cluster-wide settings"},
-	{BucketDrills, 1, "the drill lock and past drill reports"},
-	{BucketDeviceKeys, 1, "end-to-end encryption: device identity keys"},
-	{BucketOneTimeKeys, 1, "end-to-end encryption: one-time keys, each handed out once"},
-	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys"},
+	{BucketAccounts, 1, "accounts: password hashes and profiles", 0},
+	{BucketDevices, 1, "devices of each user", 0},
+	{BucketTokens, 1, "access tokens, stored only as SHA-256 hashes", 0},
+	{BucketFilters, 1, "sync filters", 0},
+	{BucketAccountData, 1, "global and per-room account data", 0},
+	{BucketReceipts, 1, "read receipts", 0},
+	{BucketAliases, 1, "room aliases", 0},
+	{BucketMeta, 1, "cluster-wide settings", 0},
+	{BucketDrills, 1, "the drill lock and past drill reports", 0},
+	{BucketDeviceKeys, 1, "end-to-end encryption: device identity keys", 0},
+	{BucketOneTimeKeys, 1, "end-to-end encryption: one-time keys, each handed out once", 0},
+	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys", 0},
+	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an
@@ -140,6 +147,12 @@ func (e *Engine) reconcile(ctx context.Context) error {
 			})
 		})
 	}
+	g.Go(func() error {
+		return retry(ctx, e.log, "stream "+ToDeviceStream, func(ctx context.Context) error {
+			_, err := e.js.CreateOrUpdateStream(ctx, e.toDeviceStreamConfig())
+			return err
+		})
+	})
 	for _, b := range bucketSpecs {
 		if b.name == BucketMeta {
 			continue // opened by checkPartitions
@@ -178,6 +191,7 @@ func (e *Engine) openBucket(ctx context.Context, b bucketSpec) (natsjs.KeyValue,
 			Bucket:      b.name,
 			Description: b.about,
 			History:     b.history,
+			TTL:         b.ttl,
 			Storage:     natsjs.FileStorage,
 			Replicas:    e.cfg.Replicas,
 		})

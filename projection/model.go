@@ -124,10 +124,12 @@ type Room struct {
 	tail      []*Entry
 	tailStart int
 	members   map[string][]memberChange
-	vis       []visChange
-	receipts  map[string]map[string]Receipt // user → receipt type → receipt
-	typing    map[string]time.Time          // user → typing until
-	typingPos uint64
+	// memberChangedAt is the index of the room's latest membership change.
+	memberChangedAt int
+	vis             []visChange
+	receipts        map[string]map[string]Receipt // user → receipt type → receipt
+	typing          map[string]time.Time          // user → typing until
+	typingPos       uint64
 	// redactions counts the events of the room that were redacted, so
 	// that cached unread counts notice.
 	redactions int
@@ -154,6 +156,7 @@ type User struct {
 	// forgotten maps a room to the membership event the user forgot it at;
 	// a later membership event makes the room visible again.
 	forgotten map[string]string
+	devices   map[string]*deviceState
 }
 
 // Model is the whole read model of one node. Its methods are safe for
@@ -173,6 +176,10 @@ type Model struct {
 	receiptPos uint64
 	dataPos    uint64
 	typingPos  uint64
+	tdPos      uint64 // applied sequence of the to-device stream
+	keysPos    uint64 // of the device-keys bucket
+	otkPos     uint64 // of the one-time-keys bucket
+	fbPos      uint64 // of the fallback-keys bucket
 	rooms      map[string]*Room
 	users      map[string]*User
 	// earlyReceipts holds receipts of rooms not applied yet (setReceipt).
@@ -311,7 +318,8 @@ func (m *Model) user(id string) *User {
 	u := m.users[id]
 	if u == nil {
 		u = &User{rooms: map[string]*Room{}, global: map[string]adEntry{},
-			roomData: map[string]map[string]adEntry{}, wake: make(chan struct{}), forgotten: map[string]string{}}
+			roomData: map[string]map[string]adEntry{}, wake: make(chan struct{}), forgotten: map[string]string{},
+			devices: map[string]*deviceState{}}
 		m.users[id] = u
 	}
 	return u
@@ -403,6 +411,7 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 				target := *ev.StateKey
 				mem := ev.Membership()
 				room.members[target] = append(room.members[target], memberChange{e.Index, mem, ev.EventID})
+				room.memberChangedAt = e.Index
 				b.Set(withNum(key(kMember, room.ID, target), uint64(e.Index)), appendStr(appendStr(nil, mem), ev.EventID), nil)
 				u := m.user(target)
 				u.rooms[room.ID] = room
@@ -764,11 +773,12 @@ func (m *Model) Position() Token {
 
 func (m *Model) positionLocked() Token {
 	return Token{Parts: append([]uint64(nil), m.parts...), Receipts: m.receiptPos,
-		AccountData: m.dataPos, Typing: m.typingPos}
+		AccountData: m.dataPos, Typing: m.typingPos, ToDevice: m.tdPos, DeviceKeys: m.keysPos,
+		OneTimeKeys: m.otkPos, FallbackKeys: m.fbPos}
 }
 
 // WaitFor blocks until the model has applied at least the positions of t
-// (typing is not waited for), or ctx ends.
+// (typing and to-device are not waited for), or ctx ends.
 func (m *Model) WaitFor(ctx context.Context, t Token) error {
 	for {
 		m.mu.RLock()
@@ -800,7 +810,11 @@ func (m *Model) reached(t Token) bool {
 			return false
 		}
 	}
-	return m.receiptPos >= t.Receipts && m.dataPos >= t.AccountData
+	// Not the to-device position: a device's received messages are purged,
+	// so a node that reads the stream afresh may never see the sequence a
+	// token names (and needs not: it answers from the stream itself).
+	return m.receiptPos >= t.Receipts && m.dataPos >= t.AccountData &&
+		m.keysPos >= t.DeviceKeys && m.otkPos >= t.OneTimeKeys && m.fbPos >= t.FallbackKeys
 }
 
 // WaitPartition blocks until partition p has applied sequence seq.

@@ -44,6 +44,12 @@ const StoreVersion = "1"
 //	'C' room user receiptType    → Receipt (JSON)
 //	'A' user room type           → pos content: account data ("" room: global)
 //	'F' user room                → eventID: the room was forgotten at this membership
+//	"\x00t", "\x00k"             → applied to-device / device-keys sequence
+//	"\x00o", "\x00f"             → applied one-time-keys / fallback-keys sequence
+//	'D' user device              → sequence of the device's newest to-device message
+//	'O' user device algorithm    → one-time keys left (a number)
+//	'B' user device algorithm    → "": an unused fallback key
+//	'K' seq                      → user: the user's device keys changed at seq
 const (
 	kRoom     = 'R'
 	kEntry    = 'E'
@@ -57,12 +63,22 @@ const (
 	kReceipt  = 'C'
 	kData     = 'A'
 	kForgot   = 'F'
+
+	kToDevice    = 'D'
+	kOneTimeKeys = 'O'
+	kFallback    = 'B'
+	kKeyChange   = 'K'
 )
 
 var (
 	keyVersion  = []byte("\x00v")
 	keyReceipts = []byte("\x00r")
 	keyData     = []byte("\x00a")
+
+	keyToDevice     = []byte("\x00t")
+	keyDeviceKeys   = []byte("\x00k")
+	keyOneTimeKeys  = []byte("\x00o")
+	keyFallbackKeys = []byte("\x00f")
 )
 
 func keyPart(p int) []byte { return binary.BigEndian.AppendUint16([]byte("\x00p"), uint16(p)) }

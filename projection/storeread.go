@@ -74,6 +74,7 @@ func (m *Model) load() error {
 			return fmt.Errorf("membership of %s in %s: damaged", user, r.ID)
 		}
 		r.members[user] = append(r.members[user], memberChange{int(idx), mem, eventID})
+		r.memberChangedAt = max(r.memberChangedAt, int(idx))
 		m.user(user).rooms[r.ID] = r
 		return nil
 	}); err != nil {
@@ -112,14 +113,17 @@ func (m *Model) load() error {
 	}); err != nil {
 		return err
 	}
-	return m.each(kForgot, func(k *keyReader, v []byte) error {
+	if err := m.each(kForgot, func(k *keyReader, v []byte) error {
 		user, roomID := k.str(), k.str()
 		if k.err {
 			return fmt.Errorf("forgotten rooms of %s: damaged", user)
 		}
 		m.user(user).forgotten[roomID] = string(v)
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	return m.loadDevices()
 }
 
 // loadedRoom returns a room loaded already.

@@ -22,9 +22,28 @@ type SyncRequest struct {
 
 // SyncResponse is the /sync response body.
 type SyncResponse struct {
-	NextBatch   string     `json:"next_batch"`
-	Rooms       *SyncRooms `json:"rooms,omitempty"`
-	AccountData *EventList `json:"account_data,omitempty"`
+	NextBatch   string       `json:"next_batch"`
+	Rooms       *SyncRooms   `json:"rooms,omitempty"`
+	AccountData *EventList   `json:"account_data,omitempty"`
+	ToDevice    *EventList   `json:"to_device,omitempty"`
+	DeviceLists *DeviceLists `json:"device_lists,omitempty"`
+	// Always present: clients upload keys when the count runs low.
+	OneTimeKeysCount       map[string]int `json:"device_one_time_keys_count"`
+	UnusedFallbackKeyTypes []string       `json:"device_unused_fallback_key_types"`
+
+	// Next is NextBatch as a token. ToDeviceNewest is the sequence of the
+	// device's newest to-device message (0: none known). When it is above
+	// Next.ToDevice, the device has messages waiting: the caller reads them
+	// from the stream, puts them in ToDevice, moves Next.ToDevice to the
+	// last one and encodes NextBatch again.
+	Next           Token  `json:"-"`
+	ToDeviceNewest uint64 `json:"-"`
+}
+
+// DeviceLists is the device_lists section of a sync.
+type DeviceLists struct {
+	Changed []string `json:"changed"`
+	Left    []string `json:"left"`
 }
 
 // SyncRooms holds the per-membership room sections.
@@ -100,8 +119,9 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 	if req.Since != nil {
 		next = next.Max(*req.Since)
 	}
-	resp := &SyncResponse{NextBatch: next.String(),
-		Rooms: &SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{}, Leave: map[string]*LeftRoom{}}}
+	resp := &SyncResponse{NextBatch: next.String(), Next: next,
+		Rooms:            &SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{}, Leave: map[string]*LeftRoom{}},
+		OneTimeKeysCount: map[string]int{"signed_curve25519": 0}, UnusedFallbackKeyTypes: []string{}}
 	u := m.users[req.User]
 	if u == nil {
 		// Nothing yet; the wake channel of a user model created later is
@@ -117,6 +137,7 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 		rf = &RoomFilter{}
 	}
 	has := false
+	known := map[*Room]int{}
 	for _, roomID := range sortedKeys(u.rooms) {
 		r := u.rooms[roomID]
 		if !rf.allowsRoom(roomID) {
@@ -128,6 +149,7 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 			if sincePos, err = m.positionAtSeq(r, req.Since.Parts[r.Partition]); err != nil {
 				return nil, false, nil, err
 			}
+			known[r] = sincePos
 		}
 		changed := req.Since == nil || r.lastMembershipIndex(req.User) >= sincePos
 		switch r.membership(req.User) {
@@ -175,6 +197,21 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 		has = true
 	}
 	resp.AccountData = ad
+	ds, err := m.deviceSync(u, req, next, known)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	resp.OneTimeKeysCount, resp.UnusedFallbackKeyTypes = ds.OneTimeKeys, ds.UnusedFallback
+	if len(ds.Changed)+len(ds.Left) > 0 {
+		resp.DeviceLists = &DeviceLists{Changed: ds.Changed, Left: ds.Left}
+		has = true
+	}
+	resp.ToDeviceNewest = ds.ToDeviceNewest
+	if since := req.Since.ToDeviceOr0(); ds.ToDeviceNewest > since {
+		// Not past the device's messages: the caller delivers them first.
+		resp.Next.ToDevice = since
+		resp.NextBatch = resp.Next.String()
+	}
 	return resp, has, u.wake, nil
 }
 

@@ -34,9 +34,23 @@ func TestTokenRoundTrip(t *testing.T) {
 }
 
 func TestTokenStringFormat(t *testing.T) {
-	got := Token{Parts: []uint64{5, 6}, Receipts: 7, AccountData: 8, Typing: 9}.String()
-	if got != "s5_6_7_8_9" {
-		t.Fatalf("String = %q, want s5_6_7_8_9", got)
+	got := Token{Parts: []uint64{5, 6}, Receipts: 7, AccountData: 8, Typing: 9, ToDevice: 10, DeviceKeys: 11,
+		OneTimeKeys: 12, FallbackKeys: 13}.String()
+	if got != "s5_6_7_8_9_10_11" {
+		t.Fatalf("String = %q, want s5_6_7_8_9_10_11", got)
+	}
+}
+
+// A token handed out before the to-device and device-keys positions
+// existed still parses, with both at 0, so clients stay signed in across
+// an upgrade.
+func TestParseTokenOfEarlierRelease(t *testing.T) {
+	got, err := ParseToken("s5_6_7_8_9", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Token{Parts: []uint64{5, 6}, Receipts: 7, AccountData: 8, Typing: 9}); !tokenEqual(got, want) {
+		t.Fatalf("ParseToken = %+v, want %+v", got, want)
 	}
 }
 
@@ -77,9 +91,9 @@ func TestParseTokenRejectsMalformed(t *testing.T) {
 }
 
 func TestTokenMax(t *testing.T) {
-	a := Token{Parts: []uint64{5, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100}
-	b := Token{Parts: []uint64{2, 8, 9}, Receipts: 4, AccountData: 1, Typing: 50}
-	want := Token{Parts: []uint64{5, 8, 9}, Receipts: 4, AccountData: 10, Typing: 100}
+	a := Token{Parts: []uint64{5, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 1}
+	b := Token{Parts: []uint64{2, 8, 9}, Receipts: 4, AccountData: 1, Typing: 50, ToDevice: 2, DeviceKeys: 6}
+	want := Token{Parts: []uint64{5, 8, 9}, Receipts: 4, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 6}
 	if got := a.Max(b); !tokenEqual(got, want) {
 		t.Errorf("a.Max(b) = %+v, want %+v", got, want)
 	}
@@ -91,7 +105,7 @@ func TestTokenMax(t *testing.T) {
 	}
 	// Different lengths: missing parts count as zero.
 	short := Token{Parts: []uint64{7}}
-	if got, want := short.Max(a), (Token{Parts: []uint64{7, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100}); !tokenEqual(got, want) {
+	if got, want := short.Max(a), (Token{Parts: []uint64{7, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 1}); !tokenEqual(got, want) {
 		t.Errorf("short.Max(a) = %+v, want %+v", got, want)
 	}
 	// The result does not share memory with the operands.
@@ -150,5 +164,6 @@ func FuzzParseToken(f *testing.F) {
 // tokenEqual compares tokens, treating nil and empty Parts alike.
 func tokenEqual(a, b Token) bool {
 	return slices.Equal(a.Parts, b.Parts) && a.Receipts == b.Receipts &&
-		a.AccountData == b.AccountData && a.Typing == b.Typing
+		a.AccountData == b.AccountData && a.Typing == b.Typing && a.ToDevice == b.ToDevice &&
+		a.DeviceKeys == b.DeviceKeys && a.OneTimeKeys == b.OneTimeKeys && a.FallbackKeys == b.FallbackKeys
 }

@@ -1,0 +1,230 @@
+//go:build goolm
+
+package e2ee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// Peer is a client with its own Olm account, syncing in the background.
+type Peer struct {
+	Client *mautrix.Client
+	Mach   *crypto.OlmMachine
+
+	mu        sync.Mutex
+	plain     map[id.RoomID][]string // decrypted message bodies, in order
+	failures  []error                // undecryptable events
+	toDevice  map[string]int         // to-device events seen, by sender and ciphertext
+	dupes     []string
+	changed   chan struct{}
+	syncErr   error
+	syncEnded chan struct{}
+}
+
+// NewPeer sets up end-to-end encryption for cli (logged in, with its
+// device ID set): it creates the Olm account and uploads the device's keys.
+func NewPeer(ctx context.Context, cli *mautrix.Client) (*Peer, error) {
+	cli.StateStore = mautrix.NewMemoryStateStore()
+	mach := crypto.NewOlmMachine(cli, nil, crypto.NewMemoryStore(nil), cli.StateStore.(crypto.StateStore))
+	if err := mach.Load(ctx); err != nil {
+		return nil, fmt.Errorf("load the olm machine of %s: %w", cli.UserID, err)
+	}
+	if err := mach.ShareKeys(ctx, -1); err != nil {
+		return nil, fmt.Errorf("upload the keys of %s: %w", cli.UserID, err)
+	}
+	p := &Peer{Client: cli, Mach: mach, plain: map[id.RoomID][]string{}, toDevice: map[string]int{},
+		changed: make(chan struct{})}
+	syncer, ok := cli.Syncer.(*mautrix.DefaultSyncer)
+	if !ok {
+		return nil, errors.New("the client's syncer is not mautrix's default syncer")
+	}
+	syncer.OnEvent(cli.StateStoreSyncHandler)
+	syncer.OnSync(p.countToDevice)
+	syncer.OnSync(mach.ProcessSyncResponse)
+	syncer.OnEventType(event.StateMember, mach.HandleMemberEvent)
+	syncer.OnEventType(event.EventEncrypted, p.decrypt)
+	return p, nil
+}
+
+// countToDevice records each to-device event of a sync, so that a test can
+// tell that none came twice.
+func (p *Peer) countToDevice(_ context.Context, resp *mautrix.RespSync, _ string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range resp.ToDevice.Events {
+		k := string(e.Sender) + " " + e.Type.Type + " " + string(e.Content.VeryRaw)
+		p.toDevice[k]++
+		if p.toDevice[k] == 2 {
+			p.dupes = append(p.dupes, e.Type.Type+" from "+string(e.Sender))
+		}
+	}
+	return true
+}
+
+func (p *Peer) decrypt(ctx context.Context, evt *event.Event) {
+	var dec *event.Event
+	var err error
+	// The room key may come with the same sync as the message, or just
+	// after it: wait for it a little, as clients do.
+	for range 50 {
+		if dec, err = p.Mach.DecryptMegolmEvent(ctx, evt); err == nil || !errors.Is(err, crypto.ErrNoSessionFound) {
+			break
+		}
+		if p.Mach.WaitForSession(ctx, evt.RoomID, evt.Content.AsEncrypted().SenderKey, evt.Content.AsEncrypted().SessionID, 200*time.Millisecond) {
+			continue
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.notify()
+	if err != nil {
+		p.failures = append(p.failures, fmt.Errorf("event %s from %s: %w", evt.ID, evt.Sender, err))
+		return
+	}
+	if dec.Type != event.EventMessage {
+		return
+	}
+	_ = dec.Content.ParseRaw(dec.Type)
+	if msg := dec.Content.AsMessage(); msg != nil {
+		p.plain[evt.RoomID] = append(p.plain[evt.RoomID], msg.Body)
+	}
+}
+
+// notify wakes WaitFor. Caller holds mu.
+func (p *Peer) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Start syncs in the background until ctx ends.
+func (p *Peer) Start(ctx context.Context) {
+	p.mu.Lock()
+	p.syncEnded = make(chan struct{})
+	ended := p.syncEnded
+	p.mu.Unlock()
+	go func() {
+		defer close(ended)
+		err := p.Client.SyncWithContext(ctx)
+		p.mu.Lock()
+		if ctx.Err() == nil {
+			p.syncErr = err
+		}
+		p.notify()
+		p.mu.Unlock()
+	}()
+}
+
+// Stop waits for the sync loop started with a context that has ended.
+func (p *Peer) Stop() {
+	p.mu.Lock()
+	ended := p.syncEnded
+	p.mu.Unlock()
+	if ended != nil {
+		<-ended
+	}
+}
+
+// Trust marks other's device as verified, after checking that the keys
+// this peer fetched from the server for it are the ones other holds (the
+// comparison two people make when they verify each other's devices).
+func (p *Peer) Trust(ctx context.Context, other *Peer) error {
+	dev, err := p.Mach.GetOrFetchDevice(ctx, other.Client.UserID, other.Client.DeviceID)
+	if err != nil {
+		return fmt.Errorf("fetch the device of %s: %w", other.Client.UserID, err)
+	}
+	own := other.Mach.OwnIdentity()
+	if dev.SigningKey != own.SigningKey || dev.IdentityKey != own.IdentityKey {
+		return fmt.Errorf("the server gave keys for %s/%s that are not its own", other.Client.UserID, other.Client.DeviceID)
+	}
+	dev.Trust = id.TrustStateVerified
+	return p.Mach.CryptoStore.PutDevice(ctx, other.Client.UserID, dev)
+}
+
+// Send encrypts body for the room's members and sends it.
+func (p *Peer) Send(ctx context.Context, room id.RoomID, body string) error {
+	members, err := p.Client.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
+	if err != nil {
+		return err
+	}
+	if err := p.Mach.ShareGroupSession(ctx, room, members); err != nil {
+		return fmt.Errorf("share the room key of %s: %w", room, err)
+	}
+	enc, err := p.Mach.EncryptMegolmEvent(ctx, room, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: body})
+	if err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	_, err = p.Client.SendMessageEvent(ctx, room, event.EventEncrypted, enc)
+	return err
+}
+
+// WaitFor waits until the peer has decrypted the message body in room.
+func (p *Peer) WaitFor(ctx context.Context, room id.RoomID, body string) error {
+	for {
+		p.mu.Lock()
+		for _, b := range p.plain[room] {
+			if b == body {
+				p.mu.Unlock()
+				return nil
+			}
+		}
+		ch, fails, serr := p.changed, len(p.failures), p.syncErr
+		var last error
+		if fails > 0 {
+			last = p.failures[fails-1]
+		}
+		p.mu.Unlock()
+		if serr != nil {
+			return fmt.Errorf("the sync of %s ended: %w", p.Client.UserID, serr)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not decrypt %q (decrypted %v; last failure: %v): %w", p.Client.UserID, body, p.Plain(room), last, ctx.Err())
+		}
+	}
+}
+
+// Plain returns the bodies decrypted in room so far.
+func (p *Peer) Plain(room id.RoomID) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.plain[room]...)
+}
+
+// Failures returns the events the peer could not decrypt.
+func (p *Peer) Failures() []error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]error(nil), p.failures...)
+}
+
+// Duplicates returns the to-device events the peer received more than once.
+func (p *Peer) Duplicates() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.dupes...)
+}
+
+// ToDeviceReceived returns how many distinct to-device events of type typ
+// the peer received from sender.
+func (p *Peer) ToDeviceReceived(sender id.UserID, typ event.Type) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	prefix := string(sender) + " " + typ.Type + " "
+	for k := range p.toDevice {
+		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
+			n++
+		}
+	}
+	return n
+}
