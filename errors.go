@@ -37,6 +37,7 @@ const (
 	CodeUserDeactivated    ErrCode = "M_USER_DEACTIVATED"
 	CodeExclusive          ErrCode = "M_EXCLUSIVE"
 	CodeNotYetUploaded     ErrCode = "M_NOT_YET_UPLOADED"
+	CodeWrongKeysVersion   ErrCode = "M_WRONG_ROOM_KEYS_VERSION"
 )
 
 // Error is an error that the HTTP edge reports to clients as a Matrix error

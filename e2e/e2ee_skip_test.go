@@ -9,3 +9,8 @@ import "testing"
 func TestEncryptedChat(t *testing.T) {
 	t.Skip("end-to-end encryption tests need -tags goolm (mautrix's pure-Go Olm); the README's test command sets it")
 }
+
+// TestCrossSigningAndKeyBackup needs -tags goolm, as TestEncryptedChat.
+func TestCrossSigningAndKeyBackup(t *testing.T) {
+	t.Skip("end-to-end encryption tests need -tags goolm (mautrix's pure-Go Olm); the README's test command sets it")
+}

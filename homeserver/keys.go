@@ -205,8 +205,9 @@ func (s *Service) QueryKeys(ctx context.Context, want map[string][]string) (map[
 				return nil, s.unavailable(err)
 			}
 			for _, k := range keys {
-				_, dev, _ := strings.Cut(k, ".")
-				ids = append(ids, jetstream.DecodeKeyPart(dev))
+				if _, dev, _ := strings.Cut(k, "."); isDeviceKeyToken(dev) {
+					ids = append(ids, jetstream.DecodeKeyPart(dev))
+				}
 			}
 		}
 		got := map[string]json.RawMessage{}

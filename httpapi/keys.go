@@ -50,7 +50,20 @@ func (a *API) routesKeys() {
 			writeError(w, a.log, err)
 			return
 		}
-		writeJSON(w, 200, map[string]any{"device_keys": keys, "failures": map[string]any{}})
+		users := make([]string, 0, len(req.DeviceKeys))
+		for u := range req.DeviceKeys {
+			users = append(users, u)
+		}
+		cross, err := a.hs.CrossSigningKeys(r.Context(), s.UserID, users)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		out := map[string]any{"device_keys": keys, "failures": map[string]any{}}
+		for k, v := range cross {
+			out[k] = v
+		}
+		writeJSON(w, 200, out)
 	})
 	a.handle("POST "+v3+"/keys/claim", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		var req struct {
@@ -105,5 +118,38 @@ func (a *API) routesKeys() {
 			return
 		}
 		writeJSON(w, 200, struct{}{})
+	})
+	a.handle("POST "+v3+"/keys/device_signing/upload", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req map[string]json.RawMessage
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		var auth *homeserver.UIAuth
+		if raw, ok := req["auth"]; ok && string(raw) != "null" {
+			auth = new(homeserver.UIAuth)
+			if err := json.Unmarshal(raw, auth); err != nil {
+				writeError(w, a.log, planb.BadJSON("auth has the wrong shape: %v", err))
+				return
+			}
+		}
+		if err := a.hs.UploadCrossSigningKeys(r.Context(), s, req, auth); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
+	a.handle("POST "+v3+"/keys/signatures/upload", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req map[string]map[string]json.RawMessage
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		failures, err := a.hs.UploadSignatures(r.Context(), s, req)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"failures": failures})
 	})
 }

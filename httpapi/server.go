@@ -58,6 +58,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesSync()
 	a.routesMedia()
 	a.routesKeys()
+	a.routesBackup()
 	a.routesAdmin()
 	a.routesBench()
 	if opts.Extra != nil {

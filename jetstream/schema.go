@@ -33,6 +33,7 @@ const (
 	BucketOneTimeKeys  = "one_time_keys"  // user.device.algorithm.keyID → one-time key; claimed by compare-and-delete
 	BucketFallbackKeys = "fallback_keys"  // user.device.algorithm → fallback key, with whether it was used
 	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
+	BucketKeyBackup    = "key_backup"     // user.… → server-side backup versions and encrypted room keys
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -88,6 +89,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketOneTimeKeys, 1, "end-to-end encryption: one-time keys, each handed out once", 0},
 	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys", 0},
 	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
+	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

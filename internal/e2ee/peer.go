@@ -4,6 +4,8 @@ package e2ee
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/crypto/backup"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -22,6 +25,7 @@ type Peer struct {
 
 	mu        sync.Mutex
 	plain     map[id.RoomID][]string // decrypted message bodies, in order
+	sessions  map[id.RoomID]map[id.SessionID]bool
 	failures  []error                // undecryptable events
 	toDevice  map[string]int         // to-device events seen, by sender and ciphertext
 	dupes     []string
@@ -42,7 +46,7 @@ func NewPeer(ctx context.Context, cli *mautrix.Client) (*Peer, error) {
 		return nil, fmt.Errorf("upload the keys of %s: %w", cli.UserID, err)
 	}
 	p := &Peer{Client: cli, Mach: mach, plain: map[id.RoomID][]string{}, toDevice: map[string]int{},
-		changed: make(chan struct{})}
+		sessions: map[id.RoomID]map[id.SessionID]bool{}, changed: make(chan struct{})}
 	syncer, ok := cli.Syncer.(*mautrix.DefaultSyncer)
 	if !ok {
 		return nil, errors.New("the client's syncer is not mautrix's default syncer")
@@ -90,6 +94,10 @@ func (p *Peer) decrypt(ctx context.Context, evt *event.Event) {
 		p.failures = append(p.failures, fmt.Errorf("event %s from %s: %w", evt.ID, evt.Sender, err))
 		return
 	}
+	if p.sessions[evt.RoomID] == nil {
+		p.sessions[evt.RoomID] = map[id.SessionID]bool{}
+	}
+	p.sessions[evt.RoomID][evt.Content.AsEncrypted().SessionID] = true
 	if dec.Type != event.EventMessage {
 		return
 	}
@@ -227,4 +235,80 @@ func (p *Peer) ToDeviceReceived(sender id.UserID, typ event.Type) int {
 		}
 	}
 	return n
+}
+
+// CreateBackup creates a server-side key backup version for key and backs
+// up the room keys of every session the peer decrypted messages of.
+func (p *Peer) CreateBackup(ctx context.Context, key *backup.MegolmBackupKey) (id.KeyBackupVersion, error) {
+	pub := id.Ed25519(base64.RawStdEncoding.EncodeToString(key.PublicKey().Bytes()))
+	v, err := p.Client.CreateKeyBackupVersion(ctx, &mautrix.ReqRoomKeysVersionCreate[backup.MegolmAuthData]{
+		Algorithm: id.KeyBackupAlgorithmMegolmBackupV1, AuthData: backup.MegolmAuthData{PublicKey: pub}})
+	if err != nil {
+		return "", fmt.Errorf("create a backup version: %w", err)
+	}
+	p.mu.Lock()
+	rooms := map[id.RoomID][]id.SessionID{}
+	for room, ids := range p.sessions {
+		for sid := range ids {
+			rooms[room] = append(rooms[room], sid)
+		}
+	}
+	p.mu.Unlock()
+	req := &mautrix.ReqKeyBackup{Rooms: map[id.RoomID]mautrix.ReqRoomKeyBackup{}}
+	for room, ids := range rooms {
+		rk := mautrix.ReqRoomKeyBackup{Sessions: map[id.SessionID]mautrix.ReqKeyBackupData{}}
+		for _, sid := range ids {
+			igs, err := p.Mach.CryptoStore.GetGroupSession(ctx, room, sid)
+			if err != nil || igs == nil {
+				return "", fmt.Errorf("room key %s of %s: %v", sid, room, err)
+			}
+			first := igs.Internal.FirstKnownIndex()
+			exported, err := igs.Internal.Export(first)
+			if err != nil {
+				return "", fmt.Errorf("export room key %s: %w", sid, err)
+			}
+			enc, err := backup.EncryptSessionData(key, backup.MegolmSessionData{Algorithm: id.AlgorithmMegolmV1,
+				SenderKey: igs.SenderKey, SessionKey: string(exported),
+				SenderClaimedKeys: backup.SenderClaimedKeys{Ed25519: igs.SigningKey}})
+			if err != nil {
+				return "", fmt.Errorf("encrypt room key %s for the backup: %w", sid, err)
+			}
+			raw, _ := json.Marshal(enc)
+			rk.Sessions[sid] = mautrix.ReqKeyBackupData{FirstMessageIndex: int(first), SessionData: raw}
+		}
+		req.Rooms[room] = rk
+	}
+	if _, err := p.Client.PutKeysInBackup(ctx, v.Version, req); err != nil {
+		return "", fmt.Errorf("back up room keys: %w", err)
+	}
+	return v.Version, nil
+}
+
+// History decrypts the room's messages, newest first as /messages pages
+// them, and returns their bodies oldest first.
+func (p *Peer) History(ctx context.Context, room id.RoomID) ([]string, error) {
+	page, err := p.Client.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := len(page.Chunk) - 1; i >= 0; i-- {
+		evt := page.Chunk[i]
+		if evt.Type != event.EventEncrypted {
+			continue
+		}
+		evt.RoomID = room
+		if err := evt.Content.ParseRaw(evt.Type); err != nil {
+			return nil, err
+		}
+		dec, err := p.Mach.DecryptMegolmEvent(ctx, evt)
+		if err != nil {
+			return nil, fmt.Errorf("decrypt %s: %w", evt.ID, err)
+		}
+		_ = dec.Content.ParseRaw(dec.Type)
+		if msg := dec.Content.AsMessage(); msg != nil {
+			out = append(out, msg.Body)
+		}
+	}
+	return out, nil
 }
