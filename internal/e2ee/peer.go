@@ -26,8 +26,8 @@ type Peer struct {
 	mu        sync.Mutex
 	plain     map[id.RoomID][]string // decrypted message bodies, in order
 	sessions  map[id.RoomID]map[id.SessionID]bool
-	failures  []error                // undecryptable events
-	toDevice  map[string]int         // to-device events seen, by sender and ciphertext
+	failures  []error        // undecryptable events
+	toDevice  map[string]int // to-device events seen, by sender and ciphertext
 	dupes     []string
 	changed   chan struct{}
 	syncErr   error
