@@ -27,7 +27,7 @@ func TestBenchDev(t *testing.T) {
 		"--senders", "4", "--receivers", "2", "--size", "64", "--duration", "3s", "--paced-duration", "2s",
 		"--idle-syncs", "50", "--idle-users", "5", "--rebuild-events", "2000", "--rebuild-dir", filepath.Join(dir, "rebuild"),
 		"--history-messages", "10000", "--history-dir", filepath.Join(dir, "history"),
-		"--pprof", filepath.Join(dir, "pprof"), "--out", out)
+		"--e2ee-samples", "20", "--pprof", filepath.Join(dir, "pprof"), "--out", out)
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("--out file: %v", err)
 	}
@@ -56,6 +56,9 @@ func TestBenchDev(t *testing.T) {
 		h.Messages50.N == 0 || h.MessagesErrors != 0 {
 		t.Errorf("history: %+v", h)
 	}
+	if k := rep.Keys; k == nil || k.Claim.N != 20 || k.ToDevice.N != 20 || k.ToDevice.P50 <= 0 {
+		t.Errorf("e2ee: %+v", k)
+	}
 	if len(rep.Goals) != 9 {
 		t.Errorf("goals: %+v", rep.Goals)
 	}
@@ -78,7 +81,7 @@ func TestBenchHistoryReused(t *testing.T) {
 	bin := testutil.MustBuildPlanb(t)
 	run := func(messages string) Report {
 		t.Helper()
-		return runBench(t, bin, "--dev", "--duration", "0", "--idle-syncs", "0", "--rebuild-events", "0",
+		return runBench(t, bin, "--dev", "--duration", "0", "--idle-syncs", "0", "--rebuild-events", "0", "--e2ee-samples", "0",
 			"--history-messages", messages, "--history-dir", filepath.Join(dir, "history"))
 	}
 	first := run("10000").History

@@ -87,6 +87,9 @@ type Config struct {
 	// on a later run (an interrupted fill goes on where it stopped).
 	HistoryMessages int
 	HistoryDir      string
+	// KeysSamples is how many one-time-key claims and to-device messages
+	// the end-to-end encryption phase times (0 skips it).
+	KeysSamples int
 	// Binary is the planb binary that serves the rebuild node (and the dev
 	// cluster); empty means the running executable.
 	Binary string
@@ -124,6 +127,7 @@ func Default() Config {
 		IdleUsers:     100,
 		IdleTimeout:   120 * time.Second,
 		RebuildEvents: 1_000_000,
+		KeysSamples:   200,
 	}
 }
 
@@ -131,7 +135,7 @@ func Default() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	needsTarget := c.Duration > 0 || c.IdleSyncs > 0
+	needsTarget := c.Duration > 0 || c.IdleSyncs > 0 || c.KeysSamples > 0
 	if !c.Dev {
 		if needsTarget && len(c.Target.DataCenters) == 0 {
 			bad("no target: give --dev, --cluster FILE or --datacenter NAME=URL (repeatable)")
@@ -174,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	if c.EngineWindow < 1 || c.EngineWindow > 4096 {
 		bad("engine window %d: want 1..4096", c.EngineWindow)
+	}
+	if c.KeysSamples < 0 || c.KeysSamples > 100000 {
+		bad("e2ee samples %d: want 0..100000", c.KeysSamples)
 	}
 	if c.IdleSyncs < 0 || c.IdleSyncs > 100000 {
 		bad("idle syncs %d: want 0..100000", c.IdleSyncs)

@@ -33,6 +33,8 @@ type Report struct {
 	Idle *IdleReport `json:"idle_syncs,omitempty"`
 	// Rebuild is the read-model rebuild measurement.
 	Rebuild *RebuildReport `json:"rebuild,omitempty"`
+	// Keys is the end-to-end encryption measurement.
+	Keys *KeysReport `json:"e2ee,omitempty"`
 	// Goals compares the figures with the goals of the issue.
 	Goals []Goal `json:"goals"`
 	// Notes are things the reader should know (skipped phases, caveats).
@@ -194,6 +196,12 @@ func (r *Report) Human(w io.Writer) {
 		if i.Note != "" {
 			fmt.Fprintf(w, "  note                        %s\n", i.Note)
 		}
+		fmt.Fprintln(w)
+	}
+	if k := r.Keys; k != nil {
+		fmt.Fprintf(w, "end-to-end encryption (across data centers, one request at a time)\n")
+		fmt.Fprintf(w, "  one-time key claim          %s\n", k.Claim)
+		fmt.Fprintf(w, "  to-device delivery          %s (send at one data center to /sync at another)\n", k.ToDevice)
 		fmt.Fprintln(w)
 	}
 	if b := r.Rebuild; b != nil {

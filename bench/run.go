@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	target := cfg.Target
 	var dev *devCluster
-	if cfg.Dev && (cfg.Duration > 0 || cfg.IdleSyncs > 0 || cfg.HistoryMessages > 0) {
+	if cfg.Dev && (cfg.Duration > 0 || cfg.IdleSyncs > 0 || cfg.HistoryMessages > 0 || cfg.KeysSamples > 0) {
 		var err error
 		dev, err = startHistory(ctx, cfg, rep, say)
 		if dev != nil {
@@ -98,6 +98,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Idle = idle
 	} else {
 		rep.Notes = append(rep.Notes, "idle /sync long-polls skipped (--idle-syncs 0)")
+	}
+	if cfg.KeysSamples > 0 {
+		k, err := keysPhase(ctx, target, run, cfg.KeysSamples, say)
+		if err != nil {
+			return rep, fmt.Errorf("end-to-end encryption: %w", err)
+		}
+		rep.Keys = k
+	} else {
+		rep.Notes = append(rep.Notes, "end-to-end encryption phase skipped (--e2ee-samples 0)")
 	}
 	if dev != nil {
 		say("dev cluster: stopping")

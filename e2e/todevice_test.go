@@ -221,6 +221,24 @@ func TestSyncKeyState(t *testing.T) {
 	if !slices.Contains(ch.Changed, string(carol.UserID)) || !slices.Contains(ch.Changed, aID) || !slices.Equal(ch.Left, []string{bID}) {
 		t.Errorf("keys/changes = %+v, want alice and carol changed, bob left", ch)
 	}
+	// Alice deletes a device: carol, who shares the room, hears of it.
+	cs2 := rawSync(t, srv, carol.AccessToken, "", 0)
+	second, err := login(t, srv, "alice", password("alice"))
+	must(t, "alice logs in on a second device", err)
+	if r := srv.raw(t, "POST", "/_matrix/client/v3/keys/upload", second.AccessToken, deviceKeysBody(aID, string(second.DeviceID), 0, false)); r.status != 200 {
+		t.Fatalf("second device uploads: %s", r)
+	}
+	cs3 := rawSync(t, srv, carol.AccessToken, cs2.NextBatch, 10*time.Second)
+	if !slices.Contains(cs3.DeviceLists.Changed, aID) {
+		t.Fatalf("carol was not told of alice's new device: %+v", cs3.DeviceLists)
+	}
+	del, _ := json.Marshal(map[string]any{"auth": map[string]string{"type": "m.login.password", "user": "alice", "password": password("alice")}})
+	if r := srv.raw(t, "DELETE", "/_matrix/client/v3/devices/"+string(second.DeviceID), alice.AccessToken, del); r.status != 200 {
+		t.Fatalf("delete the second device: %s", r)
+	}
+	if cs4 := rawSync(t, srv, carol.AccessToken, cs3.NextBatch, 10*time.Second); !slices.Contains(cs4.DeviceLists.Changed, aID) {
+		t.Errorf("carol was not told that alice deleted a device: %+v", cs4.DeviceLists)
+	}
 	checkRaw(t, "keys/changes without to", srv.raw(t, "GET", "/_matrix/client/v3/keys/changes?from="+url.QueryEscape(s0.NextBatch), alice.AccessToken, nil), want{400, "M_MISSING_PARAM"})
 	checkRaw(t, "keys/changes with a bad token", srv.raw(t, "GET", "/_matrix/client/v3/keys/changes?from=x&to=y", alice.AccessToken, nil), want{400, "M_INVALID_PARAM"})
 }
