@@ -46,14 +46,7 @@ func TestEncryptedChat(t *testing.T) {
 	if n := alice.ToDeviceReceived(bob.Client.UserID, event.ToDeviceEncrypted); n != 1 {
 		t.Errorf("alice got %d encrypted to-device messages from bob, want 1", n)
 	}
-	for _, p := range []*e2ee.Peer{alice, bob} {
-		if f := p.Failures(); len(f) > 0 {
-			t.Errorf("%s could not decrypt: %v", p.Client.UserID, f)
-		}
-		if d := p.Duplicates(); len(d) > 0 {
-			t.Errorf("%s got to-device messages twice: %v", p.Client.UserID, d)
-		}
-	}
+	e2ee.CheckClean(t, alice, bob)
 }
 
 // cryptoPeer registers localpart and sets up its Olm machine.

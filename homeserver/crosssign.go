@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/planb-chat/planb"
@@ -53,7 +54,7 @@ func (s *Service) UploadCrossSigningKeys(ctx context.Context, sess Session, keys
 			return planb.InvalidParam("%s_key.user_id %q is not %s", kind, k.UserID, sess.UserID)
 		case len(k.Keys) != 1:
 			return planb.InvalidParam("%s_key must have exactly one key", kind)
-		case !contains(k.Usage, kind):
+		case !slices.Contains(k.Usage, kind):
 			return planb.InvalidParam("%s_key.usage must include %q", kind, kind)
 		case kind != "master" && len(k.Signatures[sess.UserID]) == 0:
 			return planb.InvalidParam("%s_key must be signed by the master key", kind)
@@ -81,15 +82,6 @@ func (s *Service) UploadCrossSigningKeys(ctx context.Context, sess Session, keys
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SignatureFailure is one entry of the failures of /keys/signatures/upload.
@@ -150,10 +142,10 @@ func (s *Service) addSignatures(ctx context.Context, sess Session, user, keyID s
 		bucketKey = crossSigningKey(user, "master")
 		if user != sess.UserID {
 			bucketKey = userSignedKey(sess.UserID, user)
-			return s.mergeSignatures(ctx, bucketKey, master.Value, sess.UserID, sigs, true)
+			return s.mergeSignatures(ctx, bucketKey, master.Value, sess.UserID, sigs)
 		}
 	}
-	return s.mergeSignatures(ctx, bucketKey, nil, sess.UserID, sigs, false)
+	return s.mergeSignatures(ctx, bucketKey, nil, sess.UserID, sigs)
 }
 
 func hasPublicKey(raw []byte, pub string) bool {
@@ -170,13 +162,13 @@ func hasPublicKey(raw []byte, pub string) bool {
 }
 
 // mergeSignatures adds signer's sigs to the object at key, by compare and
-// set. With fresh, a missing object starts as base.
-func (s *Service) mergeSignatures(ctx context.Context, key string, base []byte, signer string, sigs map[string]string, fresh bool) error {
+// set. A missing object starts as base when base is set.
+func (s *Service) mergeSignatures(ctx context.Context, key string, base []byte, signer string, sigs map[string]string) error {
 	for {
 		cur, err := s.engine.GetLeader(ctx, jetstream.BucketDeviceKeys, key)
 		rev := cur.Revision
 		val := cur.Value
-		if errors.Is(err, planb.ErrNotFound) && fresh {
+		if errors.Is(err, planb.ErrNotFound) && base != nil {
 			val, rev = base, 0
 		} else if err != nil {
 			return err

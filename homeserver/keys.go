@@ -365,11 +365,7 @@ func (s *Service) followDeviceKeys(ctx context.Context) error {
 func (s *Service) followOneTimeKeys(ctx context.Context) error {
 	b := jetstream.BucketOneTimeKeys
 	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().OneTimeKeys+1, func(m jetstream.RawMsg) error {
-		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
-		var user, device, alg string
-		if len(parts) == 4 {
-			user, device, alg = jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
-		}
+		user, device, alg := deviceAlgorithm(b, m.Subject, 4)
 		added := !isDeletion(m)
 		return s.applyRetrying(ctx, "one-time keys", func() error { return s.model.ApplyOneTimeKey(m.Seq, user, device, alg, added) })
 	})
@@ -379,15 +375,21 @@ func (s *Service) followOneTimeKeys(ctx context.Context) error {
 func (s *Service) followFallbackKeys(ctx context.Context) error {
 	b := jetstream.BucketFallbackKeys
 	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().FallbackKeys+1, func(m jetstream.RawMsg) error {
-		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
-		var user, device, alg string
-		if len(parts) == 3 {
-			user, device, alg = jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
-		}
+		user, device, alg := deviceAlgorithm(b, m.Subject, 3)
 		var fb storedFallback
 		unused := !isDeletion(m) && json.Unmarshal(m.Data, &fb) == nil && !fb.Used
 		return s.applyRetrying(ctx, "fallback keys", func() error { return s.model.ApplyFallbackKey(m.Seq, user, device, alg, unused) })
 	})
+}
+
+// deviceAlgorithm decodes the user, device and algorithm that a key of
+// bucket b with n parts starts with ("" for a key of another shape).
+func deviceAlgorithm(b, subject string, n int) (user, device, alg string) {
+	parts := strings.Split(jetstream.BucketKey(b, subject), ".")
+	if len(parts) != n {
+		return "", "", ""
+	}
+	return jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
 }
 
 // isDeletion reports whether a bucket message is a delete or purge marker.

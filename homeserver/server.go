@@ -271,7 +271,7 @@ func (s *Service) followAccountData(ctx context.Context) error {
 			room = jetstream.DecodeKeyPart(parts[1])
 		}
 		content := json.RawMessage(m.Data)
-		if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || len(m.Data) == 0 {
+		if isDeletion(m) {
 			content = nil
 		}
 		return s.applyRetrying(ctx, "account data", func() error { return s.model.ApplyAccountData(m.Seq, user, room, dtype, content) })

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"testing"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -311,4 +312,18 @@ func (p *Peer) History(ctx context.Context, room id.RoomID) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// CheckClean fails t for every event a peer could not decrypt and every
+// to-device message a peer received more than once.
+func CheckClean(t testing.TB, peers ...*Peer) {
+	t.Helper()
+	for _, p := range peers {
+		if f := p.Failures(); len(f) > 0 {
+			t.Errorf("%s could not decrypt: %v", p.Client.UserID, f)
+		}
+		if d := p.Duplicates(); len(d) > 0 {
+			t.Errorf("%s got to-device messages twice: %v", p.Client.UserID, d)
+		}
+	}
 }
