@@ -38,6 +38,7 @@ const (
 	CodeExclusive          ErrCode = "M_EXCLUSIVE"
 	CodeNotYetUploaded     ErrCode = "M_NOT_YET_UPLOADED"
 	CodeWrongKeysVersion   ErrCode = "M_WRONG_ROOM_KEYS_VERSION"
+	CodeBadAlias           ErrCode = "M_BAD_ALIAS"
 )
 
 // Error is an error that the HTTP edge reports to clients as a Matrix error

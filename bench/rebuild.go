@@ -144,7 +144,7 @@ func fillLog(ctx context.Context, dir string, events int, say func(string, ...an
 				return fmt.Errorf("create fill room %d: %w", r, err)
 			}
 			for j := 1; j < fillMembersPerRoom; j++ {
-				if _, err := svc.Join(gctx, sessions[(r+j*7)%fillUsers], id); err != nil {
+				if _, err := svc.Join(gctx, sessions[(r+j*7)%fillUsers], id, nil); err != nil {
 					return fmt.Errorf("join fill room %d: %w", r, err)
 				}
 			}

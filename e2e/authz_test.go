@@ -43,7 +43,7 @@ func TestAuthorisation(t *testing.T) {
 		err = eve.StateEvent(ctx, room, event.StateRoomName, "", &name)
 		checkErr(t, "outsider GET /state/m.room.name", err, forbidden)
 		_, err = eve.GetEvent(ctx, room, secret)
-		checkErr(t, "outsider GET /event", err, forbidden, notFound)
+		checkErr(t, "outsider GET /event (404: events cannot be probed)", err, notFound)
 		_, err = eve.Context(ctx, room, secret, nil, 5)
 		checkErr(t, "outsider GET /context", err, forbidden, notFound)
 		_, err = eve.Members(ctx, room)

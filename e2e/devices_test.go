@@ -71,8 +71,14 @@ func TestDevices(t *testing.T) {
 		return &mautrix.ReqUIAuthLogin{BaseAuthData: mautrix.BaseAuthData{Type: mautrix.AuthTypePassword, Session: session},
 			User: "alice", Password: pw}
 	}
-	checkErr(t, "delete with the wrong password", alice.DeleteDevice(ctx, phone.DeviceID, &mautrix.ReqDeleteDevice[any]{Auth: auth("wrong")}),
-		forbidden)
+	// A failed stage is a 401 that restarts the flow, with M_FORBIDDEN.
+	r = srv.raw(t, "DELETE", "/_matrix/client/v3/devices/"+string(phone.DeviceID), alice.AccessToken,
+		[]byte(`{"auth":{"type":"m.login.password","session":"`+session+`","identifier":{"type":"m.id.user","user":"alice"},"password":"wrong"}}`))
+	if r.status != 401 || r.errcode() != "M_FORBIDDEN" || r.json["session"] != session || len(uiaFlows(r)) == 0 || r.json["params"] == nil {
+		t.Fatalf("delete with the wrong password: %s, want 401 M_FORBIDDEN with the session, flows and params", r)
+	}
+	checkErr(t, "delete with the wrong password (mautrix)", alice.DeleteDevice(ctx, phone.DeviceID, &mautrix.ReqDeleteDevice[any]{Auth: auth("wrong")}),
+		want{401, "M_FORBIDDEN"})
 	checkErr(t, "bob deletes alice's phone", bob.DeleteDevice(ctx, phone.DeviceID, &mautrix.ReqDeleteDevice[any]{Auth: auth(password("bob"))}),
 		notFound)
 	must(t, "delete the phone", alice.DeleteDevice(ctx, phone.DeviceID, &mautrix.ReqDeleteDevice[any]{Auth: auth(password("alice"))}))

@@ -94,7 +94,7 @@ func (s *Service) localpartOf(user string) (string, error) {
 	if err != nil || server != s.cfg.ServerName {
 		return "", planb.Forbidden("unknown user %s", user)
 	}
-	return local, nil
+	return strings.ToLower(local), nil // every planb localpart is lower case
 }
 
 func (s *Service) getAccount(ctx context.Context, local string) (*account, uint64, error) {
@@ -196,7 +196,9 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*LoginResp
 		}
 		return nil, uiaRequired(session, stages...)
 	}
-	local := req.Username
+	// User IDs are lower case: a name given with capitals is folded, as
+	// Synapse does, so "Alice" registers @alice.
+	local := strings.ToLower(req.Username)
 	if local == "" {
 		local = strings.ToLower(planb.RandomLetters(10))
 	}
@@ -358,6 +360,18 @@ func (s *Service) confirmPassword(ctx context.Context, sess Session, auth *UIAut
 		user = sess.UserID
 	}
 	a, err := s.checkCredentials(ctx, user, auth.Password)
+	if e, ok := planb.AsError(err); ok && e.Code == planb.CodeForbidden {
+		// A failed stage answers like the start of the flow, with the
+		// error added, so that the client can retry it (spec: "User-
+		// interactive authentication API").
+		session := auth.Session
+		if session == "" {
+			session = planb.RandomString(12)
+		}
+		uia := uiaRequired(session, "m.login.password")
+		uia.Code, uia.Message = e.Code, e.Message
+		return uia
+	}
 	if err != nil {
 		return err
 	}
@@ -386,6 +400,27 @@ func (s *Service) ChangePassword(ctx context.Context, sess Session, req Password
 		return s.LogoutAll(ctx, sess.UserID, sess.DeviceID)
 	}
 	return nil
+}
+
+// Deactivate closes the session's account for good (POST
+// /account/deactivate), after user-interactive auth with its password: the
+// account is marked deactivated first (so no new login or registration of
+// the name can succeed from then on), then it leaves every room it is in or
+// invited to, and every device is logged out. A retry after a failure part
+// way finds the account deactivated and finishes the rest.
+func (s *Service) Deactivate(ctx context.Context, sess Session, auth *UIAuth) error {
+	if err := s.confirmPassword(ctx, sess, auth); err != nil {
+		return err
+	}
+	if err := s.updateAccount(ctx, sess.UserID, func(a *account) { a.Deactivated = true }); err != nil {
+		return err
+	}
+	for _, room := range s.model.PendingRooms(sess.UserID) {
+		if err := s.Leave(ctx, sess, room, "account deactivated"); err != nil && !errors.Is(err, planb.MForbidden) {
+			return fmt.Errorf("leave %s: %w", room, err)
+		}
+	}
+	return s.LogoutAll(ctx, sess.UserID, "")
 }
 
 // updateAccount applies fn to the account with compare-and-set.

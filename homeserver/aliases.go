@@ -104,6 +104,9 @@ func (s *Service) DeleteAlias(ctx context.Context, sess Session, alias string) e
 	if err := s.engine.Delete(ctx, jetstream.BucketAliases, jetstream.KeyPart(alias)); err != nil {
 		return s.unavailable(err)
 	}
+	if err := s.unpublishCanonical(ctx, sess, a.RoomID, alias); err != nil {
+		s.log.Warn("removing a deleted alias from m.room.canonical_alias", "room", a.RoomID, "alias", alias, "err", err)
+	}
 	return nil
 }
 
@@ -128,4 +131,88 @@ func (s *Service) RoomAliases(ctx context.Context, sess Session, roomID string) 
 		}
 	}
 	return out, nil
+}
+
+// checkCanonicalAlias validates the content of an m.room.canonical_alias
+// event before it is sent: every alias must be well formed (M_INVALID_PARAM)
+// and, when it is on this server, exist and point at roomID (M_BAD_ALIAS).
+// Aliases of other servers cannot be checked here and are taken as given.
+func (s *Service) checkCanonicalAlias(ctx context.Context, roomID string, content json.RawMessage) error {
+	var c struct {
+		Alias      *string  `json:"alias"`
+		AltAliases []string `json:"alt_aliases"`
+	}
+	if err := json.Unmarshal(content, &c); err != nil {
+		return planb.BadJSON("m.room.canonical_alias: alias must be a string and alt_aliases a list of strings")
+	}
+	aliases := c.AltAliases
+	if c.Alias != nil && *c.Alias != "" {
+		aliases = append([]string{*c.Alias}, aliases...)
+	}
+	for _, alias := range aliases {
+		sigil, local, server, err := planb.SplitID(alias)
+		if err != nil || sigil != '#' || local == "" || strings.ContainsAny(local, " \t") {
+			return planb.InvalidParam("invalid room alias %q", alias)
+		}
+		if server != s.cfg.ServerName {
+			continue
+		}
+		target, err := s.ResolveAlias(ctx, alias)
+		if errors.Is(err, planb.MNotFound) {
+			return planb.Errorf(planb.CodeBadAlias, 400, "room alias %s does not exist", alias)
+		}
+		if err != nil {
+			return err
+		}
+		if target != roomID {
+			return planb.Errorf(planb.CodeBadAlias, 400, "room alias %s points at another room", alias)
+		}
+	}
+	return nil
+}
+
+// unpublishCanonical removes a deleted alias from the room's
+// m.room.canonical_alias (as Synapse does), sent by the user who deleted
+// the alias. A user without power to send it leaves the event as it is: the
+// alias itself is gone either way, and clients resolve it to nothing.
+func (s *Service) unpublishCanonical(ctx context.Context, sess Session, roomID, alias string) error {
+	cur := s.model.StateGet(roomID, planb.TypeCanonicalAlias, "")
+	if cur == nil {
+		return nil
+	}
+	var c map[string]any
+	if err := json.Unmarshal(cur.Content, &c); err != nil {
+		return nil
+	}
+	changed := false
+	if a, _ := c["alias"].(string); a == alias {
+		delete(c, "alias")
+		changed = true
+	}
+	if alt, ok := c["alt_aliases"].([]any); ok {
+		kept := []any{}
+		for _, a := range alt {
+			if a != alias {
+				kept = append(kept, a)
+			}
+		}
+		if len(kept) != len(alt) {
+			changed = true
+			if len(kept) == 0 {
+				delete(c, "alt_aliases")
+			} else {
+				c["alt_aliases"] = kept
+			}
+		}
+	}
+	if !changed {
+		return nil
+	}
+	b, _ := json.Marshal(c)
+	_, err := s.SetState(ctx, sess, roomID, planb.TypeCanonicalAlias, "", b)
+	if errors.Is(err, planb.MForbidden) {
+		s.log.Info("deleted alias stays in m.room.canonical_alias: the deleting user may not change it", "room", roomID, "alias", alias)
+		return nil
+	}
+	return err
 }

@@ -159,7 +159,11 @@ func (s *Service) CreateRoom(ctx context.Context, sess Session, req CreateRoomRe
 		steps = append(steps, func() error { return add(planb.TypeName, "", map[string]any{"name": *req.Name}) })
 	}
 	if req.Topic != nil {
-		steps = append(steps, func() error { return add(planb.TypeTopic, "", map[string]any{"topic": *req.Topic}) })
+		steps = append(steps, func() error {
+			// The plain-text topic, and its rich form (spec v1.15: createRoom duplicates it into m.topic).
+			return add(planb.TypeTopic, "", map[string]any{"topic": *req.Topic,
+				"m.topic": map[string]any{"m.text": []any{map[string]any{"body": *req.Topic, "mimetype": "text/plain"}}}})
+		})
 	}
 	for _, inv := range req.Invite {
 		inv := inv
@@ -228,7 +232,10 @@ func (s *Service) userExists(ctx context.Context, userID string) error {
 
 // Join joins a room by ID or alias (POST /join/{roomIdOrAlias} and
 // /rooms/{roomId}/join).
-func (s *Service) Join(ctx context.Context, sess Session, roomIDOrAlias string) (string, error) {
+//
+// extra is the request body: its fields go into the member event's content
+// (a reason, or a client's own keys), except those the server decides.
+func (s *Service) Join(ctx context.Context, sess Session, roomIDOrAlias string, extra map[string]any) (string, error) {
 	roomID := roomIDOrAlias
 	if strings.HasPrefix(roomIDOrAlias, "#") {
 		id, err := s.ResolveAlias(ctx, roomIDOrAlias)
@@ -240,6 +247,13 @@ func (s *Service) Join(ctx context.Context, sess Session, roomIDOrAlias string) 
 		return "", planb.InvalidParam("%q is neither a room ID nor an alias", roomIDOrAlias)
 	}
 	content := s.memberContent(ctx, sess.UserID, planb.MembershipJoin)
+	for k, v := range extra {
+		switch k {
+		case "membership", "join_authorised_via_users_server", "third_party_signed":
+		default:
+			content[k] = v
+		}
+	}
 	via := s.restrictedJoinVia(roomID, sess.UserID)
 	_, err := s.commit(ctx, roomID, nil, func(b *builder) error {
 		prior := b.membership(sess.UserID)
@@ -432,6 +446,11 @@ func (s *Service) sendLocal(ctx context.Context, sess Session, roomID, eventType
 // SetState sets a state event (PUT /rooms/{roomId}/state/{type}/{key}). When
 // the content equals the current state, it returns the current event.
 func (s *Service) SetState(ctx context.Context, sess Session, roomID, eventType, stateKey string, content json.RawMessage) (string, error) {
+	if eventType == planb.TypeCanonicalAlias && stateKey == "" {
+		if err := s.checkCanonicalAlias(ctx, roomID, content); err != nil {
+			return "", err
+		}
+	}
 	var existing string
 	evs, err := s.commit(ctx, roomID, nil, func(b *builder) error {
 		if b.membership(sess.UserID) != planb.MembershipJoin && eventType != planb.TypeMember {

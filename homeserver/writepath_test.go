@@ -235,7 +235,7 @@ func TestConcurrentWritersOnTwoNodesConflictAndRetry(t *testing.T) {
 	room := a.room(t, alice)
 	bob := b.user(t, "bob")
 	testutil.WaitFor(t, 30*time.Second, "bob joins through node b", func() error {
-		_, err := b.svc.Join(context.Background(), bob, room)
+		_, err := b.svc.Join(context.Background(), bob, room, nil)
 		return err
 	})
 	const each = 60

@@ -51,6 +51,21 @@ func (a *API) routesAuth() {
 		}
 		writeJSON(w, 200, struct{}{})
 	})
+	a.handle("POST /_matrix/client/v3/account/deactivate", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		var req struct {
+			Auth *homeserver.UIAuth `json:"auth"`
+		}
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if err := a.hs.Deactivate(r.Context(), s, req.Auth); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		// planb binds no third-party identifiers, so there is nothing to unbind.
+		writeJSON(w, 200, map[string]string{"id_server_unbind_result": "no-support"})
+	})
 	a.handle("GET /_matrix/client/v3/capabilities", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		writeJSON(w, 200, map[string]any{"capabilities": map[string]any{
 			"m.change_password": map[string]bool{"enabled": true},

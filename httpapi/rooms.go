@@ -113,11 +113,18 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, s homeserver.Se
 }
 
 func (a *API) join(w http.ResponseWriter, r *http.Request, s homeserver.Session, target string) {
-	if _, err := readBody(r); err != nil {
+	var body map[string]any
+	if err := decode(r, &body); err != nil {
 		writeError(w, a.log, err)
 		return
 	}
-	id, err := a.hs.Join(r.Context(), s, target)
+	if len(body) > 0 {
+		if b, _ := json.Marshal(body); len(b) > planb.MaxEventBytes/2 {
+			writeError(w, a.log, planb.Errorf(planb.CodeTooLarge, http.StatusRequestEntityTooLarge, "join content is too large"))
+			return
+		}
+	}
+	id, err := a.hs.Join(r.Context(), s, target, body)
 	if err != nil {
 		writeError(w, a.log, err)
 		return
@@ -204,6 +211,9 @@ func (a *API) routesRoomRead() {
 		}
 		q := r.URL.Query()
 		dir := q.Get("dir")
+		if dir == "" {
+			dir = "b" // as Synapse and older clients expect; the spec now requires it
+		}
 		if dir != "b" && dir != "f" {
 			writeError(w, a.log, planb.InvalidParam("dir must be 'b' or 'f'"))
 			return

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	json "github.com/segmentio/encoding/json"
@@ -209,8 +210,8 @@ func readBody(r *http.Request) (json.RawMessage, error) {
 	if len(trimJSONSpace(b)) == 0 {
 		return json.RawMessage(`{}`), nil
 	}
-	if !json.Valid(b) {
-		return nil, planb.Errorf(planb.CodeNotJSON, 400, "request body is not valid JSON")
+	if !json.Valid(b) || !utf8.Valid(b) {
+		return nil, planb.Errorf(planb.CodeNotJSON, 400, "request body is not valid JSON (JSON is UTF-8)")
 	}
 	return b, nil
 }

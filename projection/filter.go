@@ -57,7 +57,79 @@ func ParseFilter(b []byte) (*Filter, error) {
 	if f.EventFormat != "" && f.EventFormat != "client" && f.EventFormat != "federation" {
 		return nil, planb.BadJSON("invalid filter: event_format must be client or federation")
 	}
+	if err := f.checkIDs(); err != nil {
+		return nil, err
+	}
 	return &f, nil
+}
+
+// checkIDs requires the room and sender lists of a filter to hold room and
+// user IDs (as Synapse's filter schema does): a filter naming "general"
+// instead of a room ID would silently match nothing.
+func (f *Filter) checkIDs() error {
+	check := func(field string, ids []string, sigil byte) error {
+		for _, id := range ids {
+			ok := len(id) > 1 && id[0] == sigil // room IDs of v12 rooms have no server name
+			if sigil == '@' {
+				s, _, _, err := planb.SplitID(id)
+				ok = err == nil && s == '@'
+			}
+			if !ok {
+				return planb.BadJSON("invalid filter: %s: %q is not a %c-ID", field, id, sigil)
+			}
+		}
+		return nil
+	}
+	event := func(name string, e *EventFilter) error {
+		if e == nil {
+			return nil
+		}
+		if e.Senders != nil {
+			if err := check(name+".senders", *e.Senders, '@'); err != nil {
+				return err
+			}
+		}
+		return check(name+".not_senders", e.NotSenders, '@')
+	}
+	roomEvent := func(name string, e *RoomEventFilter) error {
+		if e == nil {
+			return nil
+		}
+		if e.Rooms != nil {
+			if err := check(name+".rooms", *e.Rooms, '!'); err != nil {
+				return err
+			}
+		}
+		if err := check(name+".not_rooms", e.NotRooms, '!'); err != nil {
+			return err
+		}
+		return event(name, &e.EventFilter)
+	}
+	if err := event("account_data", f.AccountData); err != nil {
+		return err
+	}
+	if err := event("presence", f.Presence); err != nil {
+		return err
+	}
+	r := f.Room
+	if r == nil {
+		return nil
+	}
+	if r.Rooms != nil {
+		if err := check("room.rooms", *r.Rooms, '!'); err != nil {
+			return err
+		}
+	}
+	if err := check("room.not_rooms", r.NotRooms, '!'); err != nil {
+		return err
+	}
+	for name, e := range map[string]*RoomEventFilter{"room.timeline": r.Timeline, "room.state": r.State,
+		"room.ephemeral": r.Ephemeral, "room.account_data": r.AccountData} {
+		if err := roomEvent(name, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // matchPattern matches Matrix filter patterns where '*' is a wildcard.

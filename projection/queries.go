@@ -248,6 +248,24 @@ func (m *Model) JoinedRooms(user string) []string {
 	return out
 }
 
+// PendingRooms returns the rooms user is joined to, invited to or knocking
+// on: those a deactivated account must leave.
+func (m *Model) PendingRooms(user string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []string{}
+	if u := m.users[user]; u != nil {
+		for id, r := range u.rooms {
+			switch r.membership(user) {
+			case planb.MembershipJoin, planb.MembershipInvite, planb.MembershipKnock:
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // AccountData returns user's account data of type dtype (roomID "" for
 // global), or planb.ErrNotFound.
 func (m *Model) AccountData(user, roomID, dtype string) (json.RawMessage, error) {

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"errors"
 	"time"
 
 	json "github.com/segmentio/encoding/json"
@@ -216,6 +217,11 @@ func (m *Model) Event(user, device, roomID, eventID string) (*ClientEvent, error
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	r, upto, err := m.roomFor(roomID, user)
+	if errors.Is(err, planb.MForbidden) {
+		// The spec answers 404 both for a missing event and for one the
+		// user may not read, so that event IDs cannot be probed.
+		return nil, planb.NotFound("event %s not found", eventID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -319,8 +325,8 @@ func (m *Model) Members(user, roomID, at, membership, notMembership string) ([]C
 
 // JoinedMember is one entry of /joined_members.
 type JoinedMember struct {
-	DisplayName *string `json:"display_name,omitempty"`
-	AvatarURL   *string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 // JoinedMembers answers GET /rooms/{roomId}/joined_members; the user must
