@@ -30,6 +30,9 @@ type Unsigned struct {
 	PrevSender      string          `json:"prev_sender,omitempty"`
 	ReplacesState   string          `json:"replaces_state,omitempty"`
 	RedactedBecause *ClientEvent    `json:"redacted_because,omitempty"`
+	// Membership is the viewer's membership of the room at the event
+	// (spec v1.11, MSC4115): "leave" before they ever joined.
+	Membership string `json:"membership,omitempty"`
 }
 
 // StrippedEvent is a stripped state event (invite_state).
@@ -58,6 +61,12 @@ func clientEvent(e *Entry, viewer, device string, withRoom bool, now time.Time) 
 		r := e.RedactedBy
 		u.RedactedBecause = &ClientEvent{Content: r.Content, EventID: r.EventID, OriginServerTS: r.OriginServerTS,
 			Sender: r.Sender, Type: r.Type, Redacts: r.Redacts, RoomID: r.RoomID}
+	}
+	if e.Room != nil && viewer != "" {
+		u.Membership = e.Room.membershipAt(viewer, e.Index)
+		if u.Membership == "" {
+			u.Membership = planb.MembershipLeave
+		}
 	}
 	ce.Unsigned = u
 	return ce

@@ -18,6 +18,8 @@ type SyncRequest struct {
 	Since        *Token // nil: initial sync
 	FullState    bool
 	Filter       *Filter
+
+	ignored map[string]bool // the user's m.ignored_user_list, set by Sync
 }
 
 // SyncResponse is the /sync response body.
@@ -128,6 +130,7 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 		// unknown here, so wake on any progress.
 		return resp, false, m.progress, nil
 	}
+	req.ignored = u.ignoredUsers()
 	f := req.Filter
 	if f == nil {
 		f = &Filter{}
@@ -164,6 +167,9 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 				has = true
 			}
 		case planb.MembershipInvite:
+			if inv := r.State.Get(planb.TypeMember, req.User); inv != nil && req.ignored[inv.Sender] {
+				continue // spec "Ignoring Users": no invites from them
+			}
 			if changed || req.FullState {
 				resp.Rooms.Invite[roomID] = m.invitedRoom(r, req.User)
 				has = true
@@ -218,13 +224,15 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 // timelineWindow picks the newest visible, filter-allowed events in
 // [low, end), at most limit. It returns them oldest first and the position
 // where the window starts.
-func (m *Model) timelineWindow(r *Room, user string, low, end, limit int, tf *RoomEventFilter) ([]*Entry, int, error) {
+// Messages of ignored senders are left out (their state events stay: the
+// room's state must add up).
+func (m *Model) timelineWindow(r *Room, user string, ignored map[string]bool, low, end, limit int, tf *RoomEventFilter) ([]*Entry, int, error) {
 	var picked []*Entry
 	i := end
 	if i > low && limit > 0 {
 		err := m.scan(r, end, true, func(e *Entry) (bool, error) {
 			i--
-			if canSee(user, e) && tf.AllowsEvent(e.Event, e.Content) {
+			if canSee(user, e) && tf.AllowsEvent(e.Event, e.Content) && (e.Event.StateKey != nil || !ignored[e.Event.Sender]) {
 				picked = append(picked, e)
 			}
 			return i > low && len(picked) < limit, nil
@@ -246,7 +254,7 @@ func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int
 	if full {
 		low = 0
 	}
-	picked, start, err := m.timelineWindow(r, req.User, low, end, rf.Timeline.limit(10, 1000), rf.Timeline)
+	picked, start, err := m.timelineWindow(r, req.User, req.ignored, low, end, rf.Timeline.limit(10, 1000), rf.Timeline)
 	if err != nil {
 		return Timeline{}, EventList{}, err
 	}
@@ -527,4 +535,23 @@ func (m *Model) leftRoom(r *Room, req SyncRequest, sincePos int, full bool, rf *
 		return nil, err
 	}
 	return &LeftRoom{Timeline: tl, State: state, AccountData: EventList{Events: []any{}}}, nil
+}
+
+// ignoredUsers returns the users in u's m.ignored_user_list account data.
+func (u *User) ignoredUsers() map[string]bool {
+	e, ok := u.global["m.ignored_user_list"]
+	if !ok {
+		return nil
+	}
+	var c struct {
+		Ignored map[string]json.RawMessage `json:"ignored_users"`
+	}
+	if json.Unmarshal(e.content, &c) != nil || len(c.Ignored) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(c.Ignored))
+	for id := range c.Ignored {
+		out[id] = true
+	}
+	return out
 }

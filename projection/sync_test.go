@@ -332,3 +332,54 @@ func TestSyncRoomFilter(t *testing.T) {
 		t.Errorf("timeline types filter let through %v", jr.Timeline.Events)
 	}
 }
+
+func TestSyncLeavesOutIgnoredUsers(t *testing.T) {
+	w := newWorld(t, 1)
+	r := w.createRoom("!r:hs", 0, alice, "shared")
+	r.join(bob)
+	r.join(carol)
+	ignored := w.createRoom("!i:hs", 0, carol, "shared")
+	ignored.member(carol, bob, planb.MembershipInvite)
+	other := w.createRoom("!o:hs", 0, alice, "shared")
+	other.member(alice, bob, planb.MembershipInvite)
+	if err := w.m.ApplyAccountData(1, bob, "", "m.ignored_user_list",
+		json.RawMessage(`{"ignored_users":{"`+carol+`":{}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	hello := r.say(carol, "hello from carol")
+	name := r.state(carol, planb.TypeMember, carol, obj{"membership": "join", "displayname": "Carol"})
+	r.commit(name)
+	fromAlice := r.say(alice, "hello from alice")
+
+	resp, _, _ := w.sync(bob, nil, nil)
+	if resp.Rooms.Invite[ignored.id] != nil || resp.Rooms.Invite[other.id] == nil {
+		t.Errorf("invites %v, want alice's and not carol's", resp.Rooms.Invite)
+	}
+	tl := ids(resp.Rooms.Join[r.id].Timeline.Events)
+	if contains(tl, hello.EventID) || !contains(tl, name.EventID) || !contains(tl, fromAlice.EventID) {
+		t.Errorf("timeline %v: want carol's state event %s and alice's message %s, not carol's message %s", tl,
+			name.EventID, fromAlice.EventID, hello.EventID)
+	}
+	// Others still see carol.
+	if resp, _, _ := w.sync(alice, nil, nil); !contains(ids(resp.Rooms.Join[r.id].Timeline.Events), hello.EventID) {
+		t.Error("alice lost carol's message")
+	}
+}
+
+func TestEventsCarryTheViewersMembership(t *testing.T) {
+	w := newWorld(t, 1)
+	r := w.createRoom("!r:hs", 0, alice, "shared")
+	before := r.say(alice, "before bob")
+	join := r.join(bob)
+	after := r.say(alice, "after bob joined")
+	resp, _, _ := w.sync(bob, nil, nil)
+	got := map[string]string{}
+	for _, e := range resp.Rooms.Join[r.id].Timeline.Events {
+		got[e.EventID] = e.Unsigned.Membership
+	}
+	for id, want := range map[string]string{before.EventID: "leave", join.EventID: "join", after.EventID: "join"} {
+		if got[id] != want {
+			t.Errorf("unsigned.membership of %s = %q, want %q (all: %v)", id, got[id], want, got)
+		}
+	}
+}
