@@ -174,7 +174,7 @@ func includeLeave() *Filter { return &Filter{Room: &RoomFilter{IncludeLeave: tru
 
 // timelineLimit is a filter with a timeline limit.
 func timelineLimit(n int) *Filter {
-	return &Filter{Room: &RoomFilter{Timeline: &RoomEventFilter{EventFilter: EventFilter{Limit: n}}}}
+	return &Filter{Room: &RoomFilter{Timeline: &RoomEventFilter{EventFilter: EventFilter{Limit: &n}}}}
 }
 
 // ids returns the event IDs of client events.

@@ -19,7 +19,7 @@ type Filter struct {
 
 // EventFilter selects events by type and sender.
 type EventFilter struct {
-	Limit      int       `json:"limit,omitempty"`
+	Limit      *int      `json:"limit,omitempty"` // nil: the default; 0: no events (state only), as Synapse allows
 	Types      *[]string `json:"types,omitempty"`
 	NotTypes   []string  `json:"not_types,omitempty"`
 	Senders    *[]string `json:"senders,omitempty"`
@@ -239,8 +239,8 @@ func (f *RoomFilter) allowsRoom(roomID string) bool {
 
 // limit returns the filter's limit or def when unset; at most max.
 func (f *RoomEventFilter) limit(def, maxN int) int {
-	if f == nil || f.Limit <= 0 {
+	if f == nil || f.Limit == nil || *f.Limit < 0 {
 		return def
 	}
-	return min(f.Limit, maxN)
+	return min(*f.Limit, maxN)
 }

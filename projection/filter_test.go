@@ -141,8 +141,11 @@ func TestRoomFilterRoomsAndLimit(t *testing.T) {
 			t.Errorf("allowsRoom(%s) = %v, want %v", room, got, want)
 		}
 	}
-	for _, c := range []struct{ limit, want int }{{0, 10}, {-5, 10}, {3, 3}, {5000, 1000}} {
-		f := &RoomEventFilter{EventFilter: EventFilter{Limit: c.limit}}
+	if got := (&RoomEventFilter{}).limit(10, 1000); got != 10 {
+		t.Errorf("no limit gave %d, want the default 10", got)
+	}
+	for _, c := range []struct{ limit, want int }{{0, 0}, {-5, 10}, {3, 3}, {5000, 1000}} {
+		f := &RoomEventFilter{EventFilter: EventFilter{Limit: &c.limit}}
 		if got := f.limit(10, 1000); got != c.want {
 			t.Errorf("limit %d gave %d, want %d", c.limit, got, c.want)
 		}
@@ -160,7 +163,7 @@ func TestParseFilter(t *testing.T) {
 		t.Fatalf("room filter = %+v", f.Room)
 	}
 	tl := f.Room.Timeline
-	if tl == nil || tl.Limit != 5 || tl.ContainsURL == nil || !*tl.ContainsURL || tl.Types == nil || len(tl.NotSenders) != 1 {
+	if tl == nil || tl.Limit == nil || *tl.Limit != 5 || tl.ContainsURL == nil || !*tl.ContainsURL || tl.Types == nil || len(tl.NotSenders) != 1 {
 		t.Fatalf("timeline filter = %+v", tl)
 	}
 	if !f.Room.State.LazyLoadMembers {

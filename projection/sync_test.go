@@ -383,3 +383,24 @@ func TestEventsCarryTheViewersMembership(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncTimelineLimitZeroGivesStateOnly(t *testing.T) {
+	w := newWorld(t, 1)
+	r := w.createRoom("!r:hs", 0, alice, "shared")
+	r.join(bob)
+	r.say(alice, "before")
+	leave := r.leave(bob)
+	zero := 0
+	f := &Filter{Room: &RoomFilter{IncludeLeave: true, Timeline: &RoomEventFilter{EventFilter: EventFilter{Limit: &zero}}}}
+	resp, _, _ := w.sync(bob, nil, f)
+	lr := resp.Rooms.Leave[r.id]
+	if lr == nil {
+		t.Fatalf("left room missing: %+v", resp.Rooms)
+	}
+	if len(lr.Timeline.Events) != 0 {
+		t.Errorf("timeline %v with limit 0, want none", ids(lr.Timeline.Events))
+	}
+	if st := stateTypes(t, lr.State); st[planb.TypeMember+"|"+bob].EventID != leave.EventID {
+		t.Errorf("state %v, want bob's leave %s", st, leave.EventID)
+	}
+}
