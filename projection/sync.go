@@ -175,7 +175,11 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 				has = true
 			}
 		case planb.MembershipLeave, planb.MembershipBan:
-			if f, ok := u.forgotten[roomID]; ok && f == r.lastMembershipEvent(req.User) {
+			// A forgotten room is left out, except from an incremental sync
+			// that has not yet seen the leave: the user's other devices must
+			// learn that the room was left (as Synapse does; the spec's
+			// wording would hide it from them).
+			if f, ok := u.forgotten[roomID]; ok && f == r.lastMembershipEvent(req.User) && !(req.Since != nil && changed) {
 				continue
 			}
 			if (req.Since != nil && changed) || (rf.IncludeLeave && (req.Since == nil || req.FullState)) {

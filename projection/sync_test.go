@@ -281,9 +281,13 @@ func TestSyncForgottenRoom(t *testing.T) {
 	if resp, _, _ := w.sync(bob, nil, includeLeave()); len(resp.Rooms.Leave) != 0 {
 		t.Errorf("forgotten room still in include_leave initial sync: %+v", resp.Rooms.Leave)
 	}
+	// A device that has not seen the leave yet learns of it, once.
 	resp, _, tok2 := w.sync(bob, &tok, includeLeave())
-	if len(resp.Rooms.Leave) != 0 {
-		t.Errorf("forgotten room in incremental sync: %+v", resp.Rooms.Leave)
+	if resp.Rooms.Leave[r.id] == nil {
+		t.Errorf("forgotten room missing from the incremental sync that spans its leave: %+v", resp.Rooms.Leave)
+	}
+	if resp, _, _ := w.sync(bob, &tok2, includeLeave()); len(resp.Rooms.Leave) != 0 {
+		t.Errorf("forgotten room in a later incremental sync: %+v", resp.Rooms.Leave)
 	}
 	if len(resp.AccountData.Events) != 0 {
 		t.Errorf("the forgotten marker leaked into account_data: %v", resp.AccountData.Events)
