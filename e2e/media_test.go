@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 )
 
@@ -78,6 +81,56 @@ func TestMedia(t *testing.T) {
 		exact := make([]byte, mediaLimit)
 		_, err = alice.UploadBytes(ctx, exact, "application/octet-stream")
 		must(t, "upload of exactly the limit", err)
+	})
+
+	t.Run("asynchronous upload", func(t *testing.T) {
+		created, err := alice.CreateMXC(ctx)
+		must(t, "create media", err)
+		c := created.ContentURI
+		if c.Homeserver != serverName || c.FileID == "" || created.UnusedExpiresAt.Before(time.Now()) {
+			t.Fatalf("create: %+v, want an mxc URI of %s that expires later", created, serverName)
+		}
+		dl := "/_matrix/client/v1/media/download/" + c.Homeserver + "/" + c.FileID
+		checkRaw(t, "download before the upload", srv.raw(t, "GET", dl+"?timeout_ms=300", bob.AccessToken, nil), want{504, "M_NOT_YET_UPLOADED"})
+
+		// A download that waits sees the upload that comes meanwhile.
+		small := []byte("uploaded later")
+		type result struct {
+			body []byte
+			err  error
+		}
+		waited := make(chan result, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+dl+"?timeout_ms=30000", nil)
+			req.Header.Set("Authorization", "Bearer "+bob.AccessToken)
+			resp, err := (&http.Client{Timeout: httpTimeout}).Do(req)
+			if err != nil {
+				waited <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != 200 {
+				err = fmt.Errorf("HTTP %d %s", resp.StatusCode, b)
+			}
+			waited <- result{b, err}
+		}()
+		put := "/_matrix/media/v3/upload/" + c.Homeserver + "/" + c.FileID
+		checkRaw(t, "bob uploads into alice's media ID", srv.raw(t, "PUT", put, bob.AccessToken, small), forbidden)
+		_, err = alice.UploadMedia(ctx, mautrix.ReqUploadMedia{MXC: c, ContentBytes: small, ContentType: "text/plain"})
+		must(t, "upload into the reserved ID", err)
+		if r := <-waited; r.err != nil || !bytes.Equal(r.body, small) {
+			t.Errorf("the waiting download: %q, %v; want the upload", r.body, r.err)
+		}
+		resp, err := bob.Download(ctx, c)
+		must(t, "download", err)
+		defer resp.Body.Close()
+		checkDownload(t, resp, small, "text/plain")
+		checkRaw(t, "a second upload", srv.raw(t, "PUT", put, alice.AccessToken, small), want{409, "M_CANNOT_OVERWRITE_MEDIA"})
+		checkRaw(t, "an upload into an ID never reserved", srv.raw(t, "PUT", "/_matrix/media/v3/upload/"+serverName+"/neverreserved",
+			alice.AccessToken, small), notFound)
+		checkRaw(t, "an upload into another server's ID", srv.raw(t, "PUT", "/_matrix/media/v3/upload/other.example/"+c.FileID,
+			alice.AccessToken, small), notFound)
 	})
 
 	t.Run("upload needs a token", func(t *testing.T) {

@@ -24,16 +24,24 @@ type Media struct {
 // mxc:// URI. The object store replicates it like every other write, so it
 // is committed in a quorum before the client hears back.
 func (s *Service) Upload(ctx context.Context, sess Session, contentType, fileName string, size int64, r io.Reader) (string, error) {
+	id := planb.RandomString(18)
+	if err := s.storeMedia(ctx, sess, id, contentType, fileName, size, r); err != nil {
+		return "", err
+	}
+	return "mxc://" + s.cfg.ServerName + "/" + id, nil
+}
+
+// storeMedia stores the content of media ID id.
+func (s *Service) storeMedia(ctx context.Context, sess Session, id, contentType, fileName string, size int64, r io.Reader) error {
 	if size > s.cfg.MaxUploadBytes {
-		return "", planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
+		return planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
 	}
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
 	if len(fileName) > 255 || strings.ContainsAny(fileName, "/\\\x00") {
-		return "", planb.InvalidParam("invalid file name")
+		return planb.InvalidParam("invalid file name")
 	}
-	id := planb.RandomString(18)
 	lr := &limitReader{r: r, left: s.cfg.MaxUploadBytes}
 	headers := map[string][]string{
 		"Content-Type": {contentType}, "X-Planb-Filename": {fileName}, "X-Planb-Uploader": {sess.UserID},
@@ -42,11 +50,11 @@ func (s *Service) Upload(ctx context.Context, sess Session, contentType, fileNam
 	defer cancel()
 	if err := s.engine.PutObject(wctx, id, headers, lr); err != nil {
 		if lr.over {
-			return "", planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
+			return planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
 		}
-		return "", s.unavailable(fmt.Errorf("store media: %w", err))
+		return s.unavailable(fmt.Errorf("store media: %w", err))
 	}
-	return "mxc://" + s.cfg.ServerName + "/" + id, nil
+	return nil
 }
 
 // limitReader fails once more than left bytes were read.
@@ -68,13 +76,25 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// validMediaID rejects media IDs that cannot be object names.
+func validMediaID(id string) bool {
+	return id != "" && len(id) <= 255 && !strings.ContainsAny(id, "./\\ *>")
+}
+
 // Download opens stored media. Returns M_NOT_FOUND for unknown media or
-// media of other servers.
-func (s *Service) Download(ctx context.Context, server, mediaID string) (*Media, error) {
-	if server != s.cfg.ServerName || mediaID == "" || len(mediaID) > 255 || strings.ContainsAny(mediaID, "./\\ *>") {
+// media of other servers. Media reserved for an asynchronous upload is
+// waited for, up to wait (504 M_NOT_YET_UPLOADED after).
+func (s *Service) Download(ctx context.Context, server, mediaID string, wait time.Duration) (*Media, error) {
+	if server != s.cfg.ServerName || !validMediaID(mediaID) {
 		return nil, planb.NotFound("media not found")
 	}
 	obj, err := s.engine.GetObject(ctx, mediaID)
+	if errors.Is(err, planb.ErrNotFound) {
+		if err := s.awaitUpload(ctx, mediaID, wait); err != nil {
+			return nil, err
+		}
+		obj, err = s.engine.GetObject(ctx, mediaID)
+	}
 	if errors.Is(err, planb.ErrNotFound) {
 		return nil, planb.NotFound("media not found")
 	}

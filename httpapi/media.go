@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/homeserver"
@@ -26,6 +27,28 @@ func (a *API) routesMedia() {
 		writeJSON(w, 200, map[string]string{"content_uri": uri})
 	}
 	a.handle("POST /_matrix/media/v3/upload", upload)
+	a.handle("POST /_matrix/media/v1/create", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		uri, expires, err := a.hs.CreateMedia(r.Context(), s)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"content_uri": uri, "unused_expires_at": expires})
+	})
+	a.handle("PUT /_matrix/media/v3/upload/{serverName}/{mediaId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		limit := a.hs.Config().MaxUploadBytes
+		if r.ContentLength > limit {
+			writeError(w, a.log, planb.Errorf(planb.CodeTooLarge, 413, "upload is larger than the limit of %d bytes", limit))
+			return
+		}
+		err := a.hs.UploadReserved(r.Context(), s, r.PathValue("serverName"), r.PathValue("mediaId"), r.Header.Get("Content-Type"),
+			r.URL.Query().Get("filename"), r.ContentLength, http.MaxBytesReader(w, r.Body, limit+1))
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
 	config := func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		writeJSON(w, 200, map[string]int64{"m.upload.size": a.hs.Config().MaxUploadBytes})
 	}
@@ -40,7 +63,18 @@ func (a *API) routesMedia() {
 }
 
 func (a *API) download(w http.ResponseWriter, r *http.Request) {
-	m, err := a.hs.Download(r.Context(), r.PathValue("serverName"), r.PathValue("mediaId"))
+	// An asynchronous upload not yet made is waited for (spec: timeout_ms,
+	// default 20 s).
+	wait := 20 * time.Second
+	if v := r.URL.Query().Get("timeout_ms"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			writeError(w, a.log, planb.InvalidParam("timeout_ms must be a non-negative integer"))
+			return
+		}
+		wait = time.Duration(ms) * time.Millisecond
+	}
+	m, err := a.hs.Download(r.Context(), r.PathValue("serverName"), r.PathValue("mediaId"), wait)
 	if err != nil {
 		writeError(w, a.log, err)
 		return

@@ -34,11 +34,16 @@ const (
 	BucketFallbackKeys = "fallback_keys"  // user.device.algorithm → fallback key, with whether it was used
 	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
 	BucketKeyBackup    = "key_backup"     // user.… → server-side backup versions and encrypted room keys
+	BucketMediaPending = "media_pending"  // media ID → a reserved upload (POST /media/v1/create) and its uploader
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
 // remembered, so that a retry within it sends nothing again.
 const ToDeviceTxnWindow = 24 * time.Hour
+
+// MediaPendingWindow is how long a reserved media ID waits for its upload
+// (the unused_expires_at of POST /_matrix/media/v1/create).
+const MediaPendingWindow = 24 * time.Hour
 
 // Keys of the meta bucket besides "partitions" (the partition count the
 // cluster was created with).
@@ -90,6 +95,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys", 0},
 	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
 	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
+	{BucketMediaPending, 1, "media IDs reserved for an upload to come", MediaPendingWindow},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an
