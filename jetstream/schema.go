@@ -34,6 +34,10 @@ const (
 	BucketFallbackKeys = "fallback_keys"  // user.device.algorithm → fallback key, with whether it was used
 	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
 	BucketKeyBackup    = "key_backup"     // user.… → server-side backup versions and encrypted room keys
+	// BucketRoomDirectory holds, per room ever published, whether the
+	// published room directory lists it (not room state: the server's
+	// listing, set by createRoom's visibility and /directory/list/room).
+	BucketRoomDirectory = "room_directory" // room → {"visibility": "public"|"private", "by", "ts"}
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -90,6 +94,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys", 0},
 	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
 	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
+	{BucketRoomDirectory, 1, "the published room directory: which rooms it lists", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an
