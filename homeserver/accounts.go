@@ -17,6 +17,7 @@ import (
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 )
 
 // account is the record of one user in the accounts bucket.
@@ -393,7 +394,7 @@ func (s *Service) ChangePassword(ctx context.Context, sess Session, req Password
 	if len(req.NewPassword) > 512 {
 		return planb.InvalidParam("password is too long")
 	}
-	if err := s.updateAccount(ctx, sess.UserID, func(a *account) { a.PasswordHash = hashPassword(req.NewPassword) }); err != nil {
+	if _, err := s.updateAccount(ctx, sess.UserID, func(a *account) { a.PasswordHash = hashPassword(req.NewPassword) }); err != nil {
 		return err
 	}
 	if req.LogoutDevices == nil || *req.LogoutDevices {
@@ -412,7 +413,7 @@ func (s *Service) Deactivate(ctx context.Context, sess Session, auth *UIAuth) er
 	if err := s.confirmPassword(ctx, sess, auth); err != nil {
 		return err
 	}
-	if err := s.updateAccount(ctx, sess.UserID, func(a *account) { a.Deactivated = true }); err != nil {
+	if _, err := s.updateAccount(ctx, sess.UserID, func(a *account) { a.Deactivated = true }); err != nil {
 		return err
 	}
 	for _, room := range s.model.PendingRooms(sess.UserID) {
@@ -424,42 +425,45 @@ func (s *Service) Deactivate(ctx context.Context, sess Session, auth *UIAuth) er
 }
 
 // updateAccount applies fn to the account with compare-and-set.
-func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*account)) error {
+// updateAccount applies fn to the account with compare-and-set and
+// returns the account's new revision.
+func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*account)) (uint64, error) {
 	local, err := s.localpartOf(userID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return updateRecord(ctx, s, jetstream.BucketAccounts, jetstream.KeyPart(local), planb.NotFound("no such user %s", userID), fn)
 }
 
 // updateRecord applies fn to the JSON record at key of bucket with
 // compare-and-set, reading it again from the bucket's leader when another
-// write came first. A missing record is answered with missing.
-func updateRecord[T any](ctx context.Context, s *Service, bucket, key string, missing error, fn func(*T)) error {
+// write came first, and returns the record's new revision. A missing
+// record is answered with missing.
+func updateRecord[T any](ctx context.Context, s *Service, bucket, key string, missing error, fn func(*T)) (uint64, error) {
 	for range 10 {
 		e, err := s.engine.GetLeader(ctx, bucket, key)
 		if errors.Is(err, planb.ErrNotFound) {
-			return missing
+			return 0, missing
 		}
 		if err != nil {
-			return s.unavailable(err)
+			return 0, s.unavailable(err)
 		}
 		var v T
 		if err := json.Unmarshal(e.Value, &v); err != nil {
-			return fmt.Errorf("decode %s record: %w", bucket, err)
+			return 0, fmt.Errorf("decode %s record: %w", bucket, err)
 		}
 		fn(&v)
 		b, _ := json.Marshal(v)
-		_, err = s.engine.Update(ctx, bucket, key, b, e.Revision)
+		rev, err := s.engine.Update(ctx, bucket, key, b, e.Revision)
 		if errors.Is(err, planb.ErrConflict) {
 			continue
 		}
 		if err != nil {
-			return s.unavailable(err)
+			return 0, s.unavailable(err)
 		}
-		return nil
+		return rev, nil
 	}
-	return s.unavailable(fmt.Errorf("%s record kept changing", bucket))
+	return 0, s.unavailable(fmt.Errorf("%s record kept changing", bucket))
 }
 
 // Profile returns a user's display name and avatar URL.
@@ -487,7 +491,7 @@ func (s *Service) SetProfile(ctx context.Context, sess Session, userID, field, v
 	if len(value) > 1024 {
 		return planb.InvalidParam("%s is too long", field)
 	}
-	err := s.updateAccount(ctx, userID, func(a *account) {
+	rev, err := s.updateAccount(ctx, userID, func(a *account) {
 		if field == "displayname" {
 			a.DisplayName = value
 		} else {
@@ -497,6 +501,9 @@ func (s *Service) SetProfile(ctx context.Context, sess Session, userID, field, v
 	if err != nil {
 		return err
 	}
+	// The user directory searches the profile as this node's read models
+	// have it: let the user find their new name here at once.
+	s.awaitModel(ctx, projection.Token{Accounts: rev}, "profile")
 	for _, roomID := range s.model.JoinedRooms(userID) {
 		_, err := s.commit(ctx, roomID, nil, func(b *builder) error {
 			cur := b.state.Get(planb.TypeMember, userID)

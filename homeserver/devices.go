@@ -123,8 +123,9 @@ func (s *Service) RenameDevice(ctx context.Context, userID, deviceID, name strin
 	}
 	// Compare-and-set: a login that replaced the device's token meanwhile
 	// is read again, never undone.
-	return updateRecord(ctx, s, jetstream.BucketDevices, deviceKey(userID, deviceID), planb.NotFound("no device %s", deviceID),
+	_, err := updateRecord(ctx, s, jetstream.BucketDevices, deviceKey(userID, deviceID), planb.NotFound("no device %s", deviceID),
 		func(d *device) { d.DisplayName = name })
+	return err
 }
 
 // maxDeleteDevices bounds one POST /delete_devices.

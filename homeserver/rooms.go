@@ -61,6 +61,11 @@ func (s *Service) CreateRoom(ctx context.Context, sess Session, req CreateRoomRe
 	if req.RoomVersion != "" && req.RoomVersion != DefaultRoomVersion {
 		return "", planb.Errorf(planb.CodeUnsupportedRoomVer, 400, "room version %q is not supported; use %q", req.RoomVersion, DefaultRoomVersion)
 	}
+	switch req.Visibility {
+	case "", visibilityPublic, visibilityPrivate:
+	default:
+		return "", planb.InvalidParam("visibility must be %q or %q", visibilityPublic, visibilityPrivate)
+	}
 	preset := req.Preset
 	if preset == "" {
 		preset = "private_chat"
@@ -201,6 +206,13 @@ func (s *Service) CreateRoom(ctx context.Context, sess Session, req CreateRoomRe
 	}
 	if err := s.model.WaitPartition(wctx, ack.Partition, ack.Seq); err != nil {
 		s.log.Warn("read model lags behind own write", "room", roomID)
+	}
+	if req.Visibility == visibilityPublic {
+		// The room exists now; if publishing fails the client hears so
+		// (and may publish it with PUT /directory/list/room).
+		if err := s.publish(ctx, sess.UserID, roomID, visibilityPublic); err != nil {
+			return "", err
+		}
 	}
 	return roomID, nil
 }

@@ -56,6 +56,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 		metrics: newMetrics(opts.Registry), faults: opts.Faults}
 	a.routesAuth()
 	a.routesRooms()
+	a.routesPublicDirectories()
 	a.routesSync()
 	a.routesMedia()
 	a.routesKeys()

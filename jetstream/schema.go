@@ -35,6 +35,10 @@ const (
 	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
 	BucketKeyBackup    = "key_backup"     // user.… → server-side backup versions and encrypted room keys
 	BucketMediaPending = "media_pending"  // media ID → a reserved upload (POST /media/v1/create) and its uploader
+	// BucketRoomDirectory holds, per room ever published, whether the
+	// published room directory lists it (not room state: the server's
+	// listing, set by createRoom's visibility and /directory/list/room).
+	BucketRoomDirectory = "room_directory" // room → {"visibility": "public"|"private", "by", "ts"}
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -96,6 +100,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
 	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
 	{BucketMediaPending, 1, "media IDs reserved for an upload to come", MediaPendingWindow},
+	{BucketRoomDirectory, 1, "the published room directory: which rooms it lists", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

@@ -1,7 +1,8 @@
 // Package projection holds planb's read models: room state, membership,
-// timelines, per-user room lists, receipts, account data and typing. Every
-// node derives them from the replicated log (and the receipt and account-data
-// buckets), so any node can answer any client.
+// timelines, per-user room lists, receipts, account data, typing, device
+// key state and the user and room directories. Every node derives them
+// from the replicated log (and the buckets it follows), so any node can
+// answer any client.
 //
 // The models live in a Pebble store on the node's disk (see store.go):
 // timelines and the event, transaction and state-history indexes are read
@@ -182,6 +183,15 @@ type Model struct {
 	fbPos      uint64 // of the fallback-keys bucket
 	rooms      map[string]*Room
 	users      map[string]*User
+
+	// The directories (directory.go): the accounts and room-directory
+	// buckets' applied sequences, every user's global profile, the
+	// published rooms, and the rooms whose members everyone may find.
+	accountsPos, directoryPos uint64
+	profiles                  map[string]Profile
+	published                 map[string]bool
+	openRooms                 map[string]*Room
+
 	// earlyReceipts holds receipts of rooms not applied yet (setReceipt).
 	earlyReceipts map[string]map[string]map[string]Receipt
 	events        int   // events in all timelines
@@ -423,6 +433,9 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 				_ = json.Unmarshal(ev.Content, &c)
 				room.vis = append(room.vis, visChange{e.Index, c.V})
 				b.Set(withNum(key(kVis, room.ID), uint64(e.Index)), []byte(c.V), nil)
+				m.noteOpen(room)
+			case planb.TypeJoinRules:
+				m.noteOpen(room)
 			}
 		}
 		if ev.Type == planb.TypeRedaction && ev.Redacts != "" {
@@ -774,7 +787,7 @@ func (m *Model) Position() Token {
 func (m *Model) positionLocked() Token {
 	return Token{Parts: append([]uint64(nil), m.parts...), Receipts: m.receiptPos,
 		AccountData: m.dataPos, Typing: m.typingPos, ToDevice: m.tdPos, DeviceKeys: m.keysPos,
-		OneTimeKeys: m.otkPos, FallbackKeys: m.fbPos}
+		OneTimeKeys: m.otkPos, FallbackKeys: m.fbPos, Accounts: m.accountsPos, Directory: m.directoryPos}
 }
 
 // WaitFor blocks until the model has applied at least the positions of t
@@ -814,7 +827,8 @@ func (m *Model) reached(t Token) bool {
 	// so a node that reads the stream afresh may never see the sequence a
 	// token names (and needs not: it answers from the stream itself).
 	return m.receiptPos >= t.Receipts && m.dataPos >= t.AccountData &&
-		m.keysPos >= t.DeviceKeys && m.otkPos >= t.OneTimeKeys && m.fbPos >= t.FallbackKeys
+		m.keysPos >= t.DeviceKeys && m.otkPos >= t.OneTimeKeys && m.fbPos >= t.FallbackKeys &&
+		m.accountsPos >= t.Accounts && m.directoryPos >= t.Directory
 }
 
 // WaitPartition blocks until partition p has applied sequence seq.

@@ -50,6 +50,9 @@ const StoreVersion = "1"
 //	'O' user device algorithm    → one-time keys left (a number)
 //	'B' user device algorithm    → "": an unused fallback key
 //	'K' seq                      → user: the user's device keys changed at seq
+//	"\x00u", "\x00d"             → applied accounts / room-directory sequence
+//	'P' user                     → Profile (JSON): the user's global profile
+//	'U' room                     → "": the room is published in the room directory
 const (
 	kRoom     = 'R'
 	kEntry    = 'E'
@@ -68,6 +71,9 @@ const (
 	kOneTimeKeys = 'O'
 	kFallback    = 'B'
 	kKeyChange   = 'K'
+
+	kProfile   = 'P'
+	kPublished = 'U'
 )
 
 var (
@@ -79,6 +85,9 @@ var (
 	keyDeviceKeys   = []byte("\x00k")
 	keyOneTimeKeys  = []byte("\x00o")
 	keyFallbackKeys = []byte("\x00f")
+
+	keyAccounts  = []byte("\x00u")
+	keyDirectory = []byte("\x00d")
 )
 
 func keyPart(p int) []byte { return binary.BigEndian.AppendUint16([]byte("\x00p"), uint16(p)) }

@@ -123,7 +123,10 @@ func (m *Model) load() error {
 	}); err != nil {
 		return err
 	}
-	return m.loadDevices()
+	if err := m.loadDevices(); err != nil {
+		return err
+	}
+	return m.loadDirectories()
 }
 
 // loadedRoom returns a room loaded already.

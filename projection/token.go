@@ -27,6 +27,9 @@ type Token struct {
 	// They are not part of a client's token (key counts are always the
 	// current ones): only a node's own catch-up waits for them.
 	OneTimeKeys, FallbackKeys uint64
+	// Likewise of the accounts and room-directory buckets (the
+	// directories' read models).
+	Accounts, Directory uint64
 }
 
 // String encodes the token as
@@ -86,6 +89,7 @@ func (t Token) Max(o Token) Token {
 	r.Receipts, r.AccountData, r.Typing = max(t.Receipts, o.Receipts), max(t.AccountData, o.AccountData), max(t.Typing, o.Typing)
 	r.ToDevice, r.DeviceKeys = max(t.ToDevice, o.ToDevice), max(t.DeviceKeys, o.DeviceKeys)
 	r.OneTimeKeys, r.FallbackKeys = max(t.OneTimeKeys, o.OneTimeKeys), max(t.FallbackKeys, o.FallbackKeys)
+	r.Accounts, r.Directory = max(t.Accounts, o.Accounts), max(t.Directory, o.Directory)
 	return r
 }
 
