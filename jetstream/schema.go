@@ -34,6 +34,7 @@ const (
 	BucketFallbackKeys = "fallback_keys"  // user.device.algorithm → fallback key, with whether it was used
 	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
 	BucketKeyBackup    = "key_backup"     // user.… → server-side backup versions and encrypted room keys
+	BucketPushers      = "pushers"        // user.appID.pushkey → pusher, with the device that set it
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -90,6 +91,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys", 0},
 	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
 	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
+	{BucketPushers, 1, "pushers: where to send a user's push notifications", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an
