@@ -398,7 +398,12 @@ func (s *Service) ChangePassword(ctx context.Context, sess Session, req Password
 		return err
 	}
 	if req.LogoutDevices == nil || *req.LogoutDevices {
-		return s.LogoutAll(ctx, sess.UserID, sess.DeviceID)
+		if err := s.LogoutAll(ctx, sess.UserID, sess.DeviceID); err != nil {
+			return err
+		}
+		// Also those of devices already gone: only pushers set with this
+		// session's token survive.
+		return s.deletePushers(ctx, sess.UserID, func(p pusher) bool { return p.DeviceID != sess.DeviceID })
 	}
 	return nil
 }

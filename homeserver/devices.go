@@ -35,6 +35,11 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 		}
 		s.sessions.forget(d.TokenHash, time.Now())
 	}
+	// Before the device record: a retry after a failure here finds the
+	// device again and deletes what is left.
+	if err := s.deletePushers(ctx, userID, func(p pusher) bool { return p.DeviceID == deviceID }); err != nil {
+		return err
+	}
 	if err := s.engine.Delete(ctx, jetstream.BucketDevices, dkey); err != nil {
 		return s.unavailable(err)
 	}

@@ -10,23 +10,36 @@ import (
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
 	"github.com/planb-chat/planb/projection"
+	"github.com/planb-chat/planb/pushrules"
 )
 
 // putAccountData stores account data and waits until this node has it, so
 // the client reads its own write.
 func (s *Service) putAccountData(ctx context.Context, userID, roomID, dtype string, content json.RawMessage) error {
+	rev, err := s.engine.Put(ctx, jetstream.BucketAccountData, accountDataKey(userID, roomID, dtype), content)
+	if err != nil {
+		return s.unavailable(err)
+	}
+	s.waitAccountData(ctx, rev)
+	return nil
+}
+
+// waitAccountData waits (up to the write timeout) until this node's model
+// has the account-data bucket up to rev, so the client reads its own write.
+func (s *Service) waitAccountData(ctx context.Context, rev uint64) {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout.Std())
+	defer cancel()
+	_ = s.model.WaitFor(wctx, projection.Token{AccountData: rev})
+}
+
+// accountDataKey is the account-data bucket's key of userID's data of
+// type dtype (roomID "" for global data).
+func accountDataKey(userID, roomID, dtype string) string {
 	rk := "_"
 	if roomID != "" {
 		rk = jetstream.KeyPart(roomID)
 	}
-	rev, err := s.engine.Put(ctx, jetstream.BucketAccountData, jetstream.KeyPart(userID)+"."+rk+"."+jetstream.KeyPart(dtype), content)
-	if err != nil {
-		return s.unavailable(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout.Std())
-	defer cancel()
-	_ = s.model.WaitFor(wctx, projection.Token{AccountData: rev})
-	return nil
+	return jetstream.KeyPart(userID) + "." + rk + "." + jetstream.KeyPart(dtype)
 }
 
 // SetAccountData answers PUT /user/{userId}[/rooms/{roomId}]/account_data/{type}.
@@ -34,7 +47,7 @@ func (s *Service) SetAccountData(ctx context.Context, sess Session, userID, room
 	if userID != sess.UserID {
 		return planb.Forbidden("you can only set your own account data")
 	}
-	if dtype == "m.fully_read" || dtype == "m.push_rules" || dtype == forgottenType {
+	if dtype == "m.fully_read" || dtype == pushrules.EventType || dtype == forgottenType {
 		return planb.Errorf(planb.CodeBadJSON, 405, "account data of type %s cannot be set here", dtype)
 	}
 	if len(content) > planb.MaxEventBytes {
@@ -55,6 +68,10 @@ func (s *Service) AccountData(sess Session, userID, roomID, dtype string) (json.
 		return nil, err
 	}
 	c, err := s.model.AccountData(userID, roomID, dtype)
+	if dtype == pushrules.EventType && roomID == "" {
+		// The stored rules are the user's changes; clients see the ruleset.
+		return pushrules.Content(userID, c), nil
+	}
 	if err != nil || dtype == forgottenType {
 		return nil, planb.NotFound("no account data of type %s", dtype)
 	}

@@ -61,6 +61,8 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesMedia()
 	a.routesKeys()
 	a.routesBackup()
+	a.routesPush()
+	a.routesPushers()
 	a.routesAdmin()
 	a.routesBench()
 	if opts.Extra != nil {

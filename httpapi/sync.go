@@ -60,12 +60,6 @@ func (a *API) routesSync() {
 	a.handle("GET "+v3+"/user/{userId}/account_data/{type}", getData)
 	a.handle("PUT "+v3+"/user/{userId}/rooms/{roomId}/account_data/{type}", putData)
 	a.handle("GET "+v3+"/user/{userId}/rooms/{roomId}/account_data/{type}", getData)
-	a.handle("GET "+v3+"/pushrules/", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
-		writeJSON(w, 200, map[string]any{"global": defaultPushRules(s.UserID)})
-	})
-	a.handle("GET "+v3+"/pushrules/global/", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
-		writeJSON(w, 200, defaultPushRules(s.UserID))
-	})
 	a.routesProfile()
 	a.routesEphemeral()
 }

@@ -39,6 +39,7 @@ const (
 	// published room directory lists it (not room state: the server's
 	// listing, set by createRoom's visibility and /directory/list/room).
 	BucketRoomDirectory = "room_directory" // room → {"visibility": "public"|"private", "by", "ts"}
+	BucketPushers       = "pushers"        // user.appID.pushkey → pusher, with the device that set it
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -101,6 +102,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
 	{BucketMediaPending, 1, "media IDs reserved for an upload to come", MediaPendingWindow},
 	{BucketRoomDirectory, 1, "the published room directory: which rooms it lists", 0},
+	{BucketPushers, 1, "pushers: where to send a user's push notifications", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

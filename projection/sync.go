@@ -10,6 +10,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/pushrules"
 )
 
 // SyncRequest is one /sync computation.
@@ -124,17 +125,20 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 	resp := &SyncResponse{NextBatch: next.String(), Next: next,
 		Rooms:            &SyncRooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{}, Leave: map[string]*LeftRoom{}},
 		OneTimeKeysCount: map[string]int{"signed_curve25519": 0}, UnusedFallbackKeyTypes: []string{}}
-	u := m.users[req.User]
-	if u == nil {
-		// Nothing yet; the wake channel of a user model created later is
-		// unknown here, so wake on any progress.
-		return resp, false, m.progress, nil
-	}
-	req.ignored = u.ignoredUsers()
 	f := req.Filter
 	if f == nil {
 		f = &Filter{}
 	}
+	u := m.users[req.User]
+	if u == nil {
+		// Nothing yet; the wake channel of a user model created later is
+		// unknown here, so wake on any progress.
+		if req.Since == nil && f.AccountData.Allows(pushrules.EventType, "") {
+			resp.AccountData = &EventList{Events: []any{typedContent{pushrules.EventType, pushrules.Content(req.User, nil)}}}
+		}
+		return resp, false, m.progress, nil
+	}
+	req.ignored = u.ignoredUsers()
 	rf := f.Room
 	if rf == nil {
 		rf = &RoomFilter{}
@@ -199,9 +203,18 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 	ad := &EventList{Events: []any{}}
 	for _, t := range sortedKeys(u.global) {
 		e := u.global[t]
-		if e.pos > since && (f.AccountData == nil || f.AccountData.Allows(t, "")) {
-			ad.Events = append(ad.Events, typedContent{t, e.content})
+		if e.pos > since && f.AccountData.Allows(t, "") {
+			c := e.content
+			if t == pushrules.EventType {
+				// Stored are the user's changes; clients get the ruleset.
+				c = pushrules.Content(req.User, c)
+			}
+			ad.Events = append(ad.Events, typedContent{t, c})
 		}
+	}
+	if _, ok := u.global[pushrules.EventType]; !ok && req.Since == nil && f.AccountData.Allows(pushrules.EventType, "") {
+		// A user who never changed their push rules has the defaults.
+		ad.Events = append(ad.Events, typedContent{pushrules.EventType, pushrules.Content(req.User, nil)})
 	}
 	if len(ad.Events) > 0 {
 		has = true
