@@ -34,6 +34,10 @@ const (
 	BucketFallbackKeys = "fallback_keys"  // user.device.algorithm → fallback key, with whether it was used
 	BucketToDeviceTxns = "to_device_txns" // user.device.txnID → "": a to-device send that was committed
 	BucketKeyBackup    = "key_backup"     // user.… → server-side backup versions and encrypted room keys
+	// BucketPresence holds each user's presence (not critical: written
+	// only when the state changes, or to keep an active user's last-active
+	// time fresh, at most once per refresh interval).
+	BucketPresence = "presence" // user → presence state, status message, last active
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -90,6 +94,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketFallbackKeys, 1, "end-to-end encryption: fallback keys", 0},
 	{BucketToDeviceTxns, 1, "transaction IDs of to-device sends", ToDeviceTxnWindow},
 	{BucketKeyBackup, 1, "end-to-end encryption: server-side key backup (encrypted by the clients)", 0},
+	{BucketPresence, 1, "presence: each user's online state, status message and last activity", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an
