@@ -36,14 +36,18 @@ type Config struct {
 	// WriteTimeout bounds how long a write waits for a quorum (an
 	// election after a data center is lost takes 4–9 s).
 	WriteTimeout planb.Duration `json:"write_timeout"`
+	// PresenceTimeout is how long after their last activity (a sync, a
+	// presence update) a user who is online or unavailable is set offline.
+	PresenceTimeout planb.Duration `json:"presence_timeout"`
 }
 
 // DefaultConfig returns the defaults of every option.
 func DefaultConfig() Config {
 	return Config{
-		ServerName:     "localhost",
-		DataCenter:     "dc1",
-		MaxUploadBytes: 50 << 20,
-		WriteTimeout:   planb.Duration(10 * time.Second),
+		ServerName:      "localhost",
+		DataCenter:      "dc1",
+		MaxUploadBytes:  50 << 20,
+		WriteTimeout:    planb.Duration(10 * time.Second),
+		PresenceTimeout: planb.Duration(5 * time.Minute),
 	}
 }

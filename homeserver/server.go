@@ -80,6 +80,8 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.followFallbackKeys(ctx) })
 	g.Go(func() error { return s.followAccounts(ctx) })
 	g.Go(func() error { return s.followDirectory(ctx) })
+	g.Go(func() error { return s.followPresence(ctx) })
+	g.Go(func() error { return s.runPresence(ctx) })
 	sub, err := s.engine.Subscribe(jetstream.TypingSubject, func(data []byte) {
 		var t typingMsg
 		if json.Unmarshal(data, &t) == nil {
@@ -155,7 +157,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 
 // records is the number of log records up to t.
 func records(t projection.Token) uint64 {
-	n := t.Receipts + t.AccountData + t.DeviceKeys + t.OneTimeKeys + t.FallbackKeys + t.Accounts + t.Directory
+	n := t.Receipts + t.AccountData + t.DeviceKeys + t.OneTimeKeys + t.FallbackKeys + t.Accounts + t.Directory + t.Presence
 	for _, p := range t.Parts {
 		n += p
 	}
@@ -196,6 +198,7 @@ func (s *Service) logEnd(ctx context.Context) (projection.Token, error) {
 		{jetstream.BucketStream(jetstream.BucketFallbackKeys), &t.FallbackKeys},
 		{jetstream.BucketStream(jetstream.BucketAccounts), &t.Accounts},
 		{jetstream.BucketStream(jetstream.BucketRoomDirectory), &t.Directory},
+		{jetstream.BucketStream(jetstream.BucketPresence), &t.Presence},
 	} {
 		if *f.at, err = s.engine.StreamLastSeq(ctx, f.stream); err != nil {
 			return t, err

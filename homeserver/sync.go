@@ -16,6 +16,8 @@ type SyncParams struct {
 	Timeout   time.Duration
 	FullState bool
 	Filter    string // a filter ID or inline JSON
+	// SetPresence is set_presence: "" or online, offline, unavailable.
+	SetPresence string
 }
 
 // maxSyncTimeout caps long-polls so that intermediaries do not cut them.
@@ -44,6 +46,7 @@ func (s *Service) resolveFilter(ctx context.Context, sess Session, f string) (*p
 type SyncWait struct {
 	s        *Service
 	req      projection.SyncRequest
+	presence string // the sync's set_presence
 	deadline time.Time
 	wake     <-chan struct{}
 }
@@ -60,7 +63,8 @@ func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*p
 	if err != nil {
 		return nil, nil, err
 	}
-	req := projection.SyncRequest{User: sess.UserID, Device: sess.DeviceID, FullState: p.FullState, Filter: filter}
+	req := projection.SyncRequest{User: sess.UserID, Device: sess.DeviceID, FullState: p.FullState, Filter: filter,
+		PresenceActive: s.presenceActive()}
 	timeout := min(max(p.Timeout, 0), maxSyncTimeout)
 	deadline := time.Now().Add(timeout)
 	if p.Since != "" {
@@ -78,7 +82,8 @@ func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*p
 			return nil, nil, s.unavailable(err)
 		}
 	}
-	w := &SyncWait{s: s, req: req, deadline: deadline}
+	s.syncPresence(ctx, sess.UserID, p.SetPresence)
+	w := &SyncWait{s: s, req: req, presence: p.SetPresence, deadline: deadline}
 	if resp, err := w.poll(); err != nil || resp != nil {
 		return resp, nil, err
 	}
@@ -108,12 +113,24 @@ func (w *SyncWait) poll() (*projection.SyncResponse, error) {
 // loop: the HTTP edge calls it both for a request that waits on its own
 // goroutine and for a parked one.
 func (w *SyncWait) Block(ctx context.Context) (*projection.SyncResponse, error) {
+	// A client waiting longer than half the presence refresh interval is
+	// active all the while: keep its last-active time fresh, as its next
+	// sync would.
+	var keep <-chan time.Time
+	if every := w.s.presenceRefresh() / 2; time.Until(w.deadline) > every {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		keep = tick.C
+	}
 	for {
 		t := time.NewTimer(time.Until(w.deadline))
 		select {
 		case <-w.wake:
 			t.Stop()
 		case <-t.C:
+		case <-keep:
+			t.Stop()
+			w.s.syncPresence(ctx, w.req.User, w.presence)
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()

@@ -62,6 +62,7 @@ func (a *API) routesSync() {
 	a.handle("GET "+v3+"/user/{userId}/rooms/{roomId}/account_data/{type}", getData)
 	a.routesProfile()
 	a.routesEphemeral()
+	a.routesPresence()
 }
 
 func (a *API) sync(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
@@ -82,13 +83,13 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s homeserver.Session)
 	}
 	switch q.Get("set_presence") {
 	case "", "online", "offline", "unavailable":
-		// Presence is accepted but not yet published (see README).
 	default:
 		writeError(w, a.log, planb.InvalidParam("set_presence must be online, offline or unavailable"))
 		return
 	}
 	resp, wait, err := a.hs.SyncStart(r.Context(), s, homeserver.SyncParams{Since: q.Get("since"),
-		Timeout: time.Duration(timeout) * time.Millisecond, FullState: fullState, Filter: q.Get("filter")})
+		Timeout: time.Duration(timeout) * time.Millisecond, FullState: fullState, Filter: q.Get("filter"),
+		SetPresence: q.Get("set_presence")})
 	if err == nil && resp == nil {
 		if a.park(w, r, wait) {
 			return

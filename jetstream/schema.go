@@ -40,6 +40,10 @@ const (
 	// listing, set by createRoom's visibility and /directory/list/room).
 	BucketRoomDirectory = "room_directory" // room → {"visibility": "public"|"private", "by", "ts"}
 	BucketPushers       = "pushers"        // user.appID.pushkey → pusher, with the device that set it
+	// BucketPresence holds each user's presence (not critical: written
+	// only when the state changes, or to keep an active user's last-active
+	// time fresh, at most once per refresh interval).
+	BucketPresence = "presence" // user → presence state, status message, last active
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -103,6 +107,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketMediaPending, 1, "media IDs reserved for an upload to come", MediaPendingWindow},
 	{BucketRoomDirectory, 1, "the published room directory: which rooms it lists", 0},
 	{BucketPushers, 1, "pushers: where to send a user's push notifications", 0},
+	{BucketPresence, 1, "presence: each user's online state, status message and last activity", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

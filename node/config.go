@@ -176,6 +176,9 @@ func (c Config) Validate() error {
 	if d := c.WriteTimeout.Std(); d < time.Second || d > 5*time.Minute {
 		bad("write_timeout %s: want between 1s and 5m (leader elections take up to about 10 s)", d)
 	}
+	if d := c.PresenceTimeout.Std(); d < time.Second || d > 24*time.Hour {
+		bad("presence_timeout %s: want between 1s and 24h", d)
+	}
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/homeserver"
 )
 
@@ -136,5 +137,22 @@ func TestWriteTimeoutIsValidated(t *testing.T) {
 	c.WriteTimeout = 0
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "write_timeout") {
 		t.Fatalf("write_timeout 0: %v, want an error naming it", err)
+	}
+}
+
+func TestPresenceTimeoutIsValidated(t *testing.T) {
+	c := Default()
+	if c.PresenceTimeout.Std() != 5*time.Minute {
+		t.Fatalf("default presence_timeout %v", c.PresenceTimeout)
+	}
+	for _, d := range []time.Duration{0, 500 * time.Millisecond, 25 * time.Hour} {
+		c.PresenceTimeout = planb.Duration(d)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "presence_timeout") {
+			t.Errorf("presence_timeout %v: %v, want an error naming it", d, err)
+		}
+	}
+	c.PresenceTimeout = planb.Duration(3 * time.Second)
+	if err := c.Validate(); err != nil {
+		t.Errorf("presence_timeout 3s: %v", err)
 	}
 }

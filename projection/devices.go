@@ -218,9 +218,9 @@ type DeviceSync struct {
 }
 
 // deviceSync computes the device part of a sync of req. Caller holds mu
-// for reading.
-// sincePos holds the since positions of rooms the sync computed already.
-func (m *Model) deviceSync(u *User, req SyncRequest, upto Token, sincePos map[*Room]int) (DeviceSync, error) {
+// for reading. sh is who came to share a room with the user since the
+// token, or stopped to (nil for an initial sync).
+func (m *Model) deviceSync(u *User, req SyncRequest, upto Token, sh *sharing) (DeviceSync, error) {
 	out := DeviceSync{OneTimeKeys: map[string]int{"signed_curve25519": 0}, UnusedFallback: []string{}}
 	if d := u.devices[req.Device]; d != nil {
 		out.ToDeviceNewest = d.toDevice
@@ -236,7 +236,7 @@ func (m *Model) deviceSync(u *User, req SyncRequest, upto Token, sincePos map[*R
 		return out, nil
 	}
 	var err error
-	out.Changed, out.Left, err = m.deviceListChanges(req.User, *req.Since, upto, sincePos)
+	out.Changed, out.Left, err = m.deviceListChanges(req.User, *req.Since, upto, sh)
 	return out, err
 }
 
@@ -250,9 +250,10 @@ func (m *Model) DeviceListChanges(user string, from, to Token) (changed, left []
 	return m.deviceListChanges(user, from, to, nil)
 }
 
-// deviceListChanges computes DeviceListChanges; known holds the positions
-// of from in rooms already computed. Caller holds mu for reading.
-func (m *Model) deviceListChanges(user string, from, to Token, known map[*Room]int) (changed, left []string, err error) {
+// deviceListChanges computes DeviceListChanges; sh, when not nil, is who
+// came to share a room with user since from, or stopped to. Caller holds
+// mu for reading.
+func (m *Model) deviceListChanges(user string, from, to Token, sh *sharing) (changed, left []string, err error) {
 	u := m.users[user]
 	if u == nil {
 		return nil, nil, nil
@@ -281,15 +282,47 @@ func (m *Model) deviceListChanges(user string, from, to Token, known map[*Room]i
 			return nil, nil, fmt.Errorf("read device key changes: %w", err)
 		}
 	}
-	// Membership: who came to share a room with user, or stopped to.
+	if sh == nil {
+		s, err := m.sharingSince(u, user, from, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		sh = &s
+	}
+	for id := range sh.came {
+		ch[id] = true
+	}
+	for id := range sh.parted {
+		if !sh.came[id] && !peers(id) {
+			gone[id] = true
+		}
+	}
+	return sortedKeys(ch), sortedKeys(gone), nil
+}
+
+// sharing is how the users sharing a joined room with one user changed
+// between a token and now, room by room: came holds who is joined to a
+// room together with the user now and was not at the token (the user or
+// they joined it since); parted holds who was joined to a room together
+// with the user at the token and is not now (they may share another).
+type sharing struct {
+	came, parted map[string]bool
+}
+
+// sharingSince computes the sharing changes of user (whose model is u)
+// since from; known holds the positions of from in rooms already
+// computed. Caller holds mu for reading.
+func (m *Model) sharingSince(u *User, user string, from Token, known map[*Room]int) (sharing, error) {
+	sh := sharing{came: map[string]bool{}, parted: map[string]bool{}}
 	for _, r := range u.rooms {
 		if len(from.Parts) <= r.Partition {
 			continue
 		}
 		sincePos, ok := known[r]
 		if !ok {
+			var err error
 			if sincePos, err = m.positionAtSeq(r, from.Parts[r.Partition]); err != nil {
-				return nil, nil, err
+				return sharing{}, err
 			}
 		}
 		if r.memberChangedAt < sincePos {
@@ -304,13 +337,13 @@ func (m *Model) deviceListChanges(user string, from, to Token, known map[*Room]i
 			now, then := meNow && r.membership(id) == planb.MembershipJoin, meThen && r.membershipAt(id, sincePos-1) == planb.MembershipJoin
 			switch {
 			case now && !then:
-				ch[id] = true
-			case then && !now && !peers(id):
-				gone[id] = true
+				sh.came[id] = true
+			case then && !now:
+				sh.parted[id] = true
 			}
 		}
 	}
-	return sortedKeys(ch), sortedKeys(gone), nil
+	return sh, nil
 }
 
 // roomPeers returns the users who share a joined room with user. Caller

@@ -1,8 +1,8 @@
 // Package projection holds planb's read models: room state, membership,
-// timelines, per-user room lists, receipts, account data, typing, device
-// key state and the user and room directories. Every node derives them
-// from the replicated log (and the buckets it follows), so any node can
-// answer any client.
+// timelines, per-user room lists, receipts, account data, typing, presence,
+// device key state and the user and room directories. Every node derives
+// them from the replicated log (and the buckets it follows), so any node
+// can answer any client.
 //
 // The models live in a Pebble store on the node's disk (see store.go):
 // timelines and the event, transaction and state-history indexes are read
@@ -181,8 +181,14 @@ type Model struct {
 	keysPos    uint64 // of the device-keys bucket
 	otkPos     uint64 // of the one-time-keys bucket
 	fbPos      uint64 // of the fallback-keys bucket
-	rooms      map[string]*Room
-	users      map[string]*User
+	// presencePos is the applied sequence of the presence bucket. The
+	// presence model is held only in memory and read from the bucket again
+	// at every start (see presence.go).
+	presencePos uint64
+	presence    map[string]*presenceState // user → presence
+	presenceLog []presenceChange          // changes in position order, compacted
+	rooms       map[string]*Room
+	users       map[string]*User
 
 	// The directories (directory.go): the accounts and room-directory
 	// buckets' applied sequences, every user's global profile, the
@@ -216,7 +222,8 @@ func New(partitions int, partitionOf func(string) int) *Model {
 // was reused): the log must then be read from its beginning.
 func Open(partitions int, partitionOf func(string) int, o StoreOptions) (m *Model, reset string, err error) {
 	m = &Model{partitionOf: partitionOf, typingHorizon: 30 * time.Second,
-		parts: make([]uint64, partitions), typingPos: uint64(time.Now().UnixMilli()), progress: make(chan struct{})}
+		parts: make([]uint64, partitions), typingPos: uint64(time.Now().UnixMilli()), progress: make(chan struct{}),
+		presence: map[string]*presenceState{}}
 	o.corrupt = m.corrupted
 	db, reset, err := openStore(o)
 	if err != nil {
@@ -787,7 +794,7 @@ func (m *Model) Position() Token {
 func (m *Model) positionLocked() Token {
 	return Token{Parts: append([]uint64(nil), m.parts...), Receipts: m.receiptPos,
 		AccountData: m.dataPos, Typing: m.typingPos, ToDevice: m.tdPos, DeviceKeys: m.keysPos,
-		OneTimeKeys: m.otkPos, FallbackKeys: m.fbPos, Accounts: m.accountsPos, Directory: m.directoryPos}
+		OneTimeKeys: m.otkPos, FallbackKeys: m.fbPos, Accounts: m.accountsPos, Directory: m.directoryPos, Presence: m.presencePos}
 }
 
 // WaitFor blocks until the model has applied at least the positions of t
@@ -828,7 +835,8 @@ func (m *Model) reached(t Token) bool {
 	// token names (and needs not: it answers from the stream itself).
 	return m.receiptPos >= t.Receipts && m.dataPos >= t.AccountData &&
 		m.keysPos >= t.DeviceKeys && m.otkPos >= t.OneTimeKeys && m.fbPos >= t.FallbackKeys &&
-		m.accountsPos >= t.Accounts && m.directoryPos >= t.Directory
+		m.accountsPos >= t.Accounts && m.directoryPos >= t.Directory &&
+		m.presencePos >= t.Presence
 }
 
 // WaitPartition blocks until partition p has applied sequence seq.

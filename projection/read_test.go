@@ -282,7 +282,7 @@ func TestMessagesFromSyncToken(t *testing.T) {
 		t.Errorf("forwards page reached the end but has end %q", page.End)
 	}
 
-	for _, bad := range []string{"garbage", "s1_2_3", "t-1", "s1_2_3_4_5_6", "s1_2_3_4_5_6_7_8"} {
+	for _, bad := range []string{"garbage", "s1_2_3", "t-1", "s1_2_3_4_5_6", "s1_2_3_4_5_6_7_8_9"} {
 		_, err := w.m.Messages(alice, "DEV", r.id, bad, "", true, 3, nil)
 		wantCode(t, "from "+bad, err, planb.CodeInvalidParam, http.StatusBadRequest)
 	}

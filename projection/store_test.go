@@ -52,9 +52,9 @@ func (w *world) reopen(t *testing.T, o StoreOptions) string {
 
 // clock matches what moves with the clock rather than with the log: ages
 // and the typing position (a node's own, taken from its clock at start).
-// In a sync token the typing position is third from the end, a Unix time
+// In a sync token the typing position is fourth from the end, a Unix time
 // in milliseconds.
-var clock = regexp.MustCompile(`"age":[0-9]+|"Typing":[0-9]+|_[0-9]{13,}_[0-9]+_[0-9]+"`)
+var clock = regexp.MustCompile(`"age":[0-9]+|"Typing":[0-9]+|_[0-9]{13,}_[0-9]+_[0-9]+_[0-9]+"`)
 
 // answers is everything a client can read of the model about r, as JSON.
 func answers(t *testing.T, w *world, r *room, users ...string) string {

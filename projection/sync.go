@@ -19,6 +19,9 @@ type SyncRequest struct {
 	Since        *Token // nil: initial sync
 	FullState    bool
 	Filter       *Filter
+	// PresenceActive is how recently an online user must have been active
+	// to show as currently_active.
+	PresenceActive time.Duration
 
 	ignored map[string]bool // the user's m.ignored_user_list, set by Sync
 }
@@ -27,6 +30,7 @@ type SyncRequest struct {
 type SyncResponse struct {
 	NextBatch   string       `json:"next_batch"`
 	Rooms       *SyncRooms   `json:"rooms,omitempty"`
+	Presence    *EventList   `json:"presence,omitempty"`
 	AccountData *EventList   `json:"account_data,omitempty"`
 	ToDevice    *EventList   `json:"to_device,omitempty"`
 	DeviceLists *DeviceLists `json:"device_lists,omitempty"`
@@ -220,7 +224,19 @@ func (m *Model) Sync(req SyncRequest) (*SyncResponse, bool, <-chan struct{}, err
 		has = true
 	}
 	resp.AccountData = ad
-	ds, err := m.deviceSync(u, req, next, known)
+	var sh *sharing
+	if req.Since != nil {
+		s, err := m.sharingSince(u, req.User, *req.Since, known)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		sh = &s
+	}
+	resp.Presence = m.presenceSync(req, sh, now)
+	if len(resp.Presence.Events) > 0 {
+		has = true
+	}
+	ds, err := m.deviceSync(u, req, next, sh)
 	if err != nil {
 		return nil, false, nil, err
 	}

@@ -14,6 +14,7 @@ func TestTokenRoundTrip(t *testing.T) {
 		{Parts: []uint64{0, 0, 0}, Receipts: 0, AccountData: 0, Typing: 0},
 		{Parts: []uint64{1, 22, 333}, Receipts: 4444, AccountData: 55555, Typing: 1_700_000_000_000},
 		{Parts: []uint64{math.MaxUint64, 0}, Receipts: math.MaxUint64, AccountData: math.MaxUint64, Typing: math.MaxUint64},
+		{Parts: []uint64{2}, Receipts: 1, AccountData: 2, Typing: 3, ToDevice: 4, DeviceKeys: 5, Presence: 6},
 	} {
 		s := tok.String()
 		if !strings.HasPrefix(s, "s") {
@@ -35,9 +36,9 @@ func TestTokenRoundTrip(t *testing.T) {
 
 func TestTokenStringFormat(t *testing.T) {
 	got := Token{Parts: []uint64{5, 6}, Receipts: 7, AccountData: 8, Typing: 9, ToDevice: 10, DeviceKeys: 11,
-		OneTimeKeys: 12, FallbackKeys: 13}.String()
-	if got != "s5_6_7_8_9_10_11" {
-		t.Fatalf("String = %q, want s5_6_7_8_9_10_11", got)
+		OneTimeKeys: 12, FallbackKeys: 13, Presence: 14}.String()
+	if got != "s5_6_7_8_9_10_11_14" {
+		t.Fatalf("String = %q, want s5_6_7_8_9_10_11_14", got)
 	}
 }
 
@@ -52,6 +53,14 @@ func TestParseTokenOfEarlierRelease(t *testing.T) {
 	if want := (Token{Parts: []uint64{5, 6}, Receipts: 7, AccountData: 8, Typing: 9}); !tokenEqual(got, want) {
 		t.Fatalf("ParseToken = %+v, want %+v", got, want)
 	}
+	// Before the presence position: read with it at 0.
+	got, err = ParseToken("s5_6_7_8_9_10_11", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Token{Parts: []uint64{5, 6}, Receipts: 7, AccountData: 8, Typing: 9, ToDevice: 10, DeviceKeys: 11}); !tokenEqual(got, want) {
+		t.Fatalf("ParseToken = %+v, want %+v", got, want)
+	}
 }
 
 func TestParseTokenRejectsMalformed(t *testing.T) {
@@ -64,6 +73,7 @@ func TestParseTokenRejectsMalformed(t *testing.T) {
 		"1_2_3_4",                     // no prefix
 		"s1_2_3",                      // one position short for 1 partition
 		"s1_2_3_4_5",                  // one position too many
+		"s1_2_3_4_5_6_7_8",            // one position too many for the newest format
 		"s1__3_4",                     // empty position
 		"s1_2_3_",                     // trailing separator
 		"s_1_2_3",                     // leading separator
@@ -81,9 +91,12 @@ func TestParseTokenRejectsMalformed(t *testing.T) {
 			t.Errorf("ParseToken(%q, 1) = %+v, want an error", s, tok)
 		}
 	}
-	// A valid token for one partition count is invalid for another.
+	// A valid token for one partition count is invalid for another — but
+	// for one more partition it has the length of the format before the
+	// presence position, so 3 is not tried: the count never changes in a
+	// cluster (jetstream's checkPartitions), so that reading cannot happen.
 	s := Token{Parts: []uint64{1, 2}}.String()
-	for _, n := range []int{0, 1, 3} {
+	for _, n := range []int{0, 1, 4} {
 		if _, err := ParseToken(s, n); err == nil {
 			t.Errorf("ParseToken(%q, %d) accepted a token of 2 partitions", s, n)
 		}
@@ -91,9 +104,9 @@ func TestParseTokenRejectsMalformed(t *testing.T) {
 }
 
 func TestTokenMax(t *testing.T) {
-	a := Token{Parts: []uint64{5, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 1}
-	b := Token{Parts: []uint64{2, 8, 9}, Receipts: 4, AccountData: 1, Typing: 50, ToDevice: 2, DeviceKeys: 6}
-	want := Token{Parts: []uint64{5, 8, 9}, Receipts: 4, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 6}
+	a := Token{Parts: []uint64{5, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 1, Presence: 4}
+	b := Token{Parts: []uint64{2, 8, 9}, Receipts: 4, AccountData: 1, Typing: 50, ToDevice: 2, DeviceKeys: 6, Presence: 3}
+	want := Token{Parts: []uint64{5, 8, 9}, Receipts: 4, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 6, Presence: 4}
 	if got := a.Max(b); !tokenEqual(got, want) {
 		t.Errorf("a.Max(b) = %+v, want %+v", got, want)
 	}
@@ -105,7 +118,7 @@ func TestTokenMax(t *testing.T) {
 	}
 	// Different lengths: missing parts count as zero.
 	short := Token{Parts: []uint64{7}}
-	if got, want := short.Max(a), (Token{Parts: []uint64{7, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 1}); !tokenEqual(got, want) {
+	if got, want := short.Max(a), (Token{Parts: []uint64{7, 1, 9}, Receipts: 3, AccountData: 10, Typing: 100, ToDevice: 7, DeviceKeys: 1, Presence: 4}); !tokenEqual(got, want) {
 		t.Errorf("short.Max(a) = %+v, want %+v", got, want)
 	}
 	// The result does not share memory with the operands.
@@ -165,5 +178,5 @@ func FuzzParseToken(f *testing.F) {
 func tokenEqual(a, b Token) bool {
 	return slices.Equal(a.Parts, b.Parts) && a.Receipts == b.Receipts &&
 		a.AccountData == b.AccountData && a.Typing == b.Typing && a.ToDevice == b.ToDevice &&
-		a.DeviceKeys == b.DeviceKeys && a.OneTimeKeys == b.OneTimeKeys && a.FallbackKeys == b.FallbackKeys
+		a.DeviceKeys == b.DeviceKeys && a.Presence == b.Presence && a.OneTimeKeys == b.OneTimeKeys && a.FallbackKeys == b.FallbackKeys
 }

@@ -65,6 +65,7 @@ func bindServeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.Var(&listValue{dst: &cfg.AdminTokens}, "admin-token", "a `token` for the admin API /_planb/admin/v1 (repeat)")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest media upload in `bytes`")
 	fs.Var(&cfg.WriteTimeout, "write-timeout", "how long a write waits for a quorum of data centers before it fails with 503 (a `duration`)")
+	fs.Var(&cfg.PresenceTimeout, "presence-timeout", "how long after their last sync or presence update a user is set offline (a `duration`)")
 	fs.IntVar(&cfg.LoginPerMinute, "rate-limit-login", cfg.LoginPerMinute, "login and registration `attempts` per minute per IP")
 	fs.IntVar(&cfg.LoginBurst, "rate-limit-burst", cfg.LoginBurst, "`burst` above the login rate")
 	fs.Var(&cfg.RebalanceEvery, "rebalance-every", "how often to check that stream leaderships are spread over the data centers and spread them when the cluster is settled (a `duration`; 0: off)")
