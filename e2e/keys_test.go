@@ -160,6 +160,18 @@ func TestDeviceKeys(t *testing.T) {
 		t.Fatalf("a key of a device that does not exist: %q", id)
 	}
 
+	// Keys go out in the order they were uploaded (MSC4225), not by ID.
+	for _, k := range []string{"zz-first", "aa-second"} {
+		if r := up(alice.AccessToken, []byte(`{"one_time_keys":{"signed_curve25519:`+k+`":{"key":"`+k+`"}}}`)); r.status != 200 {
+			t.Fatalf("upload %s: %s", k, r)
+		}
+	}
+	for _, want := range []string{"signed_curve25519:zz-first", "signed_curve25519:aa-second"} {
+		if id := claimOnce(t, srv, bob.AccessToken, aID, aDev); id != want {
+			t.Errorf("claimed %q, want %q: keys in upload order", id, want)
+		}
+	}
+
 	// Deleting the device removes its keys.
 	other, err := login(t, srv, "alice", password("alice"))
 	must(t, "alice logs in on a second device", err)

@@ -287,7 +287,9 @@ func (s *Service) claimOne(ctx context.Context, userID, dev, alg string) (keyID 
 	if err != nil {
 		return "", nil, false, s.unavailable(err)
 	}
-	sort.Strings(keys)
+	// The listing comes in stream order, the order the keys were uploaded
+	// in: the oldest key goes first (MSC4225), so a client that uploaded
+	// keys in batches hands out the batch it published first.
 	for _, k := range keys {
 		e, err := s.engine.GetLeader(ctx, jetstream.BucketOneTimeKeys, k)
 		if errors.Is(err, planb.ErrNotFound) {
