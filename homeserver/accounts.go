@@ -34,6 +34,12 @@ type account struct {
 type Session struct {
 	UserID   string `json:"user_id"`
 	DeviceID string `json:"device_id"`
+	// ExpiresAt (Unix ms) ends an access token that came with a refresh
+	// token; 0: the token lives until logout.
+	ExpiresAt int64 `json:"expires_at,omitempty"`
+	// Refresh marks the record of a refresh token, which is no access
+	// token.
+	Refresh bool `json:"refresh,omitempty"`
 }
 
 // device is the record of one device in the devices bucket.
@@ -41,6 +47,7 @@ type device struct {
 	DeviceID    string `json:"device_id"`
 	DisplayName string `json:"display_name,omitempty"`
 	TokenHash   string `json:"token_hash"`
+	RefreshHash string `json:"refresh_hash,omitempty"`
 	CreatedTS   int64  `json:"created_ts"`
 }
 
@@ -134,14 +141,17 @@ type RegisterRequest struct {
 	DeviceID                 string          `json:"device_id"`
 	InitialDeviceDisplayName string          `json:"initial_device_display_name"`
 	InhibitLogin             bool            `json:"inhibit_login"`
+	RefreshToken             bool            `json:"refresh_token"`
 }
 
 // LoginResponse is the body returned by /login and /register.
 type LoginResponse struct {
-	UserID      string `json:"user_id"`
-	AccessToken string `json:"access_token,omitempty"`
-	DeviceID    string `json:"device_id,omitempty"`
-	HomeServer  string `json:"home_server,omitempty"`
+	UserID       string `json:"user_id"`
+	AccessToken  string `json:"access_token,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresInMs  int64  `json:"expires_in_ms,omitempty"`
+	DeviceID     string `json:"device_id,omitempty"`
+	HomeServer   string `json:"home_server,omitempty"`
 }
 
 // uiaRequired is the 401 user-interactive-auth response naming the flows.
@@ -227,41 +237,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*LoginResp
 	if req.InhibitLogin {
 		return &LoginResponse{UserID: userID, HomeServer: s.cfg.ServerName}, nil
 	}
-	return s.newSession(ctx, userID, req.DeviceID, req.InitialDeviceDisplayName)
-}
-
-// newSession creates (or takes over) a device and a fresh access token.
-func (s *Service) newSession(ctx context.Context, userID, deviceID, displayName string) (*LoginResponse, error) {
-	if deviceID == "" {
-		deviceID = planb.RandomLetters(10)
-	}
-	if len(deviceID) > 255 {
-		return nil, planb.InvalidParam("device_id is too long")
-	}
-	dkey := deviceKey(userID, deviceID)
-	if old, err := s.engine.Get(ctx, jetstream.BucketDevices, dkey); err == nil {
-		var d device
-		if json.Unmarshal(old.Value, &d) == nil {
-			if displayName == "" {
-				displayName = d.DisplayName
-			}
-			if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
-				return nil, s.unavailable(err)
-			}
-			s.sessions.forget(d.TokenHash, time.Now())
-		}
-	}
-	token := "pb_" + planb.RandomString(32) // 256 random bits
-	sess, _ := json.Marshal(Session{UserID: userID, DeviceID: deviceID})
-	th := tokenHash(token)
-	if _, err := s.engine.Put(ctx, jetstream.BucketTokens, th, sess); err != nil {
-		return nil, s.unavailable(err)
-	}
-	dev, _ := json.Marshal(device{DeviceID: deviceID, DisplayName: displayName, TokenHash: th, CreatedTS: time.Now().UnixMilli()})
-	if _, err := s.engine.Put(ctx, jetstream.BucketDevices, dkey, dev); err != nil {
-		return nil, s.unavailable(err)
-	}
-	return &LoginResponse{UserID: userID, AccessToken: token, DeviceID: deviceID, HomeServer: s.cfg.ServerName}, nil
+	return s.newSession(ctx, userID, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 }
 
 // LoginRequest is the body of POST /login.
@@ -275,6 +251,7 @@ type LoginRequest struct {
 	Password                 string `json:"password"`
 	DeviceID                 string `json:"device_id"`
 	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+	RefreshToken             bool   `json:"refresh_token"`
 }
 
 // Login checks a password and issues a token (POST /login).
@@ -296,7 +273,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*LoginResponse, 
 	if err != nil {
 		return nil, err
 	}
-	return s.newSession(ctx, a.UserID, req.DeviceID, req.InitialDeviceDisplayName)
+	return s.newSession(ctx, a.UserID, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
 }
 
 func (s *Service) checkCredentials(ctx context.Context, user, password string) (*account, error) {

@@ -39,6 +39,9 @@ type Config struct {
 	// PresenceTimeout is how long after their last activity (a sync, a
 	// presence update) a user who is online or unavailable is set offline.
 	PresenceTimeout planb.Duration `json:"presence_timeout"`
+	// RefreshableTokenLifetime is how long an access token that came with
+	// a refresh token lives (tokens without one live until logout).
+	RefreshableTokenLifetime planb.Duration `json:"refreshable_token_lifetime"`
 }
 
 // DefaultConfig returns the defaults of every option.
@@ -49,5 +52,7 @@ func DefaultConfig() Config {
 		MaxUploadBytes:  50 << 20,
 		WriteTimeout:    planb.Duration(10 * time.Second),
 		PresenceTimeout: planb.Duration(5 * time.Minute),
+
+		RefreshableTokenLifetime: planb.Duration(5 * time.Minute),
 	}
 }

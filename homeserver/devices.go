@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
@@ -29,11 +28,10 @@ func (s *Service) deleteDevice(ctx context.Context, userID, deviceID string) err
 		return s.unavailable(err)
 	}
 	var d device
-	if json.Unmarshal(e.Value, &d) == nil && d.TokenHash != "" {
-		if err := s.engine.Delete(ctx, jetstream.BucketTokens, d.TokenHash); err != nil {
-			return s.unavailable(err)
+	if json.Unmarshal(e.Value, &d) == nil {
+		if err := s.dropTokens(ctx, d); err != nil {
+			return err
 		}
-		s.sessions.forget(d.TokenHash, time.Now())
 	}
 	// Before the device record: a retry after a failure here finds the
 	// device again and deletes what is left.

@@ -276,7 +276,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 	hash := tokenHash(token)
 	now := time.Now()
 	if sess, ok := s.sessions.get(hash, now); ok {
-		return sess, nil
+		return checkSession(sess, now)
 	}
 	fresh := s.sessions.fresh(now)
 	if !fresh && s.isCutOff() {
@@ -310,5 +310,5 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Session, erro
 	if cacheable {
 		s.sessions.put(t, hash, sess, e.Revision, time.Now())
 	}
-	return sess, nil
+	return checkSession(sess, time.Now())
 }

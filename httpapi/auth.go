@@ -20,6 +20,7 @@ func (a *API) routesAuth() {
 		writeJSON(w, 200, map[string]any{"flows": []map[string]string{{"type": "m.login.password"}}})
 	})
 	m.HandleFunc("POST /_matrix/client/v3/login", a.login)
+	m.HandleFunc("POST /_matrix/client/v3/refresh", a.refresh)
 	m.HandleFunc("POST /_matrix/client/v3/register", a.register)
 	m.HandleFunc("GET /_matrix/client/v3/register/available", a.available)
 	a.handle("GET /_matrix/client/v3/account/whoami", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
@@ -189,6 +190,27 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := a.hs.Login(r.Context(), req)
+	if err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	writeJSON(w, 200, resp)
+}
+
+// refresh exchanges a refresh token (POST /refresh; no access token: the
+// old one may have expired).
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	if a.rateLimited(w, r) {
+		return
+	}
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decode(r, &req); err != nil {
+		writeError(w, a.log, err)
+		return
+	}
+	resp, err := a.hs.Refresh(r.Context(), req.RefreshToken)
 	if err != nil {
 		writeError(w, a.log, err)
 		return

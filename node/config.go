@@ -179,6 +179,9 @@ func (c Config) Validate() error {
 	if d := c.PresenceTimeout.Std(); d < time.Second || d > 24*time.Hour {
 		bad("presence_timeout %s: want between 1s and 24h", d)
 	}
+	if d := c.RefreshableTokenLifetime.Std(); d < time.Second || d > 30*24*time.Hour {
+		bad("refreshable_token_lifetime %s: want between 1s and 720h", d)
+	}
 	return errors.Join(errs...)
 }
 

@@ -65,6 +65,7 @@ func bindServeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.Var(&listValue{dst: &cfg.AdminTokens}, "admin-token", "a `token` for the admin API /_planb/admin/v1 (repeat)")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", cfg.MaxUploadBytes, "largest media upload in `bytes`")
 	fs.Var(&cfg.WriteTimeout, "write-timeout", "how long a write waits for a quorum of data centers before it fails with 503 (a `duration`)")
+	fs.Var(&cfg.RefreshableTokenLifetime, "refreshable-token-lifetime", "how long an access token issued with a refresh token lives (a `duration`)")
 	fs.Var(&cfg.PresenceTimeout, "presence-timeout", "how long after their last sync or presence update a user is set offline (a `duration`)")
 	fs.IntVar(&cfg.LoginPerMinute, "rate-limit-login", cfg.LoginPerMinute, "login and registration `attempts` per minute per IP")
 	fs.IntVar(&cfg.LoginBurst, "rate-limit-burst", cfg.LoginBurst, "`burst` above the login rate")
