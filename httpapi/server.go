@@ -62,6 +62,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesBackup()
 	a.routesAdmin()
 	a.routesBench()
+	a.routesRelations()
 	if opts.Extra != nil {
 		opts.Extra(a.mux)
 	}
