@@ -435,6 +435,9 @@ func (s *Service) SendEvent(ctx context.Context, sess Session, roomID, eventType
 		_ = json.Unmarshal(content, &c)
 		return s.redact(ctx, sess, roomID, c.Redacts, txnID, content, "send/"+roomID+"/"+eventType)
 	}
+	if err := s.checkThread(roomID, content); err != nil {
+		return "", err
+	}
 	if id, handled, err := s.forwardSend(ctx, sess, roomID, eventType, txnID, content); handled {
 		return id, err
 	}

@@ -65,6 +65,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesPushers()
 	a.routesAdmin()
 	a.routesBench()
+	a.routesRelations()
 	if opts.Extra != nil {
 		opts.Extra(a.mux)
 	}

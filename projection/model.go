@@ -450,6 +450,9 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 				return m.failed(err)
 			}
 		}
+		if err := m.indexRelation(b, room, e); err != nil {
+			return m.failed(err)
+		}
 		raw, err := encodeEntry(e)
 		if err != nil {
 			return m.failed(err)
@@ -518,7 +521,7 @@ func (m *Model) redact(b *pebble.Batch, room *Room, ev *planb.Event) error {
 	}
 	room.redactions++
 	b.Set(entryKey(room.ID, idx), raw, nil)
-	return nil
+	return m.unindexRelation(b, room, t) // its m.relates_to is gone
 }
 
 // tailSize is how many of a room's newest entries its tail cache keeps at

@@ -33,6 +33,8 @@ type Unsigned struct {
 	// Membership is the viewer's membership of the room at the event
 	// (spec v1.11, MSC4115): "leave" before they ever joined.
 	Membership string `json:"membership,omitempty"`
+	// Relations are the bundled aggregations (relations_read.go).
+	Relations *Relations `json:"m.relations,omitempty"`
 }
 
 // StrippedEvent is a stripped state event (invite_state).

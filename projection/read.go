@@ -123,6 +123,9 @@ func (m *Model) Messages(user, device, roomID, from, to string, backwards bool, 
 			return nil, err
 		}
 	}
+	if err := m.bundle(r, user, device, true, now, page.Chunk); err != nil {
+		return nil, err
+	}
 	atEnd := (backwards && i <= 0) || (!backwards && i >= upto) || (stop >= 0 && i == stop)
 	if !atEnd || len(page.Chunk) == limit {
 		page.End = topoToken(i)
@@ -201,6 +204,13 @@ func (m *Model) Context(user, device, roomID, eventID string, limit int, f *Room
 		}
 	}
 	res.End = topoToken(j)
+	around := []ClientEvent{res.Event}
+	for _, evs := range [][]ClientEvent{around, res.EventsBefore, res.EventsAfter} {
+		if err := m.bundle(r, user, device, true, now, evs); err != nil {
+			return nil, err
+		}
+	}
+	res.Event = around[0]
 	res.State = []ClientEvent{}
 	st, err := m.stateAt(r, e.Index)
 	if err != nil {
@@ -232,8 +242,11 @@ func (m *Model) Event(user, device, roomID, eventID string) (*ClientEvent, error
 	if e == nil || e.Room != r || e.Index >= upto || !canSee(user, e) {
 		return nil, planb.NotFound("event %s not found", eventID)
 	}
-	ce := clientEvent(e, user, device, true, time.Now())
-	return &ce, nil
+	evs := []ClientEvent{clientEvent(e, user, device, true, time.Now())}
+	if err := m.bundle(r, user, device, true, time.Now(), evs); err != nil {
+		return nil, err
+	}
+	return &evs[0], nil
 }
 
 // readableState returns the state user may see: current while joined (or

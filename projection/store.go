@@ -20,7 +20,7 @@ import (
 
 // StoreVersion is the format of the on-disk read model. A store of another
 // version is deleted and rebuilt from the log when it is opened.
-const StoreVersion = "1"
+const StoreVersion = "2"
 
 // The store's keys: a kind byte, then the parts. A string part is its
 // length (uvarint) and its bytes, so that no part can run into the next
@@ -53,6 +53,10 @@ const StoreVersion = "1"
 //	"\x00u", "\x00d"             → applied accounts / room-directory sequence
 //	'P' user                     → Profile (JSON): the user's global profile
 //	'U' room                     → "": the room is published in the room directory
+//	'x' room parent idx          → relType eventType childID: relations (relations.go)
+//	'h' room root                → count latest: a thread
+//	'y' room latest              → root rootIdx: threads by their newest reply
+//	'z' room root user           → count: the user's replies in the thread
 const (
 	kRoom     = 'R'
 	kEntry    = 'E'

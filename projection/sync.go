@@ -297,6 +297,9 @@ func (m *Model) roomTimelineAndState(r *Room, req SyncRequest, sincePos, end int
 		tl.Events = append(tl.Events, clientEvent(e, req.User, req.Device, false, now))
 		senders[e.Event.Sender] = true
 	}
+	if err := m.bundle(r, req.User, req.Device, false, now, tl.Events); err != nil {
+		return Timeline{}, EventList{}, err
+	}
 	var st map[planb.StateTuple]*Entry
 	switch {
 	case full:
