@@ -20,7 +20,7 @@ import (
 
 // StoreVersion is the format of the on-disk read model. A store of another
 // version is deleted and rebuilt from the log when it is opened.
-const StoreVersion = "1"
+const StoreVersion = "2"
 
 // The store's keys: a kind byte, then the parts. A string part is its
 // length (uvarint) and its bytes, so that no part can run into the next
@@ -50,6 +50,7 @@ const StoreVersion = "1"
 //	'O' user device algorithm    → one-time keys left (a number)
 //	'B' user device algorithm    → "": an unused fallback key
 //	'K' seq                      → user: the user's device keys changed at seq
+//	'W' room word 0x00 idx       → the search index (searchindex.go)
 const (
 	kRoom     = 'R'
 	kEntry    = 'E'
