@@ -60,6 +60,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesMedia()
 	a.routesKeys()
 	a.routesBackup()
+	a.routesSearch()
 	a.routesAdmin()
 	a.routesBench()
 	if opts.Extra != nil {
