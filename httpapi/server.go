@@ -63,6 +63,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesBackup()
 	a.routesPush()
 	a.routesPushers()
+	a.routesSearch()
 	a.routesAdmin()
 	a.routesBench()
 	a.routesRelations()

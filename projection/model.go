@@ -459,6 +459,7 @@ func (m *Model) ApplyRecord(p int, seq uint64, rec *planb.Record) error {
 		}
 		b.Set(entryKey(room.ID, e.Index), raw, nil)
 		b.Set(key(kID, ev.EventID), withNum(appendStr(nil, room.ID), uint64(e.Index)), nil)
+		indexForSearch(b, e)
 		room.appendTail(e)
 		room.Count++
 		room.LastSeq, room.lastEvent = seq, ev.EventID
@@ -509,6 +510,7 @@ func (m *Model) redact(b *pebble.Batch, room *Room, ev *planb.Event) error {
 	}
 	t.RedactedBy = ev
 	t.Content = redact(t.Event.Type, t.Event.Content)
+	unindexForSearch(b, t)
 	if t.Event.IsState() {
 		tuple := planb.StateTuple{Type: t.Event.Type, StateKey: *t.Event.StateKey}
 		if c := room.current[tuple]; c != nil && c.Index == idx {

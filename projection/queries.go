@@ -138,19 +138,24 @@ func (r *Room) visibilityAt(idx int) string {
 
 // canSee applies the spec's history visibility rules for user and entry.
 func canSee(user string, e *Entry) bool {
-	r := e.Room
 	if e.Event.Type == planb.TypeMember && e.Event.StateKeyOr() == user {
 		return true // users always see their own membership changes
 	}
-	vis := r.visibilityAt(e.Index)
+	return e.Room.canSeeAt(user, e.Index)
+}
+
+// canSeeAt applies the history visibility rules to an event at timeline
+// index idx that is not the user's own membership change.
+func (r *Room) canSeeAt(user string, idx int) bool {
+	vis := r.visibilityAt(idx)
 	if vis == "world_readable" {
 		return true
 	}
-	mem := r.membershipAt(user, e.Index)
+	mem := r.membershipAt(user, idx)
 	switch {
 	case mem == planb.MembershipJoin:
 		return true
-	case vis == "shared" && r.joinedSince(user, e.Index):
+	case vis == "shared" && r.joinedSince(user, idx):
 		return true
 	case vis == "invited" && mem == planb.MembershipInvite:
 		return true

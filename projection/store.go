@@ -20,7 +20,7 @@ import (
 
 // StoreVersion is the format of the on-disk read model. A store of another
 // version is deleted and rebuilt from the log when it is opened.
-const StoreVersion = "2"
+const StoreVersion = "3"
 
 // The store's keys: a kind byte, then the parts. A string part is its
 // length (uvarint) and its bytes, so that no part can run into the next
@@ -57,6 +57,7 @@ const StoreVersion = "2"
 //	'h' room root                → count latest: a thread
 //	'y' room latest              → root rootIdx: threads by their newest reply
 //	'z' room root user           → count: the user's replies in the thread
+//	'W' room word 0x00 idx       → the search index (searchindex.go)
 const (
 	kRoom     = 'R'
 	kEntry    = 'E'
