@@ -42,7 +42,23 @@ func (m *Model) roomFor(roomID, user string) (*Room, int, error) {
 		return nil, 0, planb.Forbidden("%s is not in room %s", user, roomID)
 	}
 	upto, err := access(r, user)
+	if err == nil && m.forgot(r, user) && r.visibilityAt(r.Count-1) != "world_readable" {
+		// A forgotten room's history is gone for the user (spec: "Leaving
+		// rooms": forget), as for one they were never in.
+		return nil, 0, planb.Forbidden("%s forgot room %s", user, r.ID)
+	}
 	return r, upto, err
+}
+
+// forgot reports whether user forgot r since their last membership change.
+// Caller holds mu.
+func (m *Model) forgot(r *Room, user string) bool {
+	u := m.users[user]
+	if u == nil {
+		return false
+	}
+	f, ok := u.forgotten[r.ID]
+	return ok && f == r.lastMembershipEvent(user)
 }
 
 // Page is a /messages response.

@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -430,5 +431,29 @@ func TestRedactedStateContentNotServed(t *testing.T) {
 	}
 	if dn := jm[bob].DisplayName; dn != nil {
 		t.Errorf("joined_members serves the display name %q of a redacted member event", *dn)
+	}
+}
+
+func TestForgottenRoomIsNotReadable(t *testing.T) {
+	w := newWorld(t, 1)
+	r := w.createRoom("!r:hs", 0, alice, "shared")
+	r.join(bob)
+	m1 := r.say(alice, "hello")
+	leave := r.leave(bob)
+	if _, err := w.m.Messages(bob, "DEV", r.id, "", "", true, 10, nil); err != nil {
+		t.Fatalf("bob reads the room he left: %v", err)
+	}
+	content, _ := json.Marshal(obj{"event_id": leave.EventID})
+	if err := w.m.ApplyAccountData(1, bob, r.id, ForgottenType, content); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.m.Messages(bob, "DEV", r.id, "", "", true, 10, nil)
+	wantCode(t, "Messages after forgetting", err, planb.CodeForbidden, http.StatusForbidden)
+	_, err = w.m.Event(bob, "DEV", r.id, m1.EventID)
+	wantCode(t, "Event after forgetting", err, planb.CodeNotFound, http.StatusNotFound)
+	// Joining again gives the history back.
+	r.join(bob)
+	if _, err := w.m.Messages(bob, "DEV", r.id, "", "", true, 10, nil); err != nil {
+		t.Errorf("bob reads the room after joining again: %v", err)
 	}
 }
