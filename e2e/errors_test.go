@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -210,18 +209,7 @@ func rawFrom(ctx context.Context, ip, method, u string, body []byte) (rawRespons
 		return rawResponse{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return rawResponse{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return rawResponse{}, err
-	}
-	r := rawResponse{status: resp.StatusCode, header: resp.Header, body: b}
-	_ = json.Unmarshal(b, &r.json)
-	return r, nil
+	return send(c, req)
 }
 
 // uiaFlows returns the stage lists of a 401 user-interactive auth body.

@@ -412,18 +412,28 @@ func doRaw(t testing.TB, c *http.Client, req *http.Request, token string) rawRes
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.Do(req)
+	r, err := send(c, req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return r
+}
+
+// send sends req and reads the whole answer; it fails no test, so it may
+// run off the test goroutine.
+func send(c *http.Client, req *http.Request) (rawResponse, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return rawResponse{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+		return rawResponse{}, fmt.Errorf("read body: %w", err)
 	}
 	r := rawResponse{status: resp.StatusCode, header: resp.Header, body: b}
 	_ = json.Unmarshal(b, &r.json) // non-JSON bodies leave json nil
-	return r
+	return r, nil
 }
 
 // want is one acceptable error outcome: HTTP status and Matrix errcode.

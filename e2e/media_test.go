@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -96,31 +95,20 @@ func TestMedia(t *testing.T) {
 		// A download that waits sees the upload that comes meanwhile.
 		small := []byte("uploaded later")
 		type result struct {
-			body []byte
-			err  error
+			r   rawResponse
+			err error
 		}
 		waited := make(chan result, 1)
 		go func() {
-			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+dl+"?timeout_ms=30000", nil)
-			req.Header.Set("Authorization", "Bearer "+bob.AccessToken)
-			resp, err := (&http.Client{Timeout: httpTimeout}).Do(req)
-			if err != nil {
-				waited <- result{err: err}
-				return
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil && resp.StatusCode != 200 {
-				err = fmt.Errorf("HTTP %d %s", resp.StatusCode, b)
-			}
-			waited <- result{b, err}
+			r, err := getRequest(ctx, srv.URL+dl+"?timeout_ms=30000", bob.AccessToken)
+			waited <- result{r, err}
 		}()
 		put := "/_matrix/media/v3/upload/" + c.Homeserver + "/" + c.FileID
 		checkRaw(t, "bob uploads into alice's media ID", srv.raw(t, "PUT", put, bob.AccessToken, small), forbidden)
 		_, err = alice.UploadMedia(ctx, mautrix.ReqUploadMedia{MXC: c, ContentBytes: small, ContentType: "text/plain"})
 		must(t, "upload into the reserved ID", err)
-		if r := <-waited; r.err != nil || !bytes.Equal(r.body, small) {
-			t.Errorf("the waiting download: %q, %v; want the upload", r.body, r.err)
+		if w := <-waited; w.err != nil || w.r.status != 200 || !bytes.Equal(w.r.body, small) {
+			t.Errorf("the waiting download: %s, %v; want the upload", w.r, w.err)
 		}
 		resp, err := bob.Download(ctx, c)
 		must(t, "download", err)

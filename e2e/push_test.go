@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -289,7 +288,7 @@ func TestPushRulesInSync(t *testing.T) {
 		done := make(chan answer, 1)
 		go func() {
 			start := time.Now()
-			r, err := syncRequest(t.Context(), srv.URL+"/_matrix/client/v3/sync?timeout=10000&since="+url.QueryEscape(next), tok)
+			r, err := getRequest(t.Context(), srv.URL+"/_matrix/client/v3/sync?timeout=10000&since="+url.QueryEscape(next), tok)
 			done <- answer{r, time.Since(start), err}
 		}()
 		if r := srv.raw(t, "PUT", st.path, tok, []byte(st.body)); r.status != 200 {
@@ -328,26 +327,15 @@ func TestPushRulesInSync(t *testing.T) {
 	}
 }
 
-// syncRequest GETs a /sync URL off the test goroutine (which alone may
+// getRequest GETs a URL off the test goroutine (which alone may
 // fail the test) and returns the answer or the transport's error.
-func syncRequest(ctx context.Context, u, tok string) (rawResponse, error) {
+func getRequest(ctx context.Context, u, tok string) (rawResponse, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return rawResponse{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := (&http.Client{Timeout: httpTimeout, Transport: sharedTransport}).Do(req)
-	if err != nil {
-		return rawResponse{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return rawResponse{}, err
-	}
-	r := rawResponse{status: resp.StatusCode, header: resp.Header, body: b}
-	_ = json.Unmarshal(b, &r.json)
-	return r, nil
+	return send(&http.Client{Timeout: httpTimeout, Transport: sharedTransport}, req)
 }
 
 // jsonEqual compares two decoded JSON values.

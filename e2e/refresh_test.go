@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,14 +68,23 @@ func TestRefreshTokens(t *testing.T) {
 	// Two refreshes race with one token: exactly one wins.
 	var wg sync.WaitGroup
 	results := make([]rawResponse, 2)
+	errs := make([]error, 2)
 	for i := range results {
 		wg.Add(1)
-		go func() {
+		go func() { // off the test goroutine: send, which fails no test
 			defer wg.Done()
-			results[i] = refresh(next.RefreshToken)
+			req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/_matrix/client/v3/refresh",
+				strings.NewReader(`{"refresh_token":"`+next.RefreshToken+`"}`))
+			if err == nil {
+				results[i], err = send(&http.Client{Timeout: httpTimeout}, req)
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
+	for _, err := range errs {
+		must(t, "a racing refresh", err)
+	}
 	var won []tokens
 	for _, r := range results {
 		if r.status == 200 {
