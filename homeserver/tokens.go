@@ -121,41 +121,54 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*LoginRespo
 	}
 	s.sessions.forget(hash, time.Now())
 	dkey := deviceKey(sess.UserID, sess.DeviceID)
-	de, err := s.engine.GetLeader(ctx, jetstream.BucketDevices, dkey)
-	if errors.Is(err, planb.ErrNotFound) {
-		return nil, unknown // logged out meanwhile
-	}
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	var d device
-	if err := json.Unmarshal(de.Value, &d); err != nil {
-		return nil, fmt.Errorf("decode device: %w", err)
-	}
-	if d.RefreshHash != hash {
-		return nil, unknown
-	}
 	resp, nd, err := s.issueTokens(ctx, sess.UserID, sess.DeviceID, true)
 	if err != nil {
 		return nil, err
 	}
-	old := d
-	d.TokenHash, d.RefreshHash = nd.TokenHash, nd.RefreshHash
-	b, _ := json.Marshal(d)
-	if _, err := s.engine.Update(ctx, jetstream.BucketDevices, dkey, b, de.Revision); err != nil {
-		// A logout or a new login changed the device meanwhile: the new
-		// tokens must not outlive it.
+	// Point the device at the new tokens with compare-and-set. A conflict
+	// that left the device with this refresh token (a rename) is tried
+	// again; a logout or a new login ends the refresh, and the new tokens
+	// must not outlive the device.
+	for attempt := 0; ; attempt++ {
+		de, err := s.engine.GetLeader(ctx, jetstream.BucketDevices, dkey)
+		var d device
+		if err == nil {
+			if uerr := json.Unmarshal(de.Value, &d); uerr != nil {
+				err = fmt.Errorf("decode device: %w", uerr)
+			}
+		}
+		if err == nil && d.RefreshHash != hash {
+			err = unknown
+		}
+		if errors.Is(err, planb.ErrNotFound) {
+			err = unknown // logged out meanwhile
+		}
+		if err == nil {
+			old := d
+			d.TokenHash, d.RefreshHash = nd.TokenHash, nd.RefreshHash
+			b, _ := json.Marshal(d)
+			_, err = s.engine.Update(ctx, jetstream.BucketDevices, dkey, b, de.Revision)
+			if err == nil {
+				old.RefreshHash = "" // taken above
+				if err := s.dropTokens(ctx, old); err != nil {
+					return nil, err
+				}
+				return &LoginResponse{AccessToken: resp.AccessToken, RefreshToken: resp.RefreshToken, ExpiresInMs: resp.ExpiresInMs}, nil
+			}
+			if errors.Is(err, planb.ErrConflict) && attempt < 5 {
+				continue
+			}
+		}
 		_ = s.dropTokens(ctx, nd)
-		if errors.Is(err, planb.ErrConflict) {
+		if errors.Is(err, planb.ErrConflict) || errors.Is(err, planb.MUnknownToken) {
 			return nil, unknown
+		}
+		var pe *planb.Error
+		if errors.As(err, &pe) {
+			return nil, err
 		}
 		return nil, s.unavailable(err)
 	}
-	old.RefreshHash = "" // deleted above
-	if err := s.dropTokens(ctx, old); err != nil {
-		return nil, err
-	}
-	return &LoginResponse{AccessToken: resp.AccessToken, RefreshToken: resp.RefreshToken, ExpiresInMs: resp.ExpiresInMs}, nil
 }
 
 // checkSession refuses refresh-token records and expired access tokens.
