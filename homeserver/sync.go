@@ -90,6 +90,10 @@ func (s *Service) SyncStart(ctx context.Context, sess Session, p SyncParams) (*p
 	return nil, w, nil
 }
 
+// toDeviceRetry is how soon a sync answers when to-device messages are
+// pending that could not be read.
+const toDeviceRetry = time.Second
+
 // poll computes the sync now. It returns the answer when there is
 // something new or the deadline has passed, and nil otherwise; then w.wake
 // is the channel that is closed when something for the user changes.
@@ -100,6 +104,13 @@ func (w *SyncWait) poll() (*projection.SyncResponse, error) {
 	}
 	if w.s.deliverToDevice(context.Background(), w.req, resp) {
 		has = true
+	} else if resp.ToDeviceNewest > resp.Next.ToDevice {
+		// Messages the model knows of could not be read yet (the stream
+		// has no leader, or a new one that has not caught up): answer
+		// soon, so that the client's next sync tries again.
+		if soon := time.Now().Add(toDeviceRetry); soon.Before(w.deadline) {
+			w.deadline = soon
+		}
 	}
 	if has || w.req.Since == nil || w.req.FullState || !time.Now().Before(w.deadline) {
 		return resp, nil

@@ -137,8 +137,19 @@ func (s *Service) deliverToDevice(ctx context.Context, req projection.SyncReques
 		resp.Next.ToDevice = m.Seq
 	}
 	if err == nil && len(msgs) < maxToDevicePerSync {
-		// The leader has nothing more: what the model counted was purged.
-		resp.Next.ToDevice = max(resp.Next.ToDevice, resp.ToDeviceNewest)
+		last := since
+		if len(msgs) > 0 {
+			last = msgs[len(msgs)-1].Seq
+		}
+		// The leader has nothing more up to the newest message the model
+		// counted. That message was purged (received at another node) if
+		// the leader's stream reaches past it; a leader elected a moment
+		// ago may not have applied it yet, and skipping it then would lose
+		// it (a room key, say): then the token stays where delivery
+		// stopped, and a later sync reads again.
+		if last >= resp.ToDeviceNewest || s.toDevicePassed(ctx, resp.ToDeviceNewest) {
+			resp.Next.ToDevice = max(resp.Next.ToDevice, resp.ToDeviceNewest)
+		}
 	}
 	resp.NextBatch = resp.Next.String()
 	if len(events) == 0 {
@@ -146,6 +157,19 @@ func (s *Service) deliverToDevice(ctx context.Context, req projection.SyncReques
 	}
 	resp.ToDevice = &projection.EventList{Events: events}
 	return true
+}
+
+// toDevicePassed reports whether the to-device stream's leader has applied
+// sequence seq.
+func (s *Service) toDevicePassed(ctx context.Context, seq uint64) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	lastSeq, err := s.engine.ToDeviceLastSeq(ictx)
+	if err != nil {
+		s.log.Warn("to-device stream not reached; its messages come with a later sync", "err", err)
+		return false
+	}
+	return lastSeq >= seq
 }
 
 // purgeAcknowledged purges the device's messages up to since when the

@@ -89,6 +89,20 @@ func (e *Engine) ToDeviceMessages(ctx context.Context, user, device string, afte
 	return out, nil
 }
 
+// ToDeviceLastSeq returns the last sequence of the to-device stream as its
+// leader has it.
+func (e *Engine) ToDeviceLastSeq(ctx context.Context) (uint64, error) {
+	s, err := e.js.Stream(ctx, ToDeviceStream)
+	if err != nil {
+		return 0, fmt.Errorf("to-device stream info: %w: %w", planb.ErrNoQuorum, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("to-device stream info: %w: %w", planb.ErrNoQuorum, err)
+	}
+	return info.State.LastSeq, nil
+}
+
 // PurgeToDevice deletes the messages for user's device with sequences up
 // to and including upto (all of them when upto is 0).
 func (e *Engine) PurgeToDevice(ctx context.Context, user, device string, upto uint64) error {
