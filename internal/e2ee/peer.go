@@ -24,6 +24,12 @@ type Peer struct {
 	Client *mautrix.Client
 	Mach   *crypto.OlmMachine
 
+	// storeMu is held while a sync response is processed and while Send
+	// reads the room's members: mautrix's MemoryStateStore hands out its
+	// member maps unlocked (GetRoomJoinedOrInvitedMembers ranges over the
+	// map SetMember writes).
+	storeMu sync.Mutex
+
 	mu        sync.Mutex
 	plain     map[id.RoomID][]string // decrypted message bodies, in order
 	sessions  map[id.RoomID]map[id.SessionID]bool
@@ -52,6 +58,7 @@ func NewPeer(ctx context.Context, cli *mautrix.Client) (*Peer, error) {
 	if !ok {
 		return nil, errors.New("the client's syncer is not mautrix's default syncer")
 	}
+	cli.Syncer = lockedSyncer{syncer, &p.storeMu}
 	syncer.OnEvent(cli.StateStoreSyncHandler)
 	syncer.OnSync(p.countToDevice)
 	syncer.OnSync(mach.ProcessSyncResponse)
@@ -160,7 +167,9 @@ func (p *Peer) Trust(ctx context.Context, other *Peer) error {
 
 // Send encrypts body for the room's members and sends it.
 func (p *Peer) Send(ctx context.Context, room id.RoomID, body string) error {
+	p.storeMu.Lock()
 	members, err := p.Client.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
+	p.storeMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -326,4 +335,16 @@ func CheckClean(t testing.TB, peers ...*Peer) {
 			t.Errorf("%s got to-device messages twice: %v", p.Client.UserID, d)
 		}
 	}
+}
+
+// lockedSyncer processes each sync response under mu.
+type lockedSyncer struct {
+	*mautrix.DefaultSyncer
+	mu *sync.Mutex
+}
+
+func (l lockedSyncer) ProcessResponse(ctx context.Context, resp *mautrix.RespSync, since string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.DefaultSyncer.ProcessResponse(ctx, resp, since)
 }
