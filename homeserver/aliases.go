@@ -17,11 +17,20 @@ type aliasRecord struct {
 	Creator string `json:"creator"`
 }
 
-// validAlias checks "#local:server" for this server.
-func (s *Service) validAlias(alias string) error {
+// aliasServer checks the form "#local:server" and returns the server.
+func aliasServer(alias string) (string, error) {
 	sigil, local, server, err := planb.SplitID(alias)
 	if err != nil || sigil != '#' || local == "" || strings.ContainsAny(local, " \t") {
-		return planb.InvalidParam("invalid room alias %q", alias)
+		return "", planb.InvalidParam("invalid room alias %q", alias)
+	}
+	return server, nil
+}
+
+// validAlias checks "#local:server" for this server.
+func (s *Service) validAlias(alias string) error {
+	server, err := aliasServer(alias)
+	if err != nil {
+		return err
 	}
 	if server != s.cfg.ServerName {
 		return planb.InvalidParam("room alias %q is not on this server", alias)
@@ -150,9 +159,9 @@ func (s *Service) checkCanonicalAlias(ctx context.Context, roomID string, conten
 		aliases = append([]string{*c.Alias}, aliases...)
 	}
 	for _, alias := range aliases {
-		sigil, local, server, err := planb.SplitID(alias)
-		if err != nil || sigil != '#' || local == "" || strings.ContainsAny(local, " \t") {
-			return planb.InvalidParam("invalid room alias %q", alias)
+		server, err := aliasServer(alias)
+		if err != nil {
+			return err
 		}
 		if server != s.cfg.ServerName {
 			continue
