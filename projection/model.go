@@ -27,9 +27,11 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	lru "github.com/hashicorp/golang-lru/v2"
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/pushrules"
 )
 
 // Entry is one event of a room's timeline, with what the read model knows
@@ -52,17 +54,17 @@ type Entry struct {
 	// visible content is then Content (redacted).
 	RedactedBy *planb.Event
 	Content    json.RawMessage
-	// msg is what unread counts read of a message, decoded once (nil for
-	// events that are not messages).
+	// msg is what search reads of a message, decoded once (nil for events
+	// that are not messages).
 	msg *msgSummary
+	// flat is the event flattened for push rules, made when first needed.
+	flat atomic.Pointer[pushrules.Flat]
 }
 
-// msgSummary is what unread counts need of a message's content.
+// msgSummary is what search needs of a message's content.
 type msgSummary struct {
-	notice      bool
-	body        string
-	hasMentions bool
-	mentions    []string
+	notice bool
+	body   string
 }
 
 // summarizeMessage fills e.msg when e is a message (m.room.message,
@@ -74,17 +76,11 @@ func summarizeMessage(e *Entry) {
 		return
 	}
 	var mc struct {
-		MsgType  string `json:"msgtype"`
-		Body     string `json:"body"`
-		Mentions *struct {
-			UserIDs []string `json:"user_ids"`
-		} `json:"m.mentions"`
+		MsgType string `json:"msgtype"`
+		Body    string `json:"body"`
 	}
 	_ = json.Unmarshal(e.Event.Content, &mc)
-	e.msg = &msgSummary{notice: mc.MsgType == "m.notice", body: mc.Body, hasMentions: mc.Mentions != nil}
-	if mc.Mentions != nil {
-		e.msg.mentions = mc.Mentions.UserIDs
-	}
+	e.msg = &msgSummary{notice: mc.MsgType == "m.notice", body: mc.Body}
 }
 
 // memberChange is one change of a user's membership in a room.
@@ -205,6 +201,8 @@ type Model struct {
 	closed        bool
 	damaged       atomic.Pointer[error] // set for good when the store is found damaged
 	progress      chan struct{}         // closed and replaced on every applied change
+	// rules caches users' compiled push rules (pushRules); safe without mu.
+	rules *lru.Cache[string, compiledRules]
 }
 
 // New returns an empty model for a log of the given number of partitions,
@@ -224,6 +222,9 @@ func Open(partitions int, partitionOf func(string) int, o StoreOptions) (m *Mode
 	m = &Model{partitionOf: partitionOf, typingHorizon: 30 * time.Second,
 		parts: make([]uint64, partitions), typingPos: uint64(time.Now().UnixMilli()), progress: make(chan struct{}),
 		presence: map[string]*presenceState{}}
+	if m.rules, err = lru.New[string, compiledRules](rulesCacheSize); err != nil {
+		return nil, "", fmt.Errorf("push rules cache: %w", err)
+	}
 	o.corrupt = m.corrupted
 	db, reset, err := openStore(o)
 	if err != nil {

@@ -2,10 +2,7 @@ package projection
 
 import (
 	"sort"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	json "github.com/segmentio/encoding/json"
 
@@ -398,10 +395,13 @@ func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]
 	return out
 }
 
-// unread counts the notifying events after the user's read receipt. The
-// count is cached per user and room and continued from where it stopped:
-// counting the whole timeline since the user joined on every /sync was
-// half of a node's CPU under load (see docs/benchmarks.md).
+// unread counts the events after the user's read receipt that their push
+// rules say notify (and highlight). The count is cached per user and room
+// and continued from where it stopped: counting the whole timeline since
+// the user joined on every /sync was half of a node's CPU under load (see
+// docs/benchmarks.md). Each event is so evaluated once, against the room
+// as it was when first counted; a change of the user's rules or display
+// name, a new receipt or a redaction counts again.
 func (m *Model) unread(r *Room, user string) (Unread, error) {
 	start := -1
 	for _, c := range r.members[user] {
@@ -420,39 +420,26 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 			}
 		}
 	}
-	var names []string
-	_, local, _, _ := planb.SplitID(user)
-	names = append(names, strings.ToLower(local))
-	if me := r.State.Get(planb.TypeMember, user); me != nil {
-		var c struct {
-			DisplayName string `json:"displayname"`
-		}
-		_ = json.Unmarshal(m.stateContent(r, planb.TypeMember, user), &c) // redacted content when redacted
-		if c.DisplayName != "" {
-			names = append(names, strings.ToLower(c.DisplayName))
-		}
-	}
-	key := strings.Join(names, "\x00")
+	pe := m.pushEvaluator(r, user)
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
 	c := r.unread[user]
-	if c == nil || c.start != start || c.names != key || c.redactions != r.redactions {
+	if c == nil || c.start != start || c.rules != pe.rules || c.name != pe.ctx.DisplayName || c.redactions != r.redactions {
 		if r.unread == nil {
 			r.unread = map[string]*unreadCount{}
 		}
-		c = &unreadCount{start: start, names: key, redactions: r.redactions, upto: start + 1}
+		c = &unreadCount{start: start, rules: pe.rules, name: pe.ctx.DisplayName, redactions: r.redactions, upto: start + 1}
 		r.unread[user] = c
 	}
 	if c.upto >= r.Count {
 		return c.u, nil
 	}
 	err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
-		if e.Event.Sender == user || e.RedactedBy != nil || e.msg == nil || e.msg.notice {
-			return true, nil
-		}
-		c.u.Notifications++
-		if highlights(user, names, e.msg.body, e.msg.hasMentions, e.msg.mentions) {
-			c.u.Highlights++
+		if res := pe.evaluate(e); res.Notify {
+			c.u.Notifications++
+			if res.Highlight {
+				c.u.Highlights++
+			}
 		}
 		return true, nil
 	})
@@ -465,57 +452,17 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 }
 
 // unreadCount is a user's unread count in one room, valid while the
-// position it starts after, the user's names and the room's redactions
-// stay the same; events from upto on are not counted yet.
+// position it starts after, the user's rules and display name and the
+// room's redactions stay the same; events from upto on are not counted
+// yet.
 type unreadCount struct {
 	start      int
-	names      string
+	rules      *pushrules.Compiled
+	name       string
 	redactions int
 	upto       int
 	u          Unread
 }
-
-// highlights applies the spec's default highlight rules: an explicit
-// m.mentions of the user; and only for events without m.mentions, the
-// legacy rules that match the user's localpart or display name as a whole
-// word of the body.
-func highlights(user string, names []string, body string, hasMentions bool, mentions []string) bool {
-	for _, id := range mentions {
-		if id == user {
-			return true
-		}
-	}
-	if hasMentions {
-		return false
-	}
-	lb := strings.ToLower(body)
-	for _, n := range names {
-		if n != "" && containsWord(lb, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsWord reports whether word occurs in s bounded by non-alphanumeric
-// characters (or the ends of s).
-func containsWord(s, word string) bool {
-	for i := 0; ; {
-		j := strings.Index(s[i:], word)
-		if j < 0 {
-			return false
-		}
-		start, end := i+j, i+j+len(word)
-		before, _ := utf8.DecodeLastRuneInString(s[:start])
-		after, _ := utf8.DecodeRuneInString(s[end:])
-		if (start == 0 || !isWordRune(before)) && (end == len(s) || !isWordRune(after)) {
-			return true
-		}
-		i = start + 1
-	}
-}
-
-func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // summary returns the room summary for user.
 func summary(r *Room, user string) *Summary {

@@ -1,0 +1,100 @@
+package projection
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/pushrules"
+	"github.com/planb-chat/planb/roomauth"
+)
+
+// Push rule evaluation: what a user's push rules say of an event, used for
+// the unread counts of /sync, for GET /notifications and by the pushers.
+// Rules are evaluated against the room as the model has it when the event
+// is first counted (its current members and power levels), as a
+// homeserver evaluating at send time would.
+
+// rulesCacheSize bounds the compiled rulesets kept (one per user who read
+// counts lately); a user whose ruleset was dropped is compiled again.
+const rulesCacheSize = 8192
+
+// compiledRules is one user's compiled ruleset and the stored rules it was
+// compiled from.
+type compiledRules struct {
+	src      []byte
+	compiled *pushrules.Compiled
+}
+
+// pushRules returns user's compiled push rules. Caller holds mu.
+func (m *Model) pushRules(user string) *pushrules.Compiled {
+	var src []byte
+	if u := m.users[user]; u != nil {
+		src = u.global[pushrules.EventType].content
+	}
+	if c, ok := m.rules.Get(user); ok && bytes.Equal(c.src, src) {
+		return c.compiled
+	}
+	stored, err := pushrules.Parse(src)
+	if err != nil {
+		stored = &pushrules.Stored{} // unreadable content counts as no changes, as /sync shows it
+	}
+	c := compiledRules{src: bytes.Clone(src), compiled: pushrules.Compile(stored.Effective(user))}
+	m.rules.Add(user, c)
+	return c.compiled
+}
+
+// PushEvaluator evaluates one user's push rules in one room.
+type PushEvaluator struct {
+	rules *pushrules.Compiled
+	ctx   pushrules.Context
+	power roomauth.PowerLevels
+}
+
+// pushEvaluator gathers what evaluating user's rules in r needs. Caller
+// holds mu.
+func (m *Model) pushEvaluator(r *Room, user string) *PushEvaluator {
+	ctx := pushrules.Context{UserID: user}
+	var c struct {
+		DisplayName string `json:"displayname"`
+	}
+	if json.Unmarshal(m.stateContent(r, planb.TypeMember, user), &c) == nil {
+		ctx.DisplayName = c.DisplayName
+	}
+	for uid := range r.members {
+		if r.membership(uid) == planb.MembershipJoin {
+			ctx.MemberCount++
+		}
+	}
+	pe := &PushEvaluator{rules: m.pushRules(user), ctx: ctx, power: roomauth.ParsePowerLevels(r.State)}
+	pe.ctx.NotificationPower = func(key string) int64 {
+		if key == "room" {
+			return pe.power.NotificationsRoom
+		}
+		return 50 // the schema's default for a notification key it does not name
+	}
+	return pe
+}
+
+// evaluate returns what the rules say of e: nothing for the user's own
+// events and for redacted ones.
+func (pe *PushEvaluator) evaluate(e *Entry) pushrules.Result {
+	if e.Event.Sender == pe.ctx.UserID || e.RedactedBy != nil {
+		return pushrules.Result{}
+	}
+	ctx := pe.ctx
+	ctx.SenderPower = pe.power.UserLevel(e.Event.Sender)
+	return pe.rules.Evaluate(e.flattened(), ctx)
+}
+
+// flattened returns the event flattened for push rules, computed once per
+// decoded entry (entries are shared by concurrent readers).
+func (e *Entry) flattened() pushrules.Flat {
+	if f := e.flat.Load(); f != nil {
+		return *f
+	}
+	ev := e.Event
+	f := pushrules.FlattenEvent(ev.EventID, ev.RoomID, ev.Sender, ev.Type, ev.StateKey, ev.Content)
+	e.flat.Store(&f)
+	return f
+}
