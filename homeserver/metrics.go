@@ -13,6 +13,8 @@ type serviceMetrics struct {
 	cutOff       prometheus.Counter
 	reads        *prometheus.CounterVec
 	forwarded    *prometheus.CounterVec
+	pushes       *prometheus.CounterVec
+	pushLatency  prometheus.Histogram
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -35,9 +37,14 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Help: "Reads of the read model by read and outcome (ok, served_cut_off, refused_cut_off); see homeserver/read.go."}, []string{"read", "outcome"}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_forwarded_sends_total",
 			Help: "Sends forwarded to the node leading the room's partition, by result (ok, error, fallback: committed here)."}, []string{"result"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_pushes_total",
+			Help: "Push notification attempts by result (ok, retry, failed, refused, rejected: a pushkey removed, dropped)."}, []string{"result"}),
+		pushLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "planb_push_seconds",
+			Help: "Time from an event's origin_server_ts to its push gateway's answer.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.events, m.cutOff, m.reads, m.forwarded)
+		reg.MustRegister(m.commit, m.commitErrors, m.batchSize, m.probe, m.ready, m.events, m.cutOff, m.reads, m.forwarded,
+			m.pushes, m.pushLatency)
 	}
 	return m
 }

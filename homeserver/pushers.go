@@ -21,8 +21,8 @@ import (
 // ID and pushkey (<user>.<app_id>.<pushkey>, each part encoded), holding
 // the device whose access token set it. A password change deletes the
 // pushers of the user's other devices (unless logout_devices is false), as
-// does the deletion of the device that set one. Nothing sends
-// notifications to push gateways yet; this is the storage and the API.
+// does the deletion of the device that set one. pushsend.go sends the
+// notifications; this is the storage and the API.
 
 // Bounds of a pusher (client-server API, POST /pushers/set).
 const (

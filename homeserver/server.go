@@ -38,6 +38,7 @@ type Service struct {
 	// draining is set through SetDraining: the node reports not-ready.
 	draining atomic.Bool
 	tdAcks   toDeviceAcks
+	push     *pushDelivery
 }
 
 // New returns a service over a started engine and the read model opened
@@ -45,11 +46,13 @@ type Service struct {
 // registering its metrics on reg (which may be nil). cfg starts from
 // DefaultConfig. Call Run to follow the log.
 func New(cfg Config, engine *jetstream.Engine, model *projection.Model, log *slog.Logger, reg prometheus.Registerer) *Service {
-	return &Service{cfg: cfg, log: log, engine: engine,
+	s := &Service{cfg: cfg, log: log, engine: engine,
 		model:    model,
 		w:        writers{queues: map[string]*roomQueue{}},
 		sessions: newSessionCache(),
 		m:        newServiceMetrics(reg)}
+	s.push = newPushDelivery(s)
+	return s
 }
 
 // Config returns the service's configuration.
@@ -82,6 +85,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return s.followDirectory(ctx) })
 	g.Go(func() error { return s.followPresence(ctx) })
 	g.Go(func() error { return s.runPresence(ctx) })
+	g.Go(func() error { return s.push.run(ctx) })
 	sub, err := s.engine.Subscribe(jetstream.TypingSubject, func(data []byte) {
 		var t typingMsg
 		if json.Unmarshal(data, &t) == nil {

@@ -44,6 +44,9 @@ const (
 	// only when the state changes, or to keep an active user's last-active
 	// time fresh, at most once per refresh interval).
 	BucketPresence = "presence" // user → presence state, status message, last active
+	// BucketPushCursors holds, per partition, the last sequence whose
+	// pushes were all attempted (see homeserver/pushsend.go).
+	BucketPushCursors = "push_cursors" // p<partition> → {"seq", "node", "ts"}
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -108,6 +111,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketRoomDirectory, 1, "the published room directory: which rooms it lists", 0},
 	{BucketPushers, 1, "pushers: where to send a user's push notifications", 0},
 	{BucketPresence, 1, "presence: each user's online state, status message and last activity", 0},
+	{BucketPushCursors, 1, "push delivery: per partition, the last event sequence whose pushes were sent", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

@@ -98,3 +98,105 @@ func (e *Entry) flattened() pushrules.Flat {
 	e.flat.Store(&f)
 	return f
 }
+
+// PushNotice is what the pushers of the users a committed event notifies
+// need to know of it.
+type PushNotice struct {
+	Event *planb.Event
+	// SenderName is the sender's display name in the room, RoomName the
+	// room's name ("" when none).
+	SenderName, RoomName string
+	Targets              []PushTarget
+}
+
+// PushTarget is one user the event notifies.
+type PushTarget struct {
+	UserID string
+	Result pushrules.Result
+	// Unread is the user's notification count over all their rooms, this
+	// event included.
+	Unread int
+	// IsTarget is set when the event is a membership event about the user.
+	IsTarget bool
+}
+
+// PushNotice evaluates the push rules of the room's joined members (and of
+// the invitee of an invite) for the committed event eventID, for the users
+// wanted says yes to (those with pushers), and returns those whom it
+// notifies. ok is false when the event is not in the model (yet).
+func (m *Model) PushNotice(roomID, eventID string, wanted func(user string) bool) (n PushNotice, ok bool, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r := m.rooms[roomID]
+	if r == nil {
+		return PushNotice{}, false, nil
+	}
+	er, idx, found, err := m.locateInRoom(r, eventID)
+	if err != nil || !found || er != r {
+		return PushNotice{}, false, err
+	}
+	e, err := m.entryAt(m.db, r, idx)
+	if err != nil {
+		return PushNotice{}, false, err
+	}
+	n.Event = e.Event
+	var users []string
+	for uid := range r.members {
+		if r.membership(uid) == planb.MembershipJoin && wanted(uid) {
+			users = append(users, uid)
+		}
+	}
+	invitee := ""
+	if e.Event.Type == planb.TypeMember && e.Event.StateKey != nil {
+		invitee = *e.Event.StateKey
+		if r.membership(invitee) == planb.MembershipInvite && wanted(invitee) {
+			users = append(users, invitee)
+		}
+	}
+	for _, uid := range users {
+		res := m.pushEvaluator(r, uid).evaluate(e)
+		if !res.Notify {
+			continue
+		}
+		unread, err := m.totalUnread(uid)
+		if err != nil {
+			return PushNotice{}, false, err
+		}
+		n.Targets = append(n.Targets, PushTarget{UserID: uid, Result: res, Unread: unread, IsTarget: uid == invitee})
+	}
+	if len(n.Targets) == 0 {
+		return n, true, nil
+	}
+	var name struct {
+		Name        string `json:"name"`
+		DisplayName string `json:"displayname"`
+	}
+	if json.Unmarshal(m.stateContent(r, planb.TypeName, ""), &name) == nil {
+		n.RoomName = name.Name
+	}
+	if json.Unmarshal(m.stateContent(r, planb.TypeMember, e.Event.Sender), &name) == nil {
+		n.SenderName = name.DisplayName
+	}
+	return n, true, nil
+}
+
+// totalUnread is user's notification count over their joined rooms.
+// Caller holds mu.
+func (m *Model) totalUnread(user string) (int, error) {
+	u := m.users[user]
+	if u == nil {
+		return 0, nil
+	}
+	total := 0
+	for _, r := range u.rooms {
+		if r.membership(user) != planb.MembershipJoin {
+			continue
+		}
+		c, err := m.unread(r, user)
+		if err != nil {
+			return 0, err
+		}
+		total += c.Notifications
+	}
+	return total, nil
+}
