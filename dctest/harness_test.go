@@ -269,9 +269,9 @@ func (c *cluster) register(name, dc string) (id.UserID, string) {
 	return resp.UserID, resp.AccessToken
 }
 
-// eventLeaders counts the room-event partitions each node leads, from the
-// admin status of data center via.
-func (c *cluster) eventLeaders(via string) (map[string]int, error) {
+// streamLeaders returns the leader of every stream, from the admin status
+// of data center via ("" for a stream without a leader).
+func (c *cluster) streamLeaders(via string) (map[string]string, error) {
 	req, _ := http.NewRequest(http.MethodGet, c.dc(via).URL+"/_planb/admin/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer "+c.file.AdminToken)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
@@ -291,13 +291,27 @@ func (c *cluster) eventLeaders(via string) (map[string]int, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return nil, fmt.Errorf("admin status: %w", err)
 	}
-	out := map[string]int{}
+	out := map[string]string{}
 	for _, s := range st.Streams {
-		if strings.HasPrefix(s.Name, "EVENTS_") {
-			if s.Leader == "" {
-				return nil, fmt.Errorf("%s has no leader", s.Name)
+		out[s.Name] = s.Leader
+	}
+	return out, nil
+}
+
+// eventLeaders counts the room-event partitions each node leads, from the
+// admin status of data center via.
+func (c *cluster) eventLeaders(via string) (map[string]int, error) {
+	leaders, err := c.streamLeaders(via)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for name, leader := range leaders {
+		if strings.HasPrefix(name, "EVENTS_") {
+			if leader == "" {
+				return nil, fmt.Errorf("%s has no leader", name)
 			}
-			out[s.Leader]++
+			out[leader]++
 		}
 	}
 	return out, nil
