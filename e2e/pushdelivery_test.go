@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +140,39 @@ func TestPushDelivery(t *testing.T) {
 		if n := pushesTo(gw, ev, "alice-phone"); n != 0 {
 			t.Errorf("alice got %d pushes of her own message %s", n, ev)
 		}
+	}
+
+	// GET /notifications lists what pushed, newest first, and the
+	// highlights alone on request.
+	listed := func(query string) []string {
+		t.Helper()
+		r := srv.raw(t, "GET", "/_matrix/client/v3/notifications"+query, bob.AccessToken, nil)
+		ns, ok := r.json["notifications"].([]any)
+		if r.status != 200 || !ok {
+			t.Fatalf("GET /notifications%s: %s", query, r)
+		}
+		var ids []string
+		for _, n := range ns {
+			m := n.(map[string]any)
+			ev, _ := m["event"].(map[string]any)
+			if _, ok := m["actions"].([]any); !ok || m["room_id"] == nil || m["ts"] == nil || m["read"] != false {
+				t.Errorf("notification entry %v", m)
+			}
+			ids = append(ids, ev["event_id"].(string))
+		}
+		return ids
+	}
+	// The list follows the rules as they are now: the group is muted, so
+	// its plain messages are left out, while the mention (an override
+	// rule, checked before room rules) stays.
+	if got, want := listed(""), []string{string(direct), string(mention)}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("bob's notifications %v, want %v", got, want)
+	}
+	if got := listed("?only=highlight"); len(got) != 1 || got[0] != string(mention) {
+		t.Errorf("bob's highlights %v, want [%s]", got, mention)
+	}
+	if r := srv.raw(t, "GET", "/_matrix/client/v3/notifications?from=nonsense", bob.AccessToken, nil); !checkRaw(t, "bad from", r, want{400, "M_INVALID_PARAM"}) {
+		t.Log(r)
 	}
 
 	// A gateway failing twice gets the push on a retry.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/jetstream"
+	"github.com/planb-chat/planb/projection"
 )
 
 // Pushers live in the replicated pushers bucket, one record per user, app
@@ -283,4 +284,15 @@ func checkPusherData(kind string, data json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// Notifications lists the session user's notifications (GET
+// /notifications): from is a next_token of an earlier page, only
+// "highlight" keeps the highlights.
+func (s *Service) Notifications(sess Session, from string, limit int, only string) (*projection.NotificationsPage, error) {
+	if err := s.readable(readHistory, "notifications"); err != nil {
+		return nil, err
+	}
+	v, err := s.model.Notifications(sess.UserID, sess.DeviceID, from, limit, only == "highlight")
+	return storeRead(s, v, err)
 }

@@ -6,8 +6,23 @@ import (
 	"github.com/planb-chat/planb/homeserver"
 )
 
-// routesPushers registers GET /pushers and POST /pushers/set.
+// routesPushers registers GET /pushers, POST /pushers/set and GET
+// /notifications.
 func (a *API) routesPushers() {
+	a.handle("GET "+v3+"/notifications", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		limit, err := intParam(r, "limit", 20)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		q := r.URL.Query()
+		page, err := a.hs.Notifications(s, q.Get("from"), limit, q.Get("only"))
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, page)
+	})
 	a.handle("GET "+v3+"/pushers", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
 		ps, err := a.hs.Pushers(r.Context(), s)
 		if err != nil {

@@ -403,23 +403,12 @@ func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]
 // as it was when first counted; a change of the user's rules or display
 // name, a new receipt or a redaction counts again.
 func (m *Model) unread(r *Room, user string) (Unread, error) {
-	start := -1
-	for _, c := range r.members[user] {
-		if c.membership == planb.MembershipJoin {
-			start = c.index
-		}
+	start := joinedAt(r, user)
+	read, err := m.readUpto(r, user)
+	if err != nil {
+		return Unread{}, err
 	}
-	for _, rtype := range []string{"m.read", "m.read.private"} {
-		if rc, ok := r.receipts[user][rtype]; ok {
-			er, idx, ok, err := m.locateInRoom(r, rc.EventID)
-			if err != nil {
-				return Unread{}, err
-			}
-			if ok && er == r && idx > start {
-				start = idx
-			}
-		}
-	}
+	start = max(start, read)
 	pe := m.pushEvaluator(r, user)
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
@@ -434,7 +423,7 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 	if c.upto >= r.Count {
 		return c.u, nil
 	}
-	err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
+	err = m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
 		if res := pe.evaluate(e); res.Notify {
 			c.u.Notifications++
 			if res.Highlight {
