@@ -61,6 +61,12 @@ type Config struct {
 	// the rate the saturation phase sustained.
 	PacedRate float64
 
+	// Pushers registers an http pusher for every receiver, pointing at a
+	// push gateway the bench serves on PushGatewayListen (an address the
+	// nodes can reach), and measures push latency.
+	Pushers           bool
+	PushGatewayListen string
+
 	// Engine runs the engine-limit comparison (needs the admin token).
 	Engine bool
 	// EngineWindow is the pipelined publisher's window of unacknowledged
@@ -128,6 +134,8 @@ func Default() Config {
 		IdleTimeout:   120 * time.Second,
 		RebuildEvents: 1_000_000,
 		KeysSamples:   200,
+
+		PushGatewayListen: "127.0.0.1:0",
 	}
 }
 

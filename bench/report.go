@@ -100,6 +100,13 @@ type Phase struct {
 	// Undelivered counts (event, receiver) pairs not seen by the end of
 	// the grace period after the phase.
 	Undelivered int `json:"undelivered"`
+	// Push is from the start of a send to its notification's arrival at
+	// the bench's push gateway, per (event, receiver), with --pushers;
+	// Unpushed and DuplicatePushes count the pairs never pushed and the
+	// pushes beyond one per pair.
+	Push            *Latency `json:"push_latency,omitempty"`
+	Unpushed        int      `json:"unpushed,omitempty"`
+	DuplicatePushes int      `json:"duplicate_pushes,omitempty"`
 	// LimitedSyncs counts /sync responses whose timeline was cut (events
 	// skipped; they show as undelivered).
 	LimitedSyncs int            `json:"limited_syncs"`
@@ -164,6 +171,10 @@ func (r *Report) Human(w io.Writer) {
 		fmt.Fprintf(w, "  send latency            %s\n", p.SendLatency)
 		fmt.Fprintf(w, "  delivery latency        %s\n", p.Delivery)
 		fmt.Fprintf(w, "  undelivered             %d (limited syncs: %d)\n", p.Undelivered, p.LimitedSyncs)
+		if p.Push != nil {
+			fmt.Fprintf(w, "  push latency            %s\n", *p.Push)
+			fmt.Fprintf(w, "  unpushed / duplicates   %d / %d\n", p.Unpushed, p.DuplicatePushes)
+		}
 		fmt.Fprintf(w, "  errors                  %s\n", errString(p.Errors))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "  node\tCPU (cores)\tRSS MiB\tmax RSS MiB\theap MiB\t")
@@ -261,6 +272,12 @@ func (r *Report) goals() {
 	if r.Paced != nil && r.Paced.Delivery.N > 0 {
 		g.Measured = fmt.Sprintf("%.1f ms", r.Paced.Delivery.P99)
 		g.Met = met(r.Paced.Delivery.P99 <= 100 && r.Paced.Undelivered == 0)
+	}
+	r.Goals = append(r.Goals, g)
+	g = Goal{Name: "push latency at half the max rate", Target: "p50 ≤ 50 ms, p99 ≤ 250 ms"}
+	if r.Paced != nil && r.Paced.Push != nil && r.Paced.Push.N > 0 {
+		g.Measured = fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.Paced.Push.P50, r.Paced.Push.P99)
+		g.Met = met(r.Paced.Push.P50 <= 50 && r.Paced.Push.P99 <= 250 && r.Paced.Unpushed == 0)
 	}
 	r.Goals = append(r.Goals, g)
 	g = Goal{Name: "the same, ≥ 10,000,000 events in history", Target: "≤ 100 ms"}

@@ -214,6 +214,19 @@ func workloadPhases(ctx context.Context, cfg Config, target Target, run string, 
 	if err := w.setup(ctx, say); err != nil {
 		return err
 	}
+	if cfg.Pushers {
+		gw, err := startPushGateway(cfg.PushGatewayListen, w.pushed)
+		if err != nil {
+			return err
+		}
+		defer gw.close()
+		say("set-up: registering %d pushers at %s", len(w.receivers), gw.url)
+		if err := w.setPushers(ctx, gw.url); err != nil {
+			return err
+		}
+	} else {
+		rep.Notes = append(rep.Notes, "no pushers (--pushers false): push latency not measured")
+	}
 	rctx, stopReceivers := context.WithCancel(ctx)
 	var rwg sync.WaitGroup
 	defer func() { stopReceivers(); rwg.Wait() }()

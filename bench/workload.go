@@ -40,6 +40,7 @@ type sendRec struct {
 	start   time.Time
 	acked   bool
 	arrived []time.Duration // one per receiver that saw it, from start
+	pushes  []time.Duration // one per notification the bench's push gateway got, from start
 }
 
 func newWorkload(cfg Config, dcs []DataCenter, run string) *workload {
@@ -256,14 +257,14 @@ func (w *workload) startReceivers(ctx context.Context, wg *sync.WaitGroup) error
 }
 
 // delivered counts the acknowledged sends of p and those every receiver
-// has seen.
+// has seen (and, with pushers, been pushed).
 func (w *workload) delivered(p *phaseRun) (acked, complete int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, rec := range w.sends {
 		if rec.phase == p && rec.acked {
 			acked++
-			if len(rec.arrived) >= len(w.receivers) {
+			if len(rec.arrived) >= len(w.receivers) && (!w.cfg.Pushers || len(rec.pushes) >= len(w.receivers)) {
 				complete++
 			}
 		}
@@ -281,18 +282,27 @@ func (w *workload) result(p *phaseRun) *Phase {
 	}
 	p.mu.Unlock()
 	out.SendsPerSec = float64(out.Acked) / out.Seconds
-	var deliv []time.Duration
+	var deliv, pushes []time.Duration
 	w.mu.Lock()
 	for _, rec := range w.sends {
 		if rec.phase != p {
 			continue
 		}
 		deliv = append(deliv, rec.arrived...)
+		pushes = append(pushes, rec.pushes...)
 		if rec.acked {
 			out.Undelivered += max(0, len(w.receivers)-len(rec.arrived))
+			if w.cfg.Pushers {
+				out.Unpushed += max(0, len(w.receivers)-len(rec.pushes))
+				out.DuplicatePushes += max(0, len(rec.pushes)-len(w.receivers))
+			}
 		}
 	}
 	w.mu.Unlock()
 	out.Delivery = summarize(deliv)
+	if w.cfg.Pushers {
+		pl := summarize(pushes)
+		out.Push = &pl
+	}
 	return out
 }

@@ -47,7 +47,7 @@ const (
 	pushAttemptTimeout = 10 * time.Second
 	pushRetries        = 6 // after the first attempt: 1, 2, 4, 8, 16 and 32 s later
 	pushBackoff        = time.Second
-	pushHostInflight   = 16    // concurrent requests per gateway host
+	pushHostInflight   = 128   // concurrent requests per gateway host (one gateway serves many apps' users)
 	pushInflight       = 1024  // first attempts in flight per partition
 	pushMaxRetrying    = 10000 // pushes waiting for a retry on this node
 	// pushHostDownAfter consecutive failures mark a gateway down for the
@@ -82,7 +82,10 @@ type gatewayHost struct {
 }
 
 func newPushDelivery(s *Service) *pushDelivery {
-	client := &pushgateway.Client{HTTP: &http.Client{Timeout: pushAttemptTimeout,
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = pushHostInflight // keep a connection per request in flight to a gateway
+	tr.Proxy = nil                            // pushes go where the pusher says
+	client := &pushgateway.Client{HTTP: &http.Client{Timeout: pushAttemptTimeout, Transport: tr,
 		// A gateway's redirect is not followed: the pusher names the URL.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	return &pushDelivery{s: s, client: client, hosts: map[string]*gatewayHost{},

@@ -136,6 +136,9 @@ type Room struct {
 	// only under Model.mu and never the other way round.
 	unreadMu sync.Mutex
 	unread   map[string]*unreadCount // user → count so far
+	// pushMu guards push, what push rules need of the room (roomPushInfo).
+	pushMu sync.Mutex
+	push   *roomPush
 }
 
 // adEntry is one account-data record.

@@ -48,32 +48,57 @@ func (m *Model) pushRules(user string) *pushrules.Compiled {
 type PushEvaluator struct {
 	rules *pushrules.Compiled
 	ctx   pushrules.Context
-	power roomauth.PowerLevels
+	room  *roomPush
+}
+
+// roomPush is what evaluating any member's rules in a room needs of the
+// room: its joined members and power levels, as of a timeline length.
+type roomPush struct {
+	count   int // r.Count it was computed at
+	members int
+	power   roomauth.PowerLevels
+}
+
+// roomPushInfo returns r's roomPush, computed again when the timeline grew.
+// Caller holds mu (for reading at least).
+func (m *Model) roomPushInfo(r *Room) *roomPush {
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
+	if r.push != nil && r.push.count == r.Count {
+		return r.push
+	}
+	rp := &roomPush{count: r.Count, power: roomauth.ParsePowerLevels(r.State)}
+	for uid := range r.members {
+		if r.membership(uid) == planb.MembershipJoin {
+			rp.members++
+		}
+	}
+	r.push = rp
+	return rp
 }
 
 // pushEvaluator gathers what evaluating user's rules in r needs. Caller
 // holds mu.
 func (m *Model) pushEvaluator(r *Room, user string) *PushEvaluator {
-	ctx := pushrules.Context{UserID: user}
+	return m.pushEvaluatorWith(r, user, m.pushRules(user))
+}
+
+func (m *Model) pushEvaluatorWith(r *Room, user string, rules *pushrules.Compiled) *PushEvaluator {
+	rp := m.roomPushInfo(r)
+	ctx := pushrules.Context{UserID: user, MemberCount: rp.members}
 	var c struct {
 		DisplayName string `json:"displayname"`
 	}
 	if json.Unmarshal(m.stateContent(r, planb.TypeMember, user), &c) == nil {
 		ctx.DisplayName = c.DisplayName
 	}
-	for uid := range r.members {
-		if r.membership(uid) == planb.MembershipJoin {
-			ctx.MemberCount++
-		}
-	}
-	pe := &PushEvaluator{rules: m.pushRules(user), ctx: ctx, power: roomauth.ParsePowerLevels(r.State)}
-	pe.ctx.NotificationPower = func(key string) int64 {
+	ctx.NotificationPower = func(key string) int64 {
 		if key == "room" {
-			return pe.power.NotificationsRoom
+			return rp.power.NotificationsRoom
 		}
 		return 50 // the schema's default for a notification key it does not name
 	}
-	return pe
+	return &PushEvaluator{rules: rules, ctx: ctx, room: rp}
 }
 
 // evaluate returns what the rules say of e: nothing for the user's own
@@ -83,7 +108,7 @@ func (pe *PushEvaluator) evaluate(e *Entry) pushrules.Result {
 		return pushrules.Result{}
 	}
 	ctx := pe.ctx
-	ctx.SenderPower = pe.power.UserLevel(e.Event.Sender)
+	ctx.SenderPower = pe.room.power.UserLevel(e.Event.Sender)
 	return pe.rules.Evaluate(e.flattened(), ctx)
 }
 

@@ -403,27 +403,36 @@ func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]
 // as it was when first counted; a change of the user's rules or display
 // name, a new receipt or a redaction counts again.
 func (m *Model) unread(r *Room, user string) (Unread, error) {
-	start := joinedAt(r, user)
-	read, err := m.readUpto(r, user)
-	if err != nil {
-		return Unread{}, err
+	// What the count depends on, compared cheaply: the join, the receipts'
+	// event IDs, the rules, the user's member event (display name) and
+	// the room's redactions.
+	joined := joinedAt(r, user)
+	var receipts [2]string
+	for i, rtype := range []string{"m.read", "m.read.private"} {
+		receipts[i] = r.receipts[user][rtype].EventID
 	}
-	start = max(start, read)
-	pe := m.pushEvaluator(r, user)
+	rules := m.pushRules(user)
+	me := r.current[planb.StateTuple{Type: planb.TypeMember, StateKey: user}]
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
 	c := r.unread[user]
-	if c == nil || c.start != start || c.rules != pe.rules || c.name != pe.ctx.DisplayName || c.redactions != r.redactions {
+	if c == nil || c.joined != joined || c.receipts != receipts || c.rules != rules || c.me != me || c.redactions != r.redactions {
+		read, err := m.readUpto(r, user)
+		if err != nil {
+			return Unread{}, err
+		}
+		start := max(joined, read)
 		if r.unread == nil {
 			r.unread = map[string]*unreadCount{}
 		}
-		c = &unreadCount{start: start, rules: pe.rules, name: pe.ctx.DisplayName, redactions: r.redactions, upto: start + 1}
+		c = &unreadCount{joined: joined, receipts: receipts, rules: rules, me: me, redactions: r.redactions, upto: start + 1}
 		r.unread[user] = c
 	}
 	if c.upto >= r.Count {
 		return c.u, nil
 	}
-	err = m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
+	pe := m.pushEvaluatorWith(r, user, rules)
+	err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
 		if res := pe.evaluate(e); res.Notify {
 			c.u.Notifications++
 			if res.Highlight {
@@ -440,14 +449,13 @@ func (m *Model) unread(r *Room, user string) (Unread, error) {
 	return c.u, nil
 }
 
-// unreadCount is a user's unread count in one room, valid while the
-// position it starts after, the user's rules and display name and the
-// room's redactions stay the same; events from upto on are not counted
-// yet.
+// unreadCount is a user's unread count in one room, valid while what it
+// depends on stays the same; events from upto on are not counted yet.
 type unreadCount struct {
-	start      int
+	joined     int
+	receipts   [2]string
 	rules      *pushrules.Compiled
-	name       string
+	me         *Entry
 	redactions int
 	upto       int
 	u          Unread

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // Evaluation of a ruleset against an event (client-server API, "Push
@@ -28,7 +27,16 @@ func Flatten(event []byte) Flat {
 	if v := decodeObject(event); v != nil {
 		flattenInto(out, "", v)
 	}
+	out.keepLowerBody()
 	return out
+}
+
+// keepLowerBody stores content.body lower-cased, for the word searches of
+// every user's rules.
+func (f Flat) keepLowerBody() {
+	if b, ok := f["content.body"].(string); ok {
+		f[lowerBodyKey] = strings.ToLower(b)
+	}
 }
 
 // FlattenEvent is Flatten of an event given by its parts (stateKey nil for
@@ -43,6 +51,7 @@ func FlattenEvent(eventID, roomID, sender, eventType string, stateKey *string, c
 	} else if c != nil {
 		out["content"] = c
 	}
+	out.keepLowerBody()
 	return out
 }
 
@@ -77,7 +86,14 @@ func escapePath(name string) string {
 	if !strings.ContainsAny(name, `.\`) {
 		return name
 	}
-	return strings.NewReplacer(`\`, `\\`, `.`, `\.`).Replace(name)
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' || name[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(name[i])
+	}
+	return b.String()
 }
 
 // Context is what conditions need besides the event: who the rules belong
@@ -121,15 +137,12 @@ type compiledRule struct {
 type condition struct {
 	kind    string
 	key     string
-	pattern *regexp.Regexp // event_match with wildcards or on content.body
+	pattern *regexp.Regexp // event_match with wildcards
 	literal string         // event_match of a whole value without wildcards
+	word    string         // event_match on content.body without wildcards, lower-cased
 	value   any            // event_property_is / _contains (json.Number for numbers)
 	cmp     string         // room_member_count: ==, <, >, <=, >=
 	count   int
-
-	mu     *sync.Mutex // contains_display_name: the last name's matcher
-	name   string
-	nameRE *regexp.Regexp
 }
 
 // legacyMentionRules are the rules that look for a user's name in the body;
@@ -156,7 +169,9 @@ func Compile(rs Ruleset) *Compiled {
 					cr.broken = true
 					break
 				}
-				cr.conditions = []condition{{kind: "event_match", key: "content.body", pattern: glob(*r.Pattern, true)}}
+				c := condition{kind: "event_match", key: "content.body"}
+				c.compilePattern(*r.Pattern)
+				cr.conditions = []condition{c}
 			case KindOverride, KindUnderride, KindPostContent:
 				cr.conditions, cr.broken = compileConditions(r.Conditions)
 			}
@@ -184,11 +199,7 @@ func compileConditions(raw json.RawMessage) (conds []condition, broken bool) {
 			if json.Unmarshal(m["pattern"], &p) != nil || key == "" {
 				return nil, true
 			}
-			if key != "content.body" && !strings.ContainsAny(p, "*?") {
-				c.literal = p
-			} else {
-				c.pattern = glob(p, key == "content.body")
-			}
+			c.compilePattern(p)
 		case "event_property_is", "event_property_contains":
 			d := json.NewDecoder(bytes.NewReader(m["value"]))
 			d.UseNumber()
@@ -196,7 +207,6 @@ func compileConditions(raw json.RawMessage) (conds []condition, broken bool) {
 				return nil, true
 			}
 		case "contains_display_name":
-			c.mu = &sync.Mutex{}
 		case "room_member_count":
 			var is string
 			if json.Unmarshal(m["is"], &is) != nil {
@@ -370,13 +380,15 @@ func (c *condition) holds(ev Flat, ctx Context) bool {
 	switch c.kind {
 	case "event_match":
 		s, ok := ev[c.key].(string)
-		if !ok {
+		switch {
+		case !ok:
 			return false
+		case c.pattern != nil:
+			return c.pattern.MatchString(s)
+		case c.key == "content.body":
+			return containsWord(ev.lowerBody(s), c.word)
 		}
-		if c.pattern == nil {
-			return strings.EqualFold(s, c.literal)
-		}
-		return c.pattern.MatchString(s)
+		return strings.EqualFold(s, c.literal)
 	case "event_property_is":
 		v, ok := ev[c.key]
 		return ok && scalar(v) && equalScalar(v, c.value)
@@ -396,7 +408,7 @@ func (c *condition) holds(ev Flat, ctx Context) bool {
 		if !ok || ctx.DisplayName == "" {
 			return false
 		}
-		return c.nameMatcher(ctx.DisplayName).MatchString(body)
+		return containsWord(ev.lowerBody(body), strings.ToLower(ctx.DisplayName))
 	case "room_member_count":
 		n := ctx.MemberCount
 		switch c.cmp {
@@ -420,14 +432,53 @@ func (c *condition) holds(ev Flat, ctx Context) bool {
 	return false
 }
 
-// nameMatcher returns the word-boundary matcher of a display name (its
-// characters literally), compiled once per name while the name stays.
-func (c *condition) nameMatcher(name string) *regexp.Regexp {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.name != name || c.nameRE == nil {
-		c.name = name
-		c.nameRE = regexp.MustCompile(`(?is)(?:^|[^A-Za-z0-9_])` + regexp.QuoteMeta(name) + `(?:[^A-Za-z0-9_]|$)`)
+// compilePattern prepares event_match's pattern p for c.key: a literal
+// comparison or word search when p has no wildcards, else a glob.
+func (c *condition) compilePattern(p string) {
+	switch {
+	case strings.ContainsAny(p, "*?"):
+		c.pattern = glob(p, c.key == "content.body")
+	case c.key == "content.body":
+		c.word = strings.ToLower(p)
+	default:
+		c.literal = p
 	}
-	return c.nameRE
+}
+
+// lowerBodyKey holds, in a Flat, content.body lower-cased (a key no event
+// property path can be).
+const lowerBodyKey = "\x00body"
+
+// lowerBody returns body lower-cased, from the Flat when Flatten put it
+// there.
+func (f Flat) lowerBody(body string) string {
+	if s, ok := f[lowerBodyKey].(string); ok {
+		return s
+	}
+	return strings.ToLower(body)
+}
+
+// containsWord reports whether word occurs in s starting and ending at word
+// boundaries (the ends of s, or anything but [A-Za-z0-9_]). An empty word
+// matches nothing.
+func containsWord(s, word string) bool {
+	if word == "" {
+		return false
+	}
+	for i := 0; i+len(word) <= len(s); {
+		j := strings.Index(s[i:], word)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(word)
+		if (start == 0 || !isWordByte(s[start-1])) && (end == len(s) || !isWordByte(s[end])) {
+			return true
+		}
+		i = start + 1
+	}
+	return false
+}
+
+func isWordByte(b byte) bool {
+	return b == '_' || ('0' <= b && b <= '9') || ('a' <= b && b <= 'z') || ('A' <= b && b <= 'Z')
 }

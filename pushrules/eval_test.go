@@ -2,6 +2,7 @@ package pushrules
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -189,5 +190,18 @@ func TestFlattenEvent(t *testing.T) {
 	}
 	if _, ok := parts[`content.m\.rel.a\.b`]; !ok {
 		t.Errorf("escaped path missing: %v", parts)
+	}
+}
+
+// BenchmarkEvaluate is one user's default rules against a group message of
+// 256 bytes (the bench's message), flattened once as the read model does.
+func BenchmarkEvaluate(b *testing.B) {
+	c := Compile((&Stored{}).Effective(me))
+	ev := Flatten(msg(strings.Repeat("x", 256), nil))
+	ctx := group(Context{})
+	for b.Loop() {
+		if r := c.Evaluate(ev, ctx); !r.Notify {
+			b.Fatal("no notify")
+		}
 	}
 }

@@ -51,6 +51,8 @@ func (c *benchCmd) flags(fs *flag.FlagSet) {
 	fs.IntVar(&d.HistoryMessages, "history-messages", 0, "messages the --dev cluster holds in its history before the load, a tenth in one room whose /messages is timed (0: it starts empty)")
 	fs.StringVar(&d.HistoryDir, "history-dir", "", "keep the --dev cluster with its history here and reuse it next time (default: a temporary directory)")
 	fs.IntVar(&d.KeysSamples, "e2ee-samples", d.KeysSamples, "one-time-key claims and to-device messages to time across data centers (0 skips)")
+	fs.BoolVar(&d.Pushers, "pushers", d.Pushers, "register a pusher for every receiver, pointing at a push gateway the bench serves, and measure push latency")
+	fs.StringVar(&d.PushGatewayListen, "push-gateway", d.PushGatewayListen, "host:port the bench's push gateway listens on; the nodes must reach it (port 0 picks one)")
 	fs.IntVar(&d.RebuildEvents, "rebuild-events", d.RebuildEvents, "events in the log a fresh node rebuilds from (0 skips)")
 	fs.StringVar(&d.RebuildDir, "rebuild-dir", "", "keep the rebuild log here and reuse it next time (default: a temporary directory)")
 	fs.StringVar(&d.PprofDir, "pprof", "", "save a CPU profile of every node during the saturated phase into this directory")
