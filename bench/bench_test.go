@@ -27,7 +27,7 @@ func TestBenchDev(t *testing.T) {
 		"--senders", "4", "--receivers", "2", "--size", "64", "--duration", "3s", "--paced-duration", "2s",
 		"--idle-syncs", "50", "--idle-users", "5", "--rebuild-events", "2000", "--rebuild-dir", filepath.Join(dir, "rebuild"),
 		"--history-messages", "10000", "--history-dir", filepath.Join(dir, "history"),
-		"--e2ee-samples", "20", "--pprof", filepath.Join(dir, "pprof"), "--out", out)
+		"--e2ee-samples", "20", "--pprof", filepath.Join(dir, "pprof"), "--pushers", "--out", out)
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("--out file: %v", err)
 	}
@@ -42,6 +42,11 @@ func TestBenchDev(t *testing.T) {
 	}
 	if p := rep.Paced; p == nil || p.OfferedRate <= 0 || p.Delivery.N == 0 {
 		t.Errorf("paced phase measured nothing: %+v", p)
+	}
+	for _, p := range []*Phase{rep.Saturated, rep.Paced} {
+		if p != nil && (p.Push == nil || p.Push.N == 0 || p.Unpushed != 0) {
+			t.Errorf("%s phase: push latency %+v, unpushed %d", p.Name, p.Push, p.Unpushed)
+		}
 	}
 	if e := rep.Engine; e == nil || e.SyncRate <= 0 || e.AsyncRate <= 0 || e.RatioAsync <= 0 {
 		t.Errorf("engine limit missing: %+v (notes %q)", e, rep.Notes)
@@ -59,7 +64,7 @@ func TestBenchDev(t *testing.T) {
 	if k := rep.Keys; k == nil || k.Claim.N != 20 || k.ToDevice.N != 20 || k.ToDevice.P50 <= 0 {
 		t.Errorf("e2ee: %+v", k)
 	}
-	if len(rep.Goals) != 9 {
+	if len(rep.Goals) != 10 {
 		t.Errorf("goals: %+v", rep.Goals)
 	}
 	for _, f := range []string{"dc1-cpu.pprof", "dc2-cpu.pprof", "dc3-cpu.pprof"} {
