@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,49 @@ func TestPushDelivery(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if n := pushesTo(gw, after, "carol-phone"); n != 0 {
 		t.Errorf("carol's removed pusher got %d pushes", n)
+	}
+}
+
+// TestPushHungGateway: a gateway that accepts requests and never answers
+// delays neither sends nor the pushes of other users.
+func TestPushHungGateway(t *testing.T) {
+	srv := startServer(t)
+	ctx := t.Context()
+	good, hung := pushgwtest.Start(t), pushgwtest.Start(t)
+	hung.Hang()
+	alice := newUser(t, srv, "alice")
+	bob := newUser(t, srv, "bob")
+	carol := newUser(t, srv, "carol")
+	setPusher(t, bob, "bob-phone", "", good)
+	setPusher(t, carol, "carol-phone", "", hung)
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Invite: []id.UserID{bob.UserID, carol.UserID}})
+	must(t, "create room", err)
+	for _, c := range []*mautrix.Client{bob, carol} {
+		_, err := c.JoinRoomByID(ctx, room.RoomID)
+		must(t, "join", err)
+	}
+	// More messages than the window of first attempts a partition holds
+	// would allow if the hung gateway held them all.
+	const n = 60
+	start := time.Now()
+	var last id.EventID
+	for i := range n { // bob's gateway gets only these: his join and the room's state notify nothing
+		last = sendText(t, alice, room.RoomID, "message "+strconv.Itoa(i))
+	}
+	sent := time.Since(start)
+	pushFor(t, good, last, "bob-phone")
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	got, ok := good.WaitFor(wctx, func(ns []pushgwtest.Notification) bool { return len(ns) >= n })
+	if !ok {
+		t.Errorf("bob got %d of %d pushes within 60 s", len(got), n)
+	}
+	if hung.Hung() == 0 {
+		t.Errorf("the hung gateway was never asked")
+	}
+	t.Logf("%d sends took %.1f s and every push to the good gateway arrived %.1f s after the first send while %d requests hung",
+		n, sent.Seconds(), time.Since(start).Seconds(), hung.Hung())
+	if sent > 30*time.Second {
+		t.Errorf("%d sends took %.1f s with a hung gateway", n, sent.Seconds())
 	}
 }

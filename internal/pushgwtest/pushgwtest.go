@@ -46,6 +46,8 @@ type Gateway struct {
 	got      []Notification
 	reject   map[string]bool
 	failures int // answer 500 to this many more requests
+	hang     chan struct{}
+	hung     int // requests held by Hang
 	changed  chan struct{}
 }
 
@@ -62,8 +64,32 @@ func Start(t testing.TB) *Gateway {
 	mux.HandleFunc("POST /_matrix/push/v1/notify", g.notify)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() {
+		g.mu.Lock()
+		if g.hang != nil {
+			close(g.hang)
+			g.hang = nil
+		}
+		g.mu.Unlock()
+		_ = srv.Close()
+	})
 	return g
+}
+
+// Hang makes the gateway hold every request without answering.
+func (g *Gateway) Hang() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.hang == nil {
+		g.hang = make(chan struct{})
+	}
+}
+
+// Hung returns how many requests the gateway has held.
+func (g *Gateway) Hung() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hung
 }
 
 func (g *Gateway) notify(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +101,15 @@ func (g *Gateway) notify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.mu.Lock()
+	if hang := g.hang; hang != nil {
+		g.hung++
+		g.mu.Unlock()
+		select { // hold the request until the test ends or the client gives up
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		return
+	}
 	if g.failures > 0 {
 		g.failures--
 		g.mu.Unlock()
