@@ -4,7 +4,6 @@ package dctest
 
 import (
 	"context"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -27,13 +26,6 @@ import (
 // is lost or delivered twice.
 func TestEncryptedChatThroughDataCenterLoss(t *testing.T) {
 	skipShort(t)
-	// Quarantined, not loosened: the room key pending for bob does not
-	// reach him in about one run of four under -race (also at e330606,
-	// before the conformance work): a known, unexplained bug, written up in
-	// docs/DESIGN.md "Known gaps". PLANB_KNOWN_FAILURES=1 runs it.
-	if os.Getenv("PLANB_KNOWN_FAILURES") != "1" {
-		t.Skip("known failure: a to-device room key pending while its data center is SIGKILLed sometimes never arrives (DESIGN.md, Known gaps); PLANB_KNOWN_FAILURES=1 runs it")
-	}
 	c := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -31,7 +31,8 @@ type Peer struct {
 	storeMu sync.Mutex
 
 	mu        sync.Mutex
-	plain     map[id.RoomID][]string // decrypted message bodies, in order
+	keyWaits  int                    // events waiting for their room keys (see decrypt)
+	plain     map[id.RoomID][]string // decrypted message bodies, in the order decrypted
 	sessions  map[id.RoomID]map[id.SessionID]bool
 	failures  []error        // undecryptable events
 	toDevice  map[string]int // to-device events seen, by sender and ciphertext
@@ -82,19 +83,60 @@ func (p *Peer) countToDevice(_ context.Context, resp *mautrix.RespSync, _ string
 	return true
 }
 
+// keyWait is how long a peer waits for the room key of a message it could
+// not decrypt: as long as mautrix's CryptoHelper waits (3 s, then 22 s).
+const keyWait = 25 * time.Second
+
+// decrypt handles an encrypted room event. It runs inside the sync loop,
+// so it must not wait there for the event's room key: the key is a
+// to-device message, and a server may hand it out with a later sync than
+// the event (planb does when its to-device stream could not be read, as
+// during a leader election after a data center's loss). The next sync
+// could not come while this handler blocks. Like mautrix's CryptoHelper
+// (HandleEncrypted), a peer waits for a missing key off the sync loop and
+// decrypts again when the key has come.
 func (p *Peer) decrypt(ctx context.Context, evt *event.Event) {
-	var dec *event.Event
-	var err error
-	// The room key may come with the same sync as the message, or just
-	// after it: wait for it a little, as clients do.
-	for range 50 {
-		if dec, err = p.Mach.DecryptMegolmEvent(ctx, evt); err == nil || !errors.Is(err, crypto.ErrNoSessionFound) {
-			break
-		}
-		if p.Mach.WaitForSession(ctx, evt.RoomID, evt.Content.AsEncrypted().SenderKey, evt.Content.AsEncrypted().SessionID, 200*time.Millisecond) {
-			continue
-		}
+	dec, err := p.Mach.DecryptMegolmEvent(ctx, evt)
+	if !errors.Is(err, crypto.ErrNoSessionFound) {
+		p.decrypted(evt, dec, err)
+		return
 	}
+	// Not tied to the sync's context: a sync loop stopped and started
+	// again still gets the key (a client keeps its undecrypted events).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keyWait)
+	p.mu.Lock()
+	p.keyWaits++
+	p.mu.Unlock()
+	go func() {
+		defer cancel()
+		c := evt.Content.AsEncrypted()
+		if p.Mach.WaitForSession(wctx, evt.RoomID, c.SenderKey, c.SessionID, keyWait) {
+			dec, err = p.Mach.DecryptMegolmEvent(wctx, evt)
+		}
+		p.decrypted(evt, dec, err)
+		p.mu.Lock()
+		p.keyWaits--
+		p.notify()
+		p.mu.Unlock()
+	}()
+}
+
+// settle waits until no event waits for its room key any more (at most
+// keyWait after the last one came).
+func (p *Peer) settle() {
+	for {
+		p.mu.Lock()
+		n, ch := p.keyWaits, p.changed
+		p.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		<-ch
+	}
+}
+
+// decrypted records the outcome of decrypting evt: dec, or the error.
+func (p *Peer) decrypted(evt *event.Event, dec *event.Event, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.notify()
@@ -324,10 +366,12 @@ func (p *Peer) History(ctx context.Context, room id.RoomID) ([]string, error) {
 }
 
 // CheckClean fails t for every event a peer could not decrypt and every
-// to-device message a peer received more than once.
+// to-device message a peer received more than once. It first waits for
+// the events still waiting for their room keys (at most keyWait).
 func CheckClean(t testing.TB, peers ...*Peer) {
 	t.Helper()
 	for _, p := range peers {
+		p.settle()
 		if f := p.Failures(); len(f) > 0 {
 			t.Errorf("%s could not decrypt: %v", p.Client.UserID, f)
 		}
