@@ -89,14 +89,21 @@ func newPushDelivery(s *Service) *pushDelivery {
 		// A gateway's redirect is not followed: the pusher names the URL.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	return &pushDelivery{s: s, client: client, hosts: map[string]*gatewayHost{},
-		idx: pusherIndex{by: map[string]map[string]pusher{}}}
+		idx: pusherIndex{by: map[string]map[string]indexedPusher{}}}
 }
 
 // pusherIndex is every user's pushers, followed from the pushers bucket
 // (derived: rebuilt from the bucket at every start).
 type pusherIndex struct {
 	mu sync.RWMutex
-	by map[string]map[string]pusher // user → bucket key → pusher
+	by map[string]map[string]indexedPusher // user → bucket key → pusher
+}
+
+// indexedPusher is a pusher and, for an http pusher with a good URL, what
+// sending to it needs (read once, when followed).
+type indexedPusher struct {
+	pusher
+	prep *pushgateway.Prepared
 }
 
 func (x *pusherIndex) has(user string) bool {
@@ -105,10 +112,10 @@ func (x *pusherIndex) has(user string) bool {
 	return len(x.by[user]) > 0
 }
 
-func (x *pusherIndex) of(user string) []pusher {
+func (x *pusherIndex) of(user string) []indexedPusher {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]pusher, 0, len(x.by[user]))
+	out := make([]indexedPusher, 0, len(x.by[user]))
 	for _, p := range x.by[user] {
 		out = append(out, p)
 	}
@@ -126,9 +133,15 @@ func (x *pusherIndex) set(user, key string, p *pusher) {
 		return
 	}
 	if x.by[user] == nil {
-		x.by[user] = map[string]pusher{}
+		x.by[user] = map[string]indexedPusher{}
 	}
-	x.by[user][key] = *p
+	ip := indexedPusher{pusher: *p}
+	if p.Kind == pusherKindHTTP {
+		// A bad URL was refused when set; a record that has one anyway
+		// is kept (it is listed) but never sent to.
+		ip.prep, _ = pushgateway.Pusher{AppID: p.AppID, PushKey: p.PushKey, SetAt: time.UnixMilli(p.CreatedTS), Data: p.Data}.Prepare()
+	}
+	x.by[user][key] = ip
 }
 
 // followPushers keeps the index up to date with the pushers bucket.
@@ -350,11 +363,10 @@ func (c *cursorSaver) save(ctx context.Context) bool {
 
 // pushJob is one notification for one pusher.
 type pushJob struct {
-	user    string
-	pusher  pusher
-	gateway string
-	n       pushgateway.Notification
-	sentAt  time.Time // the event's origin_server_ts
+	user   string
+	pusher indexedPusher
+	n      pushgateway.Notification
+	sentAt time.Time // the event's origin_server_ts
 }
 
 // jobs returns a notice's notifications, one per pusher of each target,
@@ -375,20 +387,14 @@ func (d *pushDelivery) jobs(n projection.PushNotice) []pushJob {
 			prio = "high"
 		}
 		for _, p := range d.idx.of(t.UserID) {
-			if p.Kind != pusherKindHTTP || p.CreatedTS > n.Event.OriginServerTS {
+			if p.prep == nil || p.CreatedTS > n.Event.OriginServerTS {
 				continue
-			}
-			gp := pushgateway.Pusher{AppID: p.AppID, PushKey: p.PushKey, SetAt: time.UnixMilli(p.CreatedTS), Data: p.Data}
-			gateway, format, err := gp.Target()
-			if err != nil {
-				continue // checked when set; a record from elsewhere may still be bad
 			}
 			note := pushgateway.Notification{EventID: n.Event.EventID, RoomID: n.Event.RoomID, Type: n.Event.Type,
 				Sender: n.Event.Sender, SenderDisplayName: n.SenderName, RoomName: n.RoomName, UserIsTarget: t.IsTarget,
 				Prio: prio, Content: n.Event.Content, Counts: pushgateway.Counts{Unread: t.Unread},
-				Devices: []pushgateway.Device{gp.Device(tweaks)}}
-			out = append(out, pushJob{user: t.UserID, pusher: p, gateway: gateway, sentAt: sent,
-				n: pushgateway.Shape(note, format)})
+				Devices: []pushgateway.Device{p.prep.Device(tweaks)}}
+			out = append(out, pushJob{user: t.UserID, pusher: p, sentAt: sent, n: pushgateway.Shape(note, p.prep.Format)})
 		}
 	}
 	return out
@@ -430,7 +436,7 @@ func (h *gatewayHost) result(ok bool, backoff time.Duration) {
 // push stays for whichever node sends the partition's pushes next. A
 // failure worth retrying schedules the next attempt under life.
 func (d *pushDelivery) deliver(ctx, life context.Context, j pushJob, attempt int) bool {
-	h := d.host(j.pusher.pusherHost())
+	h := d.host(j.pusher.prep.Host)
 	backoff := pushBackoff << attempt
 	if h.down(time.Now()) {
 		d.retry(life, j, attempt, "gateway down")
@@ -442,13 +448,13 @@ func (d *pushDelivery) deliver(ctx, life context.Context, j pushJob, attempt int
 		return false
 	}
 	actx, cancel := context.WithTimeout(ctx, pushAttemptTimeout)
-	rejected, err := d.client.Notify(actx, j.gateway, j.n)
+	rejected, err := d.client.Notify(actx, j.pusher.prep.Gateway, j.n)
 	cancel()
 	<-h.sem
 	if ctx.Err() != nil && err != nil {
 		return false
 	}
-	log := d.s.log.With("user", j.user, "app_id", j.pusher.AppID, "gateway_host", j.pusher.pusherHost(), "event_id", j.n.EventID)
+	log := d.s.log.With("user", j.user, "app_id", j.pusher.AppID, "gateway_host", j.pusher.prep.Host, "event_id", j.n.EventID)
 	switch {
 	case err == nil:
 		h.result(true, 0)
@@ -476,7 +482,7 @@ func (d *pushDelivery) deliver(ctx, life context.Context, j pushJob, attempt int
 // retry schedules attempt+1 of job after its backoff, unless it has had
 // its retries or too many pushes are waiting on this node.
 func (d *pushDelivery) retry(life context.Context, j pushJob, attempt int, why string) {
-	log := d.s.log.With("user", j.user, "app_id", j.pusher.AppID, "gateway_host", j.pusher.pusherHost(), "event_id", j.n.EventID)
+	log := d.s.log.With("user", j.user, "app_id", j.pusher.AppID, "gateway_host", j.pusher.prep.Host, "event_id", j.n.EventID)
 	if attempt >= pushRetries {
 		d.s.m.pushes.WithLabelValues("failed").Inc()
 		log.Warn("push given up after its retries", "attempts", attempt+1, "last_error", why)
@@ -499,11 +505,6 @@ func (d *pushDelivery) retry(life context.Context, j pushJob, attempt int, why s
 		}
 		d.deliver(life, life, j, attempt+1)
 	}()
-}
-
-// pusherHost is the gateway host of a pusher, for limits and logs.
-func (p pusher) pusherHost() string {
-	return pushgateway.Pusher{Data: p.Data}.Host()
 }
 
 // pushWindow tracks which sequences of a partition have had every first

@@ -7,7 +7,6 @@ package pushgateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // Path is the notify endpoint every pusher's data.url must name.
@@ -63,46 +64,49 @@ type Pusher struct {
 	Data  json.RawMessage
 }
 
-// Target returns the pusher's gateway URL and data.format.
-func (p Pusher) Target() (gateway, format string, err error) {
+// Prepared is a pusher ready to be sent to: what its data says, read
+// once.
+type Prepared struct {
+	// Gateway is the notify URL; Format the data.format ("" for the full
+	// notification).
+	Gateway, Format string
+	// Host is the gateway's host:port, for limits per gateway. It never
+	// includes credentials, so it can be logged.
+	Host   string
+	device Device
+}
+
+// Prepare reads the pusher's data: an http(s) data.url, and data.format.
+func (p Pusher) Prepare() (*Prepared, error) {
 	var d struct {
 		URL    string `json:"url"`
 		Format string `json:"format"`
 	}
 	if err := json.Unmarshal(p.Data, &d); err != nil {
-		return "", "", fmt.Errorf("pusher data: %w", err)
+		return nil, fmt.Errorf("pusher data: %w", err)
 	}
 	u, err := url.Parse(d.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", fmt.Errorf("pusher data.url is not an http(s) URL")
+		return nil, fmt.Errorf("pusher data.url is not an http(s) URL")
 	}
-	return d.URL, d.Format, nil
-}
-
-// Host is the gateway's host:port, for limits per gateway ("" when the URL
-// is bad). It never includes credentials, so it can be logged.
-func (p Pusher) Host() string {
-	g, _, err := p.Target()
-	if err != nil {
-		return ""
-	}
-	u, _ := url.Parse(g)
-	return u.Host
-}
-
-// Device returns the device entry of the pusher with the given tweaks.
-func (p Pusher) Device(tweaks map[string]any) Device {
-	d := Device{AppID: p.AppID, PushKey: p.PushKey, Tweaks: tweaks}
+	pr := &Prepared{Gateway: d.URL, Format: d.Format, Host: u.Host, device: Device{AppID: p.AppID, PushKey: p.PushKey}}
 	if !p.SetAt.IsZero() {
-		d.PushKeyTS = p.SetAt.Unix()
+		pr.device.PushKeyTS = p.SetAt.Unix()
 	}
 	var data map[string]json.RawMessage
 	if json.Unmarshal(p.Data, &data) == nil {
 		delete(data, "url")
 		if len(data) > 0 {
-			d.Data, _ = json.Marshal(data) // re-encoding decoded JSON cannot fail
+			pr.device.Data, _ = json.Marshal(data) // re-encoding decoded JSON cannot fail
 		}
 	}
+	return pr, nil
+}
+
+// Device returns the device entry of the pusher with the given tweaks.
+func (p *Prepared) Device(tweaks map[string]any) Device {
+	d := p.device
+	d.Tweaks = tweaks
 	return d
 }
 
@@ -114,6 +118,11 @@ func Shape(n Notification, format string) Notification {
 		return n
 	}
 	return Notification{EventID: n.EventID, RoomID: n.RoomID, Prio: n.Prio, Counts: n.Counts, Devices: n.Devices}
+}
+
+// notifyBody is the request body.
+type notifyBody struct {
+	Notification Notification `json:"notification"`
 }
 
 // ErrPermanent wraps a gateway's refusal that retrying cannot change (a
@@ -133,7 +142,7 @@ const maxResponse = 64 << 10
 // the gateway refused this notification for good; any other error is worth
 // retrying (network failure, timeout, 5xx, 429).
 func (c *Client) Notify(ctx context.Context, gateway string, n Notification) (rejected []string, err error) {
-	body, err := json.Marshal(map[string]Notification{"notification": n})
+	body, err := json.Marshal(notifyBody{n})
 	if err != nil {
 		return nil, fmt.Errorf("encode notification: %w", err)
 	}

@@ -13,15 +13,15 @@ import (
 func TestDeviceAndShape(t *testing.T) {
 	p := Pusher{AppID: "a", PushKey: "k", SetAt: time.Unix(1700000000, 0),
 		Data: json.RawMessage(`{"url":"https://user:secret@gw.example/_matrix/push/v1/notify","format":"event_id_only","x":1}`)}
-	gw, format, err := p.Target()
-	if err != nil || format != FormatEventIDOnly || !strings.HasPrefix(gw, "https://") {
-		t.Fatalf("Target = %q %q %v", gw, format, err)
+	pr, err := p.Prepare()
+	if err != nil || pr.Format != FormatEventIDOnly || !strings.HasPrefix(pr.Gateway, "https://") {
+		t.Fatalf("Prepare = %+v %v", pr, err)
 	}
-	if h := p.Host(); h != "gw.example" {
-		t.Errorf("Host = %q, want gw.example (no credentials)", h)
+	if pr.Host != "gw.example" {
+		t.Errorf("Host = %q, want gw.example (no credentials)", pr.Host)
 	}
-	d := p.Device(map[string]any{"sound": "default"})
-	if d.PushKeyTS != 1700000000 || strings.Contains(string(d.Data), "url") || !strings.Contains(string(d.Data), `"format"`) {
+	d := pr.Device(map[string]any{"sound": "default"})
+	if d.PushKeyTS != 1700000000 || strings.Contains(string(d.Data), "url") || !strings.Contains(string(d.Data), `"format"`) || d.Tweaks["sound"] != "default" {
 		t.Errorf("Device = %+v data %s", d, d.Data)
 	}
 	n := Notification{EventID: "$e", RoomID: "!r", Type: "m.room.message", Sender: "@a:b", Content: json.RawMessage(`{"body":"secret"}`),
@@ -34,8 +34,8 @@ func TestDeviceAndShape(t *testing.T) {
 		t.Errorf("full shape lost fields: %+v", full)
 	}
 	for _, bad := range []string{`{"url":"ftp://x/_matrix/push/v1/notify"}`, `{"url":"/relative"}`, `[]`} {
-		if _, _, err := (Pusher{Data: json.RawMessage(bad)}).Target(); err == nil {
-			t.Errorf("Target(%s) accepted", bad)
+		if _, err := (Pusher{Data: json.RawMessage(bad)}).Prepare(); err == nil {
+			t.Errorf("Prepare(%s) accepted", bad)
 		}
 	}
 }
