@@ -242,3 +242,30 @@ func TestPushHungGateway(t *testing.T) {
 		t.Errorf("%d sends took %.1f s with a hung gateway", n, sent.Seconds())
 	}
 }
+
+// TestPushAcrossRestart: after the node restarts, a new message is pushed
+// (the pushers are followed again from their bucket before any event is
+// looked at), and what was pushed before the restart is not pushed again
+// (the partition's cursor is replicated, not the node's).
+func TestPushAcrossRestart(t *testing.T) {
+	srv := startServer(t)
+	ctx := t.Context()
+	gw := pushgwtest.Start(t)
+	alice := newUser(t, srv, "alice")
+	bob := newUser(t, srv, "bob")
+	setPusher(t, bob, "bob-phone", "", gw)
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	must(t, "create room", err)
+	_, err = bob.JoinRoomByID(ctx, room.RoomID)
+	must(t, "bob joins", err)
+	before := sendText(t, alice, room.RoomID, "before the restart")
+	pushFor(t, gw, before, "bob-phone")
+	// The saved cursor moves at most every 250 ms after a push.
+	time.Sleep(time.Second)
+	srv.restart(t)
+	after := sendText(t, alice, room.RoomID, "after the restart")
+	pushFor(t, gw, after, "bob-phone")
+	if n := pushesTo(gw, before, "bob-phone"); n != 1 {
+		t.Errorf("the message before the restart was pushed %d times", n)
+	}
+}

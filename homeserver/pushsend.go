@@ -3,6 +3,7 @@ package homeserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -89,14 +90,43 @@ func newPushDelivery(s *Service) *pushDelivery {
 		// A gateway's redirect is not followed: the pusher names the URL.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	return &pushDelivery{s: s, client: client, hosts: map[string]*gatewayHost{},
-		idx: pusherIndex{by: map[string]map[string]indexedPusher{}}}
+		idx: pusherIndex{by: map[string]map[string]indexedPusher{}, moved: make(chan struct{})}}
 }
 
 // pusherIndex is every user's pushers, followed from the pushers bucket
 // (derived: rebuilt from the bucket at every start).
 type pusherIndex struct {
-	mu sync.RWMutex
-	by map[string]map[string]indexedPusher // user → bucket key → pusher
+	mu  sync.RWMutex
+	by  map[string]map[string]indexedPusher // user → bucket key → pusher
+	pos uint64                              // the bucket stream's sequence applied
+	// moved is closed and replaced whenever pos moves.
+	moved chan struct{}
+}
+
+// applied records that the index has applied the bucket up to seq.
+func (x *pusherIndex) applied(seq uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.pos = max(x.pos, seq)
+	close(x.moved)
+	x.moved = make(chan struct{})
+}
+
+// waitFor blocks until the index has applied seq, or ctx ends.
+func (x *pusherIndex) waitFor(ctx context.Context, seq uint64) error {
+	for {
+		x.mu.RLock()
+		pos, moved := x.pos, x.moved
+		x.mu.RUnlock()
+		if pos >= seq {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the pushers index: %w", ctx.Err())
+		}
+	}
 }
 
 // indexedPusher is a pusher and, for an http pusher with a good URL, what
@@ -148,6 +178,7 @@ func (x *pusherIndex) set(user, key string, p *pusher) {
 func (d *pushDelivery) followPushers(ctx context.Context) error {
 	b := jetstream.BucketPushers
 	return d.s.engine.Follow(ctx, jetstream.BucketStream(b), 1, func(m jetstream.RawMsg) error {
+		defer d.idx.applied(m.Seq)
 		key := jetstream.BucketKey(b, m.Subject)
 		parts := strings.Split(key, ".")
 		if len(parts) != 3 {
@@ -232,15 +263,15 @@ func (d *pushDelivery) run(ctx context.Context) error {
 func cursorKey(p int) string { return "p" + strconv.Itoa(p) }
 
 // loadCursor reads partition p's cursor, creating it at the stream's start
-// when there is none (pushers set before an event are then pushed for it;
-// older events are never pushed, see deliverable).
+// when there is none (a pusher is sent only events newer than itself, see
+// jobs, so an old log does not push its history).
 func (d *pushDelivery) loadCursor(ctx context.Context, p int) (pushCursor, uint64, error) {
 	for {
 		e, err := d.s.engine.GetLeader(ctx, jetstream.BucketPushCursors, cursorKey(p))
 		if err == nil {
 			var c pushCursor
 			if err := json.Unmarshal(e.Value, &c); err != nil {
-				return pushCursor{}, 0, errors.Join(errors.New("decode push cursor"), err)
+				return pushCursor{}, 0, fmt.Errorf("decode push cursor of partition %d: %w", p, err)
 			}
 			return c, e.Revision, nil
 		}
@@ -264,6 +295,15 @@ func (d *pushDelivery) partition(ctx, life context.Context, p int) error {
 	defer cancel()
 	cur, rev, err := d.loadCursor(ctx, p)
 	if err != nil {
+		return err
+	}
+	// Every pusher set before now is known before any event is looked at:
+	// a node that just started must not miss the pushers of early events.
+	last, err := d.s.engine.StreamLastSeq(ctx, jetstream.BucketStream(jetstream.BucketPushers))
+	if err != nil {
+		return fmt.Errorf("pushers bucket: %w", err)
+	}
+	if err := d.idx.waitFor(ctx, last); err != nil {
 		return err
 	}
 	d.s.log.Info("sending the pushes of a partition", "partition", p, "from_seq", cur.Seq+1)
