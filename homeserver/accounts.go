@@ -406,7 +406,6 @@ func (s *Service) Deactivate(ctx context.Context, sess Session, auth *UIAuth) er
 	return s.LogoutAll(ctx, sess.UserID, "")
 }
 
-// updateAccount applies fn to the account with compare-and-set.
 // updateAccount applies fn to the account with compare-and-set and
 // returns the account's new revision.
 func (s *Service) updateAccount(ctx context.Context, userID string, fn func(*account)) (uint64, error) {
