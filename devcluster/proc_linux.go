@@ -28,22 +28,41 @@ func sysProcAttr(tied bool) *syscall.SysProcAttr {
 	return a
 }
 
-// processAlive reports whether pid is a running process (a zombie, dead but
-// not yet reaped, counts as gone).
+// processAlive reports whether pid is a running process. A process whose
+// every thread has exited (a zombie, dead but not yet reaped) counts as gone;
+// one whose main thread is a zombie while other threads still exit does not:
+// those threads still hold its files, listening sockets included, so a
+// restart on the same ports would fail with "address already in use" (seen
+// in CI right after a SIGKILL of a Go process).
 func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
 		return false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return false
 	}
-	// The state follows the parenthesised command name: "pid (comm) S ...".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			continue // the thread is gone
+		}
+		if taskRunning(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// taskRunning reads a /proc stat line, "tid (comm) S ...": every state but
+// zombie (Z) and dead (X) is a thread that still runs or can run.
+func taskRunning(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
 		return true
 	}
-	return b[i+2] != 'Z'
+	return stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 // isOurProcess reports whether pid runs exactly args, so a pid that the
