@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/planb-chat/planb"
+	"github.com/planb-chat/planb/compensation"
 	"github.com/planb-chat/planb/homeserver"
 	"github.com/planb-chat/planb/jetstream"
 )
@@ -29,10 +30,27 @@ type Policy struct {
 	// leaderships are spread evenly (only the engine's meta leader acts);
 	// 0 turns automatic rebalancing off.
 	RebalanceEvery planb.Duration `json:"rebalance_every"`
+	// IncidentAfter is how long a data center must be silent, or a
+	// partition without a leader, before the cluster opens an incident.
+	IncidentAfter planb.Duration `json:"incident_after"`
+	// NoticeAfter is how long an incident must have affected a user before
+	// they get a server notice about it (Korean law: two hours).
+	NoticeAfter planb.Duration `json:"notice_after"`
+	// NoticeDrills sends notices for incidents a drill caused too.
+	NoticeDrills bool `json:"notice_drills"`
+	// NoticeLanguage is the language ("ko" or "en") of the notices of
+	// users whose client did not say which one they read.
+	NoticeLanguage string `json:"notice_language"`
+	// Compensation is the published rule by which affected users are
+	// compensated.
+	Compensation compensation.Policy `json:"compensation"`
 }
 
 // DefaultPolicy returns the default policy.
-func DefaultPolicy() Policy { return Policy{RebalanceEvery: planb.Duration(15 * time.Second)} }
+func DefaultPolicy() Policy {
+	return Policy{RebalanceEvery: planb.Duration(15 * time.Second), IncidentAfter: planb.Duration(5 * time.Second),
+		NoticeAfter: planb.Duration(2 * time.Hour), NoticeLanguage: "ko", Compensation: compensation.DefaultPolicy()}
+}
 
 // observeEvery is how often a node records the log streams' replica lag
 // and leader changes.
@@ -52,25 +70,29 @@ type Ops struct {
 	// Lock rule: mu guards leaders.
 	mu      sync.Mutex
 	leaders map[string]string
+	// incidents detects and records incidents (see incidents.go); status
+	// is the last status page built (incidentapi.go).
+	incidents *detector
+	status    statusCache
 }
 
 // New returns the cluster operations of the node running hs on engine,
 // registering their metrics on reg (which may be nil). Call Run for the
 // background work.
 func New(policy Policy, engine *jetstream.Engine, hs *homeserver.Service, log *slog.Logger, reg prometheus.Registerer) *Ops {
-	return &Ops{policy: policy, log: log, engine: engine, hs: hs, m: newMetrics(reg), leaders: map[string]string{}}
+	o := &Ops{policy: policy, log: log, engine: engine, hs: hs, m: newMetrics(reg), leaders: map[string]string{}}
+	o.incidents = newDetector(o)
+	return o
 }
 
-// Run rebalances leaderships by itself and observes the log streams until
-// ctx ends.
+// Run rebalances leaderships by itself, observes the log streams and
+// detects incidents until ctx ends.
 func (o *Ops) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		o.observe(ctx)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { o.observe(ctx) })
+	wg.Go(func() { o.incidents.run(ctx) })
 	err := o.autoRebalance(ctx)
-	<-done
+	wg.Wait()
 	return err
 }
 
@@ -136,6 +158,7 @@ type metrics struct {
 	lag           *prometheus.GaugeVec
 	leaderChanges *prometheus.CounterVec
 	autoMoves     *prometheus.CounterVec
+	notices       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -146,9 +169,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Leader changes of a log stream seen by this node."}, []string{"stream"}),
 		autoMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_auto_rebalance_moves_total",
 			Help: "Stream leaderships this node moved by itself to spread them evenly, by result (ok, error)."}, []string{"result"}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "planb_incident_notices_total",
+			Help: "Server notices about incidents this node sent, by kind (notice, followup)."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.leaderChanges, m.autoMoves)
+		reg.MustRegister(m.lag, m.leaderChanges, m.autoMoves, m.notices)
 	}
 	return m
 }

@@ -71,8 +71,8 @@ func freeBase(t testing.TB) int {
 }
 
 // startCluster starts a three-data-center cluster and waits until every
-// data center is ready.
-func startCluster(t testing.TB) *cluster {
+// data center is ready; serveArgs are added to every node's command.
+func startCluster(t testing.TB, serveArgs ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -82,7 +82,7 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatal(err)
 	}
 	cfg := devcluster.Config{Binary: planbBinary, DataDir: dir, BasePort: freeBase(t), DCs: 3,
-		Log: slog.New(slog.NewTextHandler(logf, nil)), Stdout: io.Discard}
+		Log: slog.New(slog.NewTextHandler(logf, nil)), Stdout: io.Discard, ServeArgs: serveArgs}
 	go func() { c.done <- devcluster.Run(ctx, cfg) }()
 	t.Cleanup(func() { c.stop(); logf.Close() })
 	testutil.WaitFor(t, 3*time.Minute, "cluster.json", func() error {

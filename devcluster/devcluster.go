@@ -101,6 +101,9 @@ type Config struct {
 	// the package's ReadyTimeout. Nodes that rebuild large read models
 	// from their logs need longer.
 	ReadyTimeout time.Duration
+	// ServeArgs are added to every data center's `planb serve` command
+	// (tests use them to shorten thresholds such as --notice-after).
+	ServeArgs []string
 }
 
 // Validate reports every problem of the configuration at once.
@@ -225,6 +228,7 @@ func layout(cfg Config) *ClusterFile {
 			args = append(args, "--route", addr(p.link(n, m)))
 		}
 		args = append(args, endpoints...)
+		args = append(args, cfg.ServeArgs...)
 		f.DataCenters = append(f.DataCenters, DataCenter{
 			Name: name, URL: "http://" + addr(p.http(n)), DataDir: dir,
 			Log: filepath.Join(dir, "planb.log"), ClusterListen: addr(p.cluster(n)), Args: args,

@@ -122,6 +122,9 @@ func (s *Service) UsernameAvailable(ctx context.Context, local string) error {
 	if !planb.ValidLocalpart(local) {
 		return planb.Errorf(planb.CodeInvalidUsername, 400, "user names may contain only a-z, 0-9 and ._=-/+")
 	}
+	if local == s.cfg.ServerNoticesUser {
+		return planb.Errorf(planb.CodeExclusive, 400, "user name %s is reserved for server notices", local)
+	}
 	_, _, err := s.getAccount(ctx, local)
 	switch {
 	case err == nil:
@@ -215,6 +218,9 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (*LoginResp
 	}
 	if !planb.ValidLocalpart(local) {
 		return nil, planb.Errorf(planb.CodeInvalidUsername, 400, "user names may contain only a-z, 0-9 and ._=-/+")
+	}
+	if local == s.cfg.ServerNoticesUser {
+		return nil, planb.Errorf(planb.CodeExclusive, 400, "user name %s is reserved for server notices", local)
 	}
 	if len(req.Password) == 0 {
 		return nil, planb.MissingParam("password is required")

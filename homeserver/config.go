@@ -42,6 +42,9 @@ type Config struct {
 	// RefreshableTokenLifetime is how long an access token that came with
 	// a refresh token lives (tokens without one live until logout).
 	RefreshableTokenLifetime planb.Duration `json:"refreshable_token_lifetime"`
+	// ServerNoticesUser is the localpart of the user that sends server
+	// notices (the notices about incidents); nobody can register it.
+	ServerNoticesUser string `json:"server_notices_user"`
 }
 
 // DefaultConfig returns the defaults of every option.
@@ -54,5 +57,6 @@ func DefaultConfig() Config {
 		PresenceTimeout: planb.Duration(5 * time.Minute),
 
 		RefreshableTokenLifetime: planb.Duration(5 * time.Minute),
+		ServerNoticesUser:        "notices",
 	}
 }

@@ -77,9 +77,10 @@ func (s *Service) SetPresence(ctx context.Context, sess Session, userID, presenc
 		return planb.InvalidParam("status_msg is longer than %d bytes", maxStatusMsg)
 	}
 	now := time.Now()
-	next := projection.PresenceRecord{Presence: presence, StatusMsg: statusMsg, LastActiveMS: now.UnixMilli()}
 	rev, _, err := s.updatePresence(ctx, userID, func(cur projection.PresenceRecord, ok bool) (projection.PresenceRecord, bool) {
-		return next, !ok || !cur.SameState(next) || s.activityDue(cur, now)
+		next := cur.At(s.cfg.DataCenter, now)
+		next.Presence, next.StatusMsg = presence, statusMsg
+		return next, !ok || !cur.SameState(next) || cur.DataCenter != next.DataCenter || s.activityDue(cur, now)
 	})
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func (s *Service) syncPresence(ctx context.Context, user, set string) {
 	}
 	now := time.Now()
 	due := func(cur projection.PresenceRecord, ok bool) bool {
-		return !ok || cur.Presence != set || s.activityDue(cur, now)
+		return !ok || cur.Presence != set || cur.DataCenter != s.cfg.DataCenter || s.activityDue(cur, now)
 	}
 	if cur, _, ok := s.model.Presence(user); !due(cur, ok) {
 		return // the common case: nothing to write, nothing asked of the engine
@@ -146,8 +147,8 @@ func (s *Service) syncPresence(ctx context.Context, user, set string) {
 	ctx, cancel := context.WithTimeout(ctx, presenceWriteWait)
 	defer cancel()
 	rev, changed, err := s.updatePresence(ctx, user, func(cur projection.PresenceRecord, ok bool) (projection.PresenceRecord, bool) {
-		next := cur
-		next.Presence, next.LastActiveMS = set, now.UnixMilli()
+		next := cur.At(s.cfg.DataCenter, now)
+		next.Presence = set
 		return next, due(cur, ok)
 	})
 	if err != nil {

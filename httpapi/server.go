@@ -67,6 +67,7 @@ func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Option
 	a.routesAdmin()
 	a.routesBench()
 	a.routesRelations()
+	a.routesIncidents()
 	if opts.Extra != nil {
 		opts.Extra(a.mux)
 	}
@@ -283,6 +284,11 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request, homeserver.Sessi
 			return
 		}
 		h(w, r, sess)
+		// A server error is unavailability the user suffered: the incident
+		// ledger counts it if an incident covers it.
+		if sw, ok := w.(*statusWriter); ok && sw.status >= 500 {
+			a.ops.NoteServerError(sess.UserID, time.Now())
+		}
 	}
 }
 

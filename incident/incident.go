@@ -45,6 +45,9 @@ type Incident struct {
 	DrillID string `json:"drill_id,omitempty"`
 	// OpenedBy is the node that detected it first (the others joined).
 	OpenedBy string `json:"opened_by"`
+	// NoticesDone is set once every follow-up notice of a closed incident
+	// was sent.
+	NoticesDone bool `json:"notices_done,omitempty"`
 }
 
 // Open reports whether the incident has not ended.

@@ -47,6 +47,10 @@ const (
 	// BucketPushCursors holds, per partition, the last sequence whose
 	// pushes were all attempted (see homeserver/pushsend.go).
 	BucketPushCursors = "push_cursors" // p<partition> → {"seq", "node", "ts"}
+	// BucketIncidents is the incident ledger (see package incident): the
+	// cluster's own record of its outages, who they affected, the notices
+	// sent and the damage reports filed.
+	BucketIncidents = "incidents" // open.…, inc.<id>, aff.<id>.<user>, rep.<id>.<user>.<txn>, room.<user>
 )
 
 // ToDeviceTxnWindow is how long a to-device send's transaction ID is
@@ -112,6 +116,7 @@ var bucketSpecs = []bucketSpec{
 	{BucketPushers, 1, "pushers: where to send a user's push notifications", 0},
 	{BucketPresence, 1, "presence: each user's online state, status message and last activity", 0},
 	{BucketPushCursors, 1, "push delivery: per partition, the last event sequence whose pushes were sent", 0},
+	{BucketIncidents, 1, "the incident ledger: outages, affected users, notices, damage reports", 0},
 }
 
 // specOf returns the declared spec of bucket name. It panics on an

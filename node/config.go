@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/planb-chat/planb"
 	"github.com/planb-chat/planb/cluster"
 	"github.com/planb-chat/planb/faultnet"
 	"github.com/planb-chat/planb/homeserver"
@@ -181,6 +182,21 @@ func (c Config) Validate() error {
 	}
 	if d := c.RefreshableTokenLifetime.Std(); d < time.Second || d > 30*24*time.Hour {
 		bad("refreshable_token_lifetime %s: want between 1s and 720h", d)
+	}
+	if d := c.IncidentAfter.Std(); d < time.Second || d > time.Hour {
+		bad("incident_after %s: want between 1s and 1h", d)
+	}
+	if d := c.NoticeAfter.Std(); d < time.Second || d > 30*24*time.Hour {
+		bad("notice_after %s: want between 1s and 720h (the Korean rule is 2h)", d)
+	}
+	if c.NoticeLanguage != "ko" && c.NoticeLanguage != "en" {
+		bad("notice_language %q: want \"ko\" or \"en\"", c.NoticeLanguage)
+	}
+	if err := c.Compensation.Validate(); err != nil {
+		bad("compensation: %v", err)
+	}
+	if !planb.ValidLocalpart(c.ServerNoticesUser) {
+		bad("server_notices_user %q: not a valid user name", c.ServerNoticesUser)
 	}
 	return errors.Join(errs...)
 }

@@ -40,6 +40,27 @@ type PresenceRecord struct {
 	// reads the bucket afresh (holding only the newest record of each
 	// user) still knows since when the state is what it is.
 	ChangedRev uint64 `json:"changed_rev,omitempty"`
+	// DataCenter is where the user was last active: the incident ledger
+	// uses it to tell whose sessions a lost data center stranded. A move
+	// to another data center is written at once (it is not a change of
+	// state: nobody is woken for it).
+	DataCenter string `json:"dc,omitempty"`
+	// MovedFrom and MovedAtMS say from which data center the user last
+	// moved to DataCenter, and when: a session a lost data center forced
+	// to move is affected by the incident until then.
+	MovedFrom string `json:"moved_from,omitempty"`
+	MovedAtMS int64  `json:"moved_at_ts,omitempty"`
+}
+
+// At returns r as written by a request of the user at data center dc at
+// now: active now, there, and when dc is another data center than the
+// last one, moved from it now.
+func (r PresenceRecord) At(dc string, now time.Time) PresenceRecord {
+	if r.DataCenter != "" && r.DataCenter != dc {
+		r.MovedFrom, r.MovedAtMS = r.DataCenter, now.UnixMilli()
+	}
+	r.DataCenter, r.LastActiveMS = dc, now.UnixMilli()
+	return r
 }
 
 // SameState reports whether r and o show the same state and status
@@ -119,6 +140,37 @@ func (m *Model) Presence(user string) (rec PresenceRecord, rev uint64, ok bool) 
 		return PresenceRecord{}, 0, false
 	}
 	return st.rec, st.rev, true
+}
+
+// ActiveAt returns the users last active at data center dc since since
+// (offline ones included: the sweep may have set them offline because the
+// data center stopped answering them).
+func (m *Model) ActiveAt(dc string, since time.Time) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ms := since.UnixMilli()
+	var out []string
+	for user, st := range m.presence {
+		if st.rec.DataCenter == dc && st.rec.LastActiveMS >= ms {
+			out = append(out, user)
+		}
+	}
+	return out
+}
+
+// MovedFrom returns the users who moved away from data center dc since
+// since, with when they moved.
+func (m *Model) MovedFrom(dc string, since time.Time) map[string]time.Time {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	ms := since.UnixMilli()
+	out := map[string]time.Time{}
+	for user, st := range m.presence {
+		if st.rec.MovedFrom == dc && st.rec.MovedAtMS >= ms {
+			out[user] = time.UnixMilli(st.rec.MovedAtMS)
+		}
+	}
+	return out
 }
 
 // StalePresence returns the users whose presence is not offline and who

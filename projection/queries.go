@@ -315,6 +315,28 @@ func (m *Model) Receipt(roomID, user, rtype string) (Receipt, bool) {
 	return Receipt{}, false
 }
 
+// PartitionMembers returns how many rooms partition p holds and the users
+// joined to any of them (each once, sorted).
+func (m *Model) PartitionMembers(p int) (rooms int, users []string) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	seen := map[string]bool{}
+	for id, r := range m.rooms {
+		if m.partitionOf(id) != p {
+			continue
+		}
+		rooms++
+		for uid := range r.members {
+			if !seen[uid] && r.membership(uid) == planb.MembershipJoin {
+				seen[uid] = true
+				users = append(users, uid)
+			}
+		}
+	}
+	sort.Strings(users)
+	return rooms, users
+}
+
 // RoomMembers returns the room's users with the given current membership.
 func (m *Model) RoomMembers(roomID, membership string) []string {
 	m.mu.RLock()
