@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -313,6 +315,18 @@ func TestIncidentThroughDataCenterLoss(t *testing.T) {
 	code, comp := httpDo(t, http.MethodGet, c.dc("dc1").URL+"/_planb/admin/v1/incidents/"+incID+"/compensation", c.file.AdminToken, nil)
 	if code != http.StatusOK || !bytes.Contains(comp, []byte(samID)) {
 		t.Errorf("compensation table: %d %s", code, comp)
+	}
+	clusterFile := filepath.Join(c.dir, "cluster.json")
+	for _, args := range [][]string{
+		{"reports", "--incident", incID, "--format", "csv"},
+		{"compensation", "--incident", incID},
+		{"incident", "--incident", incID},
+	} {
+		out, err := exec.Command(planbBinary, append(append([]string{"admin"}, args...), "--cluster", clusterFile)...).CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte(samID)) {
+			t.Errorf("planb admin %q: %v\n%s", args, err, out)
+		}
+		t.Logf("planb admin %s:\n%s", strings.Join(args, " "), out)
 	}
 
 	// A drill: the loss of dc3 while the drill lock is held.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -57,6 +58,10 @@ Usage:
   planb admin  status|drain|undrain|rebalance [flags]
                          ask a node for the cluster's status, evacuate its data
                          center, or spread stream leaders evenly again
+  planb admin  incidents|incident|reports|report-status|compensation [flags]
+                         the outages the cluster recorded, whom they affected,
+                         damage reports (export with --format csv), their
+                         status, and what the compensation rule pays
 
 Commands that work on a cluster (admin, drill, bench) take the same target
 flags: --cluster FILE (written by planb dev; admin and drill default to
@@ -77,9 +82,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cmd = newServeCmd()
 	case "admin":
 		if len(args) < 2 {
-			return fmt.Errorf("planb admin needs an action: status, drain, undrain or rebalance")
+			return fmt.Errorf("planb admin needs an action: status, drain, undrain, rebalance, %s", strings.Join(incidentActions, ", "))
 		}
 		cmd = &adminCmd{stdout: stdout, action: args[1]}
+		if slices.Contains(incidentActions, args[1]) {
+			cmd = &incidentsCmd{stdout: stdout, action: args[1]}
+		}
 		args = append([]string{"admin " + args[1]}, args[2:]...)
 	case "drill":
 		if len(args) > 1 && args[1] == "history" {
