@@ -59,10 +59,11 @@ func (o *Ops) StatusPage(ctx context.Context) (statuspage.Page, error) {
 }
 
 func (o *Ops) buildStatusPage(ctx context.Context, now time.Time) (statuspage.Page, error) {
-	hb, err := o.incidents.heartbeats(ctx)
+	ps, err := o.incidents.probes(ctx)
 	if err != nil {
 		return statuspage.Page{}, err
 	}
+	hb := heartbeats(ps)
 	ins, err := o.incidents.ledger.List(ctx)
 	if err != nil {
 		return statuspage.Page{}, err
@@ -77,7 +78,7 @@ func (o *Ops) buildStatusPage(ctx context.Context, now time.Time) (statuspage.Pa
 		dcs = append(dcs, statuspage.DataCenter{Name: dc, LastCommit: hb[dc], Ready: now.Sub(hb[dc]) <= o.policy.IncidentAfter.Std()})
 	}
 	for i := range ins {
-		ins[i].OpenedBy = "" // node names are not public
+		ins[i].OpenedBy, ins[i].Reason = "", "" // node names and internals are not public
 	}
 	return statuspage.Build(now, o.hs.Config().ServerName, dcs, ins), nil
 }

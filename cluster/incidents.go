@@ -16,7 +16,9 @@ import (
 // Incident detection. Every node looks, every second, at what the
 // replicated meta bucket and the engine say about the others: a data center
 // none of whose nodes committed its heartbeat for IncidentAfter is lost; a
-// partition of the room log without a leader for IncidentAfter is stalled.
+// partition of the room log without a leader for IncidentAfter is stalled;
+// a node that commits heartbeats saying it is not ready (a full disk, a
+// long rebuild) for IncidentAfter is an incident too.
 // The first node to see it opens the incident in the ledger, the others
 // join it (the ledger's open key is created once), and the first to see it
 // healed closes it. Only a node that can commit, and has been able to for a
@@ -56,9 +58,11 @@ type detector struct {
 	// canSince is since when this node has been able to commit (zero: it
 	// cannot now).
 	canSince time.Time
-	// stalledSince is since when each partition has had no leader.
-	stalledSince map[int]time.Time
-	lead         *incidentLead
+	// stalledSince is since when each partition has had no leader;
+	// notReadySince since when each node has said it is not ready.
+	stalledSince  map[int]time.Time
+	notReadySince map[string]time.Time
+	lead          *incidentLead
 
 	// Lock rule: errMu guards errs.
 	errMu sync.Mutex
@@ -66,7 +70,7 @@ type detector struct {
 }
 
 func newDetector(o *Ops) *detector {
-	d := &detector{o: o, ledger: incident.NewLedger(o.engine), stalledSince: map[int]time.Time{}, errs: map[string][]incident.Interval{}}
+	d := &detector{o: o, ledger: incident.NewLedger(o.engine), stalledSince: map[int]time.Time{}, notReadySince: map[string]time.Time{}, errs: map[string][]incident.Interval{}}
 	d.lead = newIncidentLead(o, d.ledger)
 	return d
 }
@@ -148,14 +152,20 @@ func (d *detector) openIncidents(ctx context.Context) (map[string]openIncident, 
 	return out, nil
 }
 
-// heartbeats returns the newest heartbeat of each data center, read
-// through the meta bucket's leader.
-func (d *detector) heartbeats(ctx context.Context) (map[string]time.Time, error) {
+// nodeProbe is one node's last heartbeat.
+type nodeProbe struct {
+	dc, node string
+	jetstream.Probe
+}
+
+// probes returns every node's last heartbeat, read through the meta
+// bucket's leader.
+func (d *detector) probes(ctx context.Context) ([]nodeProbe, error) {
 	keys, err := d.o.engine.Keys(ctx, jetstream.BucketMeta, jetstream.MetaProbePrefix+"*")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]time.Time{}
+	var out []nodeProbe
 	for _, k := range keys {
 		e, err := d.o.engine.GetLeader(ctx, jetstream.BucketMeta, k)
 		if err != nil {
@@ -164,13 +174,25 @@ func (d *detector) heartbeats(ctx context.Context) (map[string]time.Time, error)
 			}
 			return nil, err
 		}
-		dc, _, _ := strings.Cut(jetstream.DecodeKeyPart(strings.TrimPrefix(k, jetstream.MetaProbePrefix)), "/")
-		ms, _ := strconv.ParseInt(string(e.Value), 10, 64)
-		if t := time.UnixMilli(ms); t.After(out[dc]) {
-			out[dc] = t
+		dc, node, _ := strings.Cut(jetstream.DecodeKeyPart(strings.TrimPrefix(k, jetstream.MetaProbePrefix)), "/")
+		p, err := jetstream.ParseProbe(e.Value)
+		if err != nil {
+			continue
 		}
+		out = append(out, nodeProbe{dc: dc, node: node, Probe: p})
 	}
 	return out, nil
+}
+
+// heartbeats returns the newest heartbeat of each data center.
+func heartbeats(ps []nodeProbe) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, p := range ps {
+		if p.At.After(out[p.dc]) {
+			out[p.dc] = p.At
+		}
+	}
+	return out
 }
 
 // drill returns the drill holding the drill lock now, if any.
@@ -185,11 +207,12 @@ func (d *detector) drill(ctx context.Context, now time.Time) (string, bool) {
 // dataCenters opens an incident for each data center silent for longer
 // than IncidentAfter and closes those whose data center is back.
 func (d *detector) dataCenters(ctx context.Context, now time.Time, open map[string]openIncident) {
-	hb, err := d.heartbeats(ctx)
+	ps, err := d.probes(ctx)
 	if err != nil {
 		d.o.log.Debug("incidents: cannot read heartbeats", "err", err)
 		return
 	}
+	hb := heartbeats(ps)
 	self := d.o.hs.Config().DataCenter
 	if now.Sub(hb[self]) > healedAge {
 		return // this node's own heartbeat is not fresh: it cannot judge
@@ -218,6 +241,55 @@ func (d *detector) dataCenters(ctx context.Context, now time.Time, open map[stri
 			}
 			d.o.log.Info("incident closed: data center back", "incident", cur.ID, "datacenter", dc,
 				"lasted", now.Sub(cur.StartedAt).Round(time.Millisecond))
+		}
+	}
+	d.notReady(ctx, now, ps, open)
+}
+
+// notReady opens an incident for each node that answers heartbeats but has
+// said it is not ready for longer than IncidentAfter (a full disk, a long
+// rebuild), and closes those ready again or gone (a lost data center is
+// its own incident).
+func (d *detector) notReady(ctx context.Context, now time.Time, ps []nodeProbe, open map[string]openIncident) {
+	after := d.o.policy.IncidentAfter.Std()
+	seen := map[string]bool{}
+	for _, p := range ps {
+		seen[p.node] = true
+		cur, isOpen := open[string(incident.NodeNotReady)+"/"+p.node]
+		fresh := now.Sub(p.At) < healedAge
+		if p.NotReady == "" || !fresh {
+			delete(d.notReadySince, p.node)
+			if isOpen && (p.NotReady == "" && fresh || now.Sub(p.At) > after) {
+				if _, err := d.ledger.Close(ctx, cur.ID, cur.subject, now); err != nil {
+					d.o.log.Warn("incidents: cannot close an incident", "incident", cur.ID, "err", err)
+				} else {
+					d.o.log.Info("incident closed: node ready again", "incident", cur.ID, "node", p.node)
+				}
+			}
+			continue
+		}
+		since, ok := d.notReadySince[p.node]
+		if !ok {
+			d.notReadySince[p.node] = now
+			continue
+		}
+		if isOpen || now.Sub(since) <= after {
+			continue
+		}
+		drillID, drill := d.drill(ctx, now)
+		in, opened, err := d.ledger.Open(ctx, incident.Incident{Kind: incident.NodeNotReady, StartedAt: since.UTC(),
+			DataCenters: []string{p.dc}, Reason: p.NotReady, Drill: drill, DrillID: drillID, OpenedBy: d.o.engine.NodeName()}, p.node)
+		if err != nil {
+			d.o.log.Warn("incidents: cannot open an incident", "node", p.node, "err", err)
+			continue
+		}
+		if opened {
+			d.o.log.Warn("incident opened: node not ready", "incident", in.ID, "node", p.node, "reason", p.NotReady)
+		}
+	}
+	for node := range d.notReadySince {
+		if !seen[node] {
+			delete(d.notReadySince, node)
 		}
 	}
 }

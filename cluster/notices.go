@@ -68,7 +68,7 @@ func (l *incidentLead) tick(ctx context.Context, now time.Time, open map[string]
 			continue
 		}
 		switch in.Kind {
-		case incident.DataCenterLost:
+		case incident.DataCenterLost, incident.NodeNotReady:
 			l.stranded(ctx, in.Incident, users)
 		case incident.PartitionStalled:
 			l.stalled(ctx, in.Incident, users)

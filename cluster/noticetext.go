@@ -57,10 +57,14 @@ func what(lang string, in incident.Incident) string {
 	switch {
 	case lang == "ko" && in.Kind == incident.DataCenterLost:
 		return "데이터센터 " + where + " 장애"
+	case lang == "ko" && in.Kind == incident.NodeNotReady:
+		return "데이터센터 " + where + "의 서비스 중단"
 	case lang == "ko":
 		return "메시지 저장소 일부(파티션 " + partitions(in.Partitions) + ")의 쓰기 중단"
 	case in.Kind == incident.DataCenterLost:
 		return "an outage of data center " + where
+	case in.Kind == incident.NodeNotReady:
+		return "a stop of service at data center " + where
 	}
 	return "a stop of writes to part of the message store (partition " + partitions(in.Partitions) + ")"
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,8 +28,8 @@ func (o *Ops) Status(ctx context.Context) (*adminapi.ClusterStatus, error) {
 			continue
 		}
 		dc, node, _ := strings.Cut(jetstream.DecodeKeyPart(strings.TrimPrefix(k, jetstream.MetaProbePrefix)), "/")
-		ms, _ := strconv.ParseInt(string(e.Value), 10, 64)
-		t := time.UnixMilli(ms)
+		pr, _ := jetstream.ParseProbe(e.Value)
+		t := pr.At
 		age := time.Since(t)
 		out.DataCenters = append(out.DataCenters, adminapi.NodeHeartbeat{DataCenter: dc, Node: node, LastCommit: t,
 			AgeSeconds: age.Round(time.Millisecond).Seconds(), Healthy: age < heartbeatHealthy})

@@ -19,6 +19,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/planb-chat/planb/devcluster"
 	"github.com/planb-chat/planb/internal/testutil"
 )
 
@@ -89,17 +90,24 @@ func (c *cluster) status(t *testing.T, dc string) (statusJSON, error) {
 	return s, json.Unmarshal(body, &s)
 }
 
-// incidentAbout waits until /status.json at via lists an incident about
-// data center lost whose openness is open, and returns its ID.
+// incidentAbout waits until /status.json at via lists a datacenter_lost
+// incident about data center lost whose openness is open, and returns its
+// ID.
 func (c *cluster) incidentAbout(t *testing.T, via, lost string, open bool, timeout time.Duration) (id string, drill bool) {
 	t.Helper()
-	testutil.WaitFor(t, timeout, fmt.Sprintf("%s lists an incident about %s (open %v)", via, lost, open), func() error {
+	return c.incidentOf(t, via, "datacenter_lost", lost, open, timeout)
+}
+
+// incidentOf waits for an incident of kind about data center dc.
+func (c *cluster) incidentOf(t *testing.T, via, kind, dc string, open bool, timeout time.Duration) (id string, drill bool) {
+	t.Helper()
+	testutil.WaitFor(t, timeout, fmt.Sprintf("%s lists a %s incident about %s (open %v)", via, kind, dc, open), func() error {
 		s, err := c.status(t, via)
 		if err != nil {
 			return err
 		}
 		for _, in := range s.Incidents {
-			if in.Kind == "datacenter_lost" && len(in.DataCenters) == 1 && in.DataCenters[0] == lost && (in.EndedAt == nil) == open {
+			if in.Kind == kind && len(in.DataCenters) == 1 && in.DataCenters[0] == dc && (in.EndedAt == nil) == open {
 				id, drill = in.ID, in.Drill
 				return nil
 			}
@@ -353,6 +361,65 @@ func TestIncidentThroughDataCenterLoss(t *testing.T) {
 	l.wait()
 	_, errs := l.snapshot()
 	t.Logf("load errors seen by clients over both losses: %v", errs)
+}
+
+// TestIncidentNodeNotReady restarts dc3 with a free-space floor its disk
+// cannot meet, as if the disk were full: the node goes on committing
+// heartbeats but stops applying the log and says it is not ready; the
+// cluster opens a node_not_ready incident about dc3, and closes it once
+// dc3 is back with its normal configuration.
+func TestIncidentNodeNotReady(t *testing.T) {
+	skipShort(t)
+	c := startCluster(t)
+	ctx := context.Background()
+	uid, tok := c.register("nr-ann", "dc1")
+	ann := c.pinned(uid, tok, "dc1")
+	room, err := ann.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.signal("dc3", syscall.SIGTERM)
+	testutil.WaitFor(t, time.Minute, "dc3 stops", func() error {
+		if c.ready("dc3") == nil {
+			return fmt.Errorf("still ready")
+		}
+		return nil
+	})
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	time.Sleep(2 * time.Second) // let the SIGTERMed process release its ports
+	// c.dc reloads c.file from disk: change the arguments just before the
+	// restart.
+	normal := c.dc("dc3").Args
+	for i := range c.file.DataCenters {
+		if dc := &c.file.DataCenters[i]; dc.Name == "dc3" {
+			dc.Args = append(append([]string{}, normal...), "--min-free-disk", "100000000") // 100 TB
+		}
+	}
+	if _, err := devcluster.RestartDataCenter(rctx, c.file, "dc3"); err != nil {
+		t.Fatalf("restart dc3 with a full disk: %v", err)
+	}
+	// Something to apply, so that dc3's read models try to write.
+	testutil.WaitFor(t, time.Minute, "dc3 not ready for lack of disk", func() error {
+		_, _ = ann.SendText(ctx, room.RoomID, "a message for dc3 to apply")
+		code, body := httpDo(t, http.MethodGet, c.dc("dc3").URL+"/ready", "", nil)
+		if code != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("cannot be written")) {
+			return fmt.Errorf("/ready %d %s", code, body)
+		}
+		return nil
+	})
+	incID, _ := c.incidentOf(t, "dc1", "node_not_ready", "dc3", true, time.Minute)
+	t.Logf("incident %s open about dc3 not ready", incID)
+	c.signal("dc3", syscall.SIGKILL)
+	time.Sleep(2 * time.Second)
+	c.dc("dc3") // reload, then restore the normal arguments
+	for i := range c.file.DataCenters {
+		if c.file.DataCenters[i].Name == "dc3" {
+			c.file.DataCenters[i].Args = normal
+		}
+	}
+	c.restart("dc3")
+	c.incidentOf(t, "dc2", "node_not_ready", "dc3", false, time.Minute)
 }
 
 func reportID(t *testing.T, body []byte) []byte {

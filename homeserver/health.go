@@ -3,7 +3,6 @@ package homeserver
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -128,8 +127,15 @@ func (s *Service) probe(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, degradedWriteTimeout)
 	defer cancel()
 	start := time.Now()
+	probe := jetstream.Probe{At: start}
+	// The heartbeat says whether the node is ready, so the others can tell
+	// a data center that answers but does not serve (a full disk, a long
+	// rebuild). A drain is an operator's plan, not an outage.
+	if st := s.Status(); !st.Ready && st.CanCommit && !s.draining.Load() {
+		probe.NotReady = st.Reason
+	}
 	_, err := s.engine.Put(ctx, jetstream.BucketMeta, jetstream.MetaProbePrefix+jetstream.KeyPart(s.cfg.DataCenter+"/"+s.engine.NodeName()),
-		[]byte(strconv.FormatInt(start.UnixMilli(), 10)))
+		probe.Encode())
 	s.m.probe.Observe(time.Since(start).Seconds())
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()

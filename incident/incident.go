@@ -23,6 +23,9 @@ const (
 	// PartitionStalled: a partition of the room log had no leader, so its
 	// rooms could not take writes.
 	PartitionStalled Kind = "partition_stalled"
+	// NodeNotReady: a node kept committing heartbeats but said it was not
+	// ready to serve (its disk full, its read models rebuilding).
+	NodeNotReady Kind = "node_not_ready"
 )
 
 // Incident is one outage, open while EndedAt is nil.
@@ -37,6 +40,8 @@ type Incident struct {
 	// Rooms is how many rooms had their writes stalled (the rooms of the
 	// partitions concerned).
 	Rooms int `json:"rooms"`
+	// Reason is what a node that was not ready said.
+	Reason string `json:"reason,omitempty"`
 	// AffectedUsers is how many users the ledger records as affected.
 	AffectedUsers int `json:"affected_users"`
 	// Drill is set when the incident started while a drill held the drill

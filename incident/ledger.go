@@ -65,7 +65,7 @@ func NewID(start time.Time, kind Kind, subject string) string {
 			break
 		}
 	}
-	suffix := map[Kind]string{DataCenterLost: "lost", PartitionStalled: "stalled"}[kind]
+	suffix := map[Kind]string{DataCenterLost: "lost", PartitionStalled: "stalled", NodeNotReady: "notready"}[kind]
 	if suffix == "" {
 		suffix = "incident"
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,12 +66,40 @@ const MediaPendingWindow = 24 * time.Hour
 // cluster was created with).
 const (
 	// MetaProbePrefix + KeyPart(datacenter+"/"+node) holds the Unix
-	// milliseconds of the node's last committed write probe.
+	// milliseconds of the node's last committed write probe, followed,
+	// when the node was not ready then, by a space and why (see Probe).
 	MetaProbePrefix = "probe."
 	// MetaDrainPrefix + KeyPart(node) marks a node an operator is
 	// draining, so that no node's rebalancing hands it leaderships.
 	MetaDrainPrefix = "drain."
 )
+
+// Probe is one node's heartbeat as the meta bucket holds it.
+type Probe struct {
+	At time.Time
+	// NotReady says why the node was not ready; "" when it was.
+	NotReady string
+}
+
+// Encode returns the probe's value in the meta bucket.
+func (p Probe) Encode() []byte {
+	v := strconv.FormatInt(p.At.UnixMilli(), 10)
+	if p.NotReady != "" {
+		v += " " + p.NotReady
+	}
+	return []byte(v)
+}
+
+// ParseProbe reads a probe's value (a bare timestamp is a ready node, as
+// nodes before the readiness field wrote it).
+func ParseProbe(v []byte) (Probe, error) {
+	ms, reason, _ := strings.Cut(string(v), " ")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return Probe{}, fmt.Errorf("probe %q: %w", v, err)
+	}
+	return Probe{At: time.UnixMilli(n), NotReady: reason}, nil
+}
 
 // Ephemeral subjects (core NATS, nothing stored; see pubsub.go).
 const (

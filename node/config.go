@@ -70,6 +70,10 @@ type Config struct {
 	// small hot parts of the models, what bounds the node's memory,
 	// whatever the size of the history.
 	CacheSizeMB int `json:"cache_size_mb"`
+	// MinFreeDiskMB is the free space the read model store's disk must
+	// keep: below it the node stops applying the log and is not ready
+	// until space is freed (the store must never fill the disk).
+	MinFreeDiskMB int `json:"min_free_disk_mb"`
 	// RebuildReadModels deletes this node's read model store at start, so
 	// that it is rebuilt from the log (an operator's one-off, flag only).
 	RebuildReadModels bool `json:"-"`
@@ -78,14 +82,15 @@ type Config struct {
 // Default returns the configuration of a single standalone node.
 func Default() Config {
 	return Config{
-		Config:      homeserver.DefaultConfig(),
-		Limits:      httpapi.DefaultLimits(),
-		Policy:      cluster.DefaultPolicy(),
-		DataDir:     "planb-data",
-		HTTPListen:  "127.0.0.1:8008",
-		Replicas:    1,
-		Partitions:  jetstream.DefaultPartitions,
-		CacheSizeMB: 64,
+		Config:        homeserver.DefaultConfig(),
+		Limits:        httpapi.DefaultLimits(),
+		Policy:        cluster.DefaultPolicy(),
+		DataDir:       "planb-data",
+		HTTPListen:    "127.0.0.1:8008",
+		Replicas:      1,
+		Partitions:    jetstream.DefaultPartitions,
+		CacheSizeMB:   64,
+		MinFreeDiskMB: 256,
 	}
 }
 
@@ -113,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir is required (the engine's files and this node's read model store live there)")
+	}
+	if c.MinFreeDiskMB < 64 {
+		bad("min_free_disk_mb %d: want at least 64 (MiB): the store must never fill the disk", c.MinFreeDiskMB)
 	}
 	if c.CacheSizeMB < 8 || c.CacheSizeMB > 1<<20 {
 		bad("cache_size_mb %d: want at least 8 (MiB)", c.CacheSizeMB)

@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	model, reset, err := projection.Open(engine.Partitions(), engine.Partition, projection.StoreOptions{
 		Dir: filepath.Join(cfg.DataDir, "readmodel"), CacheBytes: int64(cfg.CacheSizeMB) << 20,
-		Rebuild: cfg.RebuildReadModels, Log: log})
+		MinFreeBytes: uint64(cfg.MinFreeDiskMB) << 20, Rebuild: cfg.RebuildReadModels, Log: log})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("open the read models: %w", err)

@@ -105,6 +105,7 @@ var texts = map[string]*messages{
 		Kinds: map[incident.Kind]string{
 			incident.DataCenterLost:   "데이터센터 중단",
 			incident.PartitionStalled: "파티션 쓰기 중단",
+			incident.NodeNotReady:     "데이터센터 서비스 중단",
 		},
 		Units:     [4]string{"일", "시간", "분", "초"},
 		Localtime: true,
@@ -158,6 +159,7 @@ var texts = map[string]*messages{
 		Kinds: map[incident.Kind]string{
 			incident.DataCenterLost:   "Data center lost",
 			incident.PartitionStalled: "Partition writes stalled",
+			incident.NodeNotReady:     "Data center not serving",
 		},
 		Units:     [4]string{"d", "h", "m", "s"},
 		Localtime: false,

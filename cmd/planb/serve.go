@@ -74,6 +74,7 @@ func bindServeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.Var(&cfg.NoticeAfter, "notice-after", "how long an incident must have affected a user before they get a server notice (a `duration`; the Korean rule is 2h)")
 	fs.BoolVar(&cfg.NoticeDrills, "notice-drills", cfg.NoticeDrills, "send incident notices for incidents caused by drills too")
 	fs.IntVar(&cfg.CacheSizeMB, "cache-size", cfg.CacheSizeMB, "the read model store's block cache in `MiB` (bounds the node's memory, whatever the size of the history)")
+	fs.IntVar(&cfg.MinFreeDiskMB, "min-free-disk", cfg.MinFreeDiskMB, "free space in `MiB` the read model store's disk must keep; below it the node stops applying the log and is not ready until space is freed")
 	fs.BoolVar(&cfg.RebuildReadModels, "rebuild-read-models", cfg.RebuildReadModels, "delete this node's read model store at start and rebuild it from the log")
 	fs.BoolVar(&cfg.Faults.Enabled, "enable-faults", cfg.Faults.Enabled, "turn on the admin fault endpoint so planb drill can cut or slow this node's routes (off in production unless you drill)")
 	fs.Var(&listValue{dst: &cfg.External.URLs}, "nats-url", "use an existing NATS JetStream cluster at this `URL` instead of the embedded engine (repeat)")
