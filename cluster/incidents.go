@@ -298,8 +298,17 @@ func (d *detector) notReady(ctx context.Context, now time.Time, ps []nodeProbe, 
 // longer than IncidentAfter and closes those that have one again.
 func (d *detector) partitions(ctx context.Context, now time.Time, open map[string]openIncident) {
 	after := d.o.policy.IncidentAfter.Std()
-	for p := 0; p < d.o.engine.Partitions(); p++ {
-		ci, err := d.o.streamCluster(ctx, jetstream.EventStream(p))
+	// Asked at once: a partition without a leader answers only when the
+	// request times out (2 s), which must not hold up the others.
+	n := d.o.engine.Partitions()
+	infos, errs := make([]*jetstream.ClusterInfo, n), make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Go(func() { infos[p], errs[p] = d.o.streamCluster(ctx, jetstream.EventStream(p)) })
+	}
+	wg.Wait()
+	for p := range n {
+		ci, err := infos[p], errs[p]
 		leaderless := err != nil || ci.Leader == ""
 		subject := "p" + strconv.Itoa(p)
 		cur, isOpen := open[string(incident.PartitionStalled)+"/"+subject]

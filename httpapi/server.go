@@ -285,8 +285,9 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request, homeserver.Sessi
 		}
 		h(w, r, sess)
 		// A server error is unavailability the user suffered: the incident
-		// ledger counts it if an incident covers it.
-		if sw, ok := w.(*statusWriter); ok && sw.status >= 500 {
+		// ledger counts it if an incident covers it (504 is a media upload
+		// not there yet, not an outage).
+		if sw, ok := w.(*statusWriter); ok && (sw.status == 500 || sw.status == 502 || sw.status == 503) {
 			a.ops.NoteServerError(sess.UserID, time.Now())
 		}
 	}

@@ -187,14 +187,18 @@ func (l *Ledger) Update(ctx context.Context, id string, fn func(*Incident) bool)
 	})
 }
 
-// Close ends incident id at end: its record, then every affected user's
-// open intervals, then the open key, so that a node stopping midway leaves
-// work the next close finishes. Closing a closed incident is a no-op.
+// Close ends incident id at end: its record, then (for the call that
+// ended it) every affected user's open intervals, then the open key. Of
+// nodes closing it at once, one ends it and the others only delete the
+// key. A node stopping midway leaves intervals open, which every reader
+// counts up to the incident's end (Affected.Duration at EndedAt).
 func (l *Ledger) Close(ctx context.Context, id, subject string, end time.Time) (Incident, error) {
+	ended := false
 	in, err := l.Update(ctx, id, func(in *Incident) bool {
 		if in.EndedAt != nil {
 			return false
 		}
+		ended = true
 		e := end.UTC()
 		if e.Before(in.StartedAt) {
 			e = in.StartedAt
@@ -205,9 +209,11 @@ func (l *Ledger) Close(ctx context.Context, id, subject string, end time.Time) (
 	if err != nil {
 		return Incident{}, err
 	}
-	affected, err := l.ListAffected(ctx, id)
-	if err != nil {
-		return Incident{}, err
+	var affected []Affected
+	if ended {
+		if affected, err = l.ListAffected(ctx, id); err != nil {
+			return Incident{}, err
+		}
 	}
 	for _, a := range affected {
 		if _, err := l.UpdateAffected(ctx, id, a.User, func(a *Affected) bool {
