@@ -94,10 +94,11 @@ func onDC(p *page, dc string) {
 }
 
 // startCluster runs a three-data-center dev cluster of real planb processes
-// and returns its cluster file; it is stopped when the test ends. If the
+// (serveArgs added to every `planb serve`, such as --notice-after 5s) and
+// returns its cluster file; it is stopped when the test ends. If the
 // cluster does not come up, the test fails in CI and is skipped elsewhere:
 // package devcluster's own tests own that failure.
-func startCluster(t *testing.T, bin string) *devcluster.ClusterFile {
+func startCluster(t *testing.T, bin string, serveArgs ...string) *devcluster.ClusterFile {
 	t.Helper()
 	dir := t.TempDir()
 	base := 0
@@ -114,7 +115,7 @@ func startCluster(t *testing.T, bin string) *devcluster.ClusterFile {
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	cfg := devcluster.Config{Binary: bin, DataDir: dir, BasePort: base, DCs: 3,
-		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), Stdout: io.Discard}
+		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), Stdout: io.Discard, ServeArgs: serveArgs}
 	go func() { runErr <- devcluster.Run(ctx, cfg) }()
 	stop := func() {
 		cancel()

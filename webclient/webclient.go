@@ -13,6 +13,8 @@
 //	model.js   rooms from /sync and /messages; who has read what (receipts)
 //	chat.js    the /sync loop, status line, receipts, typing, room actions
 //	list.js    chat list and dialogs; room.js the conversation and composer
+//	incidents.js  "Report damage": the outages that affected the user, what
+//	           the published rule pays, and damage reports (idempotent txnId)
 //	auth.js    sign up / log in; i18n.js Korean and English; media.js images
 //	store.js   localStorage; util.js DOM and error helpers; app.js the entry
 package webclient

@@ -373,6 +373,30 @@ export class Api extends EventTarget {
     return this.request('GET', Api.v3(`/profile/${encodeURIComponent(userId)}`), { auth: false, budgetMs: 5000 });
   }
 
+  setAccountData(userId, type, content) {
+    return this.request('PUT', Api.v3(`/user/${encodeURIComponent(userId)}/account_data/${encodeURIComponent(type)}`), {
+      body: content, budgetMs: 15000,
+    });
+  }
+
+  // ---- planb's own client API (/_planb/client/v1) ----
+
+  /** incidents returns the outages that affected the user and the compensation rule. */
+  incidents() {
+    return this.request('GET', '/_planb/client/v1/incidents', { budgetMs: 15000 });
+  }
+
+  /**
+   * fileReport files a damage report. The same txnId (kept by the caller
+   * until an answer comes) returns the report filed the first time, so a
+   * retry — here through failover or by the user — never files it twice.
+   */
+  fileReport(incidentId, txnId, body) {
+    return this.request('PUT', `/_planb/client/v1/incidents/${encodeURIComponent(incidentId)}/reports/${encodeURIComponent(txnId)}`, {
+      body, budgetMs: 15000,
+    });
+  }
+
   /** upload stores a file and returns its mxc:// URI. Retrying makes at worst an unused copy. */
   async upload(file, signal) {
     const res = await this.request('POST', '/_matrix/media/v3/upload', {

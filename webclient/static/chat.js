@@ -1,8 +1,10 @@
 // The logged-in app: the top bar with the data center in use and the
-// connection status, the chat list, the conversation, the /sync loop, the
-// outbox and read receipts.
+// connection status, the chat list, the conversation, the "Report damage"
+// view (#/incidents), the /sync loop, the outbox and read receipts, and the
+// user's language in their account data (for the server's notices).
 import { discover } from './api.js';
-import { t } from './i18n.js';
+import { lang, t } from './i18n.js';
+import { IncidentPane } from './incidents.js';
 import { confirmDialog, ListPane } from './list.js';
 import { Media } from './media.js';
 import { Model } from './model.js';
@@ -20,6 +22,15 @@ const SWITCHED_NOTICE_MS = 6000;
 /** Typing: refresh "typing" this often while typing; stop after this idle time. */
 const TYPING_REFRESH_MS = 20000;
 const TYPING_IDLE_MS = 5000;
+/**
+ * LANGUAGE_TYPE is the account data that tells the server the user's
+ * language ({"language": "ko"|"en"}): it writes incident notices in it.
+ */
+const LANGUAGE_TYPE = 'org.planb.language';
+/** A failed language update is tried again after this long. */
+const LANGUAGE_RETRY_MS = 60000;
+/** INCIDENTS_HASH is the address of the "Report damage" view. */
+const INCIDENTS_HASH = '#/incidents';
 
 export class Chat {
   /**
@@ -44,6 +55,7 @@ export class Chat {
     this.typingState = { room: null, at: 0, timer: 0 };
     this.switchedTimer = 0;
     this.autoJoining = new Set();
+    this.language = { done: false, sending: false, failedAt: 0 };
   }
 
   start() {
@@ -54,6 +66,7 @@ export class Chat {
     logout.addEventListener('click', () => this.logout());
     this.list = new ListPane(this);
     this.roomPane = new RoomPane(this);
+    this.incidents = new IncidentPane(this);
     const shell = h('div', { class: 'shell', id: 'chat-app' },
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
@@ -61,7 +74,7 @@ export class Chat {
         h('span', { class: 'me muted', id: 'me', text: this.me }),
         logout),
       this.status,
-      h('div', { class: 'panes' }, this.list.el, this.roomPane.el));
+      h('div', { class: 'panes' }, this.list.el, this.roomPane.el, this.incidents.el));
     this.root.replaceChildren(shell);
     this.root.removeAttribute('aria-busy');
     this.renderBadge();
@@ -82,6 +95,7 @@ export class Chat {
     this.refreshDataCenters();
     this.outbox.run(signal);
     this.syncLoop(signal);
+    this.incidents.run(signal);
   }
 
   /** refreshDataCenters re-reads the list of data centers from the one in use. */
@@ -154,6 +168,7 @@ export class Chat {
         initial = false;
         this.ready = true;
         if (this.api.state === 'ok' && this.status.dataset.state !== 'switched') this.setStatus('ok', '');
+        this.incidents.kick();
       } else if (this.status.dataset.state === 'error') {
         this.setStatus('ok', '');
       }
@@ -164,11 +179,15 @@ export class Chat {
   afterSync(diff) {
     this.settleOutbox();
     for (const room of this.model.rooms.values()) {
-      if (room.membership === 'invite' && room.inviteDirect && !this.autoJoining.has(room.id)) {
+      // Direct chats and the server-notices room are joined without asking.
+      if (room.membership === 'invite' && (room.inviteDirect || room.isServerNotice) && !this.autoJoining.has(room.id)) {
         this.autoJoining.add(room.id);
         this.acceptInvite(room.id, false);
       }
     }
+    this.syncLanguage();
+    // A new server notice may be about an incident: read the list again.
+    if (diff.incoming.some(({ room }) => room.isServerNotice)) this.incidents.kick();
     if (diff.incoming.length) {
       const { room, ev } = diff.incoming[diff.incoming.length - 1];
       const c = ev.content || {};
@@ -213,6 +232,47 @@ export class Chat {
     }
   }
 
+  /**
+   * syncLanguage writes the UI language to the user's account data when
+   * it says another one (or none), so that the server's notices come in
+   * the language the user reads. It runs after the first /sync (which
+   * brings the account data) and until it has succeeded once, not after
+   * every change: two devices in different languages would otherwise
+   * overwrite each other for ever. The last page opened wins.
+   */
+  async syncLanguage() {
+    const st = this.language;
+    if (st.done || st.sending || Date.now() - st.failedAt < LANGUAGE_RETRY_MS) return;
+    const cur = this.model.accountData.get(LANGUAGE_TYPE);
+    if (cur && cur.language === lang) {
+      st.done = true;
+      return;
+    }
+    st.sending = true;
+    try {
+      await this.api.setAccountData(this.me, LANGUAGE_TYPE, { language: lang });
+      this.model.accountData.set(LANGUAGE_TYPE, { language: lang });
+      st.done = true;
+    } catch {
+      st.failedAt = Date.now(); // not important enough to bother the user; try again later
+    } finally {
+      st.sending = false;
+    }
+  }
+
+  /** openIncidents shows the "Report damage" view. */
+  openIncidents() {
+    if (location.hash !== INCIDENTS_HASH) history.pushState(null, '', INCIDENTS_HASH);
+    this.route();
+    this.incidents.title.focus();
+  }
+
+  /** onIncidents is called with the user's incidents each time they are read. */
+  onIncidents(incidents) {
+    this.list.setIncidents(incidents, location.hash === INCIDENTS_HASH);
+    this.renderRoom(); // the notices room offers "Report damage"
+  }
+
   /** openRoom shows a room (null: the list on phones). */
   openRoom(id) {
     const hash = id ? '#/room/' + encodeURIComponent(id) : '#/';
@@ -225,6 +285,10 @@ export class Chat {
 
   /** route shows what the address names; quiet keeps the focus where it is. */
   route(quiet = false) {
+    const incidents = location.hash === INCIDENTS_HASH;
+    document.body.classList.toggle('in-incidents', incidents);
+    this.incidents.show(incidents);
+    this.list.setIncidents(this.incidents.incidents, incidents);
     const m = /^#\/room\/(.+)$/.exec(location.hash);
     const id = m ? decodeURIComponent(m[1]) : null;
     const room = id ? this.model.rooms.get(id) : null;
@@ -236,7 +300,7 @@ export class Chat {
     this.list.update();
     this.markRead();
     this.updateTitle();
-    if (!quiet && !shown) this.list.el.querySelector('[aria-current="true"], .chat-item')?.focus?.();
+    if (!quiet && !shown && !incidents) this.list.el.querySelector('[aria-current="true"], .chat-item')?.focus?.();
   }
 
   renderRoom() {
@@ -417,7 +481,7 @@ export class Chat {
     clearTimeout(this.typingState.timer);
     clearTimeout(this.switchedTimer);
     this.media.release();
-    document.body.classList.remove('in-room');
+    document.body.classList.remove('in-room', 'in-incidents');
     document.title = t('appName');
   }
 }

@@ -108,6 +108,68 @@ const en = {
   newMessageFrom: 'New message from {user}: {body}',
   today: 'Today',
   yesterday: 'Yesterday',
+  // damage reports (incidents.js)
+  reportDamage: 'Report damage',
+  incidentsBannerOne: 'An outage affected your account',
+  incidentsBannerMany: '{n} outages affected your account',
+  incidentsIntro: 'Outages of the last 90 days that affected your account, what the published rule pays you, and the damage you reported.',
+  noIncidents: 'No outage has affected your account in the last 90 days.',
+  incidentsLoading: 'Loading…',
+  incidentsError: 'Could not load the outages: {msg}',
+  tryAgain: 'Try again',
+  kindDatacenterLost: 'Outage of data center {dc}',
+  kindPartitionStalled: 'Writes stopped for some rooms',
+  kindOther: 'Outage',
+  ongoing: 'Ongoing',
+  ended: 'Ended',
+  drill: 'Drill',
+  lblWhen: 'When',
+  lblAffected: 'Affected you',
+  lblCompensation: 'Compensation',
+  startedAt: 'Started {time}',
+  endedAt: 'ended {time}',
+  stillOngoing: 'not over yet',
+  soFar: '{d} so far',
+  belowThreshold: 'Below the compensation threshold',
+  compensationOpen: 'The outage is not over, so the amount may still grow.',
+  compensationDrill: 'This was a drill, an outage caused on purpose; drills are not compensated.',
+  showRule: 'Show the compensation rule',
+  yourReports: 'Your reports',
+  noReports: 'You have not reported damage for this outage.',
+  claimed: 'Claimed: {amount}',
+  catMessages: 'Messages lost or late',
+  catBusiness: 'Business loss',
+  catPayment: 'Payment problem',
+  catOther: 'Other',
+  statusReceived: 'Received',
+  statusReviewed: 'Reviewed',
+  statusPaid: 'Paid',
+  reportFormTitle: 'Report damage from this outage',
+  category: 'Kind of damage',
+  chooseCategory: 'Choose…',
+  reportText: 'What happened',
+  textRequiredHint: 'Required for “Other”.',
+  textOptionalHint: 'Optional, but it helps us review your report.',
+  charCount: '{n} / {max}',
+  amountLabel: 'Amount claimed ({unit}, optional)',
+  amountUnitKRW: 'won',
+  submitReport: 'Submit report',
+  sendingReport: 'Sending…',
+  reportReceived: 'Report received',
+  errChooseCategory: 'Choose the kind of damage.',
+  errTextRequired: 'For “Other”, describe what happened.',
+  errTextTooLong: 'The description is {n} characters long; at most {max} are allowed.',
+  errAmount: 'Enter the amount as a whole number, 0 or more (for example 30000).',
+  errAmountTooLarge: 'The amount is too large.',
+  errReportForbidden: 'This outage did not affect your account, so you cannot report damage for it.',
+  errReportLimit: 'You can file at most 10 reports per outage.',
+  errReportTooLarge: 'The report is too large: the description can have at most 4000 characters.',
+  errReportNetwork: 'The report was not sent: no data center answers. Try again; it will not be filed twice.',
+  errIncidentGone: 'This outage is no longer listed.',
+  // server notices
+  serverNotices: 'Server notices',
+  noticesReadOnly: 'Notices from the service. You cannot reply in this room.',
+  cannotSend: 'You cannot send messages in this room.',
 };
 
 const ko = {
@@ -211,6 +273,66 @@ const ko = {
   newMessageFrom: '{user}님의 새 메시지: {body}',
   today: '오늘',
   yesterday: '어제',
+  reportDamage: '장애 피해 신고',
+  incidentsBannerOne: '장애 1건이 내 계정에 영향을 주었습니다',
+  incidentsBannerMany: '장애 {n}건이 내 계정에 영향을 주었습니다',
+  incidentsIntro: '최근 90일 동안 내 계정에 영향을 준 장애와 공개된 보상 기준에 따른 보상액, 내가 신고한 피해입니다.',
+  noIncidents: '최근 90일 동안 내 계정에 영향을 준 장애가 없습니다.',
+  incidentsLoading: '불러오는 중…',
+  incidentsError: '장애 목록을 불러오지 못했습니다: {msg}',
+  tryAgain: '다시 시도',
+  kindDatacenterLost: '데이터센터 {dc} 장애',
+  kindPartitionStalled: '메시지 저장 일부 중단',
+  kindOther: '장애',
+  ongoing: '진행 중',
+  ended: '종료',
+  drill: '훈련',
+  lblWhen: '발생 시각',
+  lblAffected: '영향받은 시간',
+  lblCompensation: '보상액',
+  startedAt: '{time} 시작',
+  endedAt: '{time} 종료',
+  stillOngoing: '아직 끝나지 않음',
+  soFar: '지금까지 {d}',
+  belowThreshold: '보상 기준 미달',
+  compensationOpen: '장애가 아직 끝나지 않아 보상액이 늘어날 수 있습니다.',
+  compensationDrill: '일부러 일으킨 복구 훈련이라 보상 대상이 아닙니다.',
+  showRule: '보상 기준 보기',
+  yourReports: '내 신고',
+  noReports: '아직 이 장애로 신고한 피해가 없습니다.',
+  claimed: '청구 금액: {amount}',
+  catMessages: '메시지 유실·지연',
+  catBusiness: '영업 손실',
+  catPayment: '결제 문제',
+  catOther: '기타',
+  statusReceived: '접수됨',
+  statusReviewed: '검토됨',
+  statusPaid: '지급됨',
+  reportFormTitle: '이 장애로 입은 피해 신고',
+  category: '피해 종류',
+  chooseCategory: '선택하세요',
+  reportText: '내용',
+  textRequiredHint: '‘기타’를 고르면 꼭 적어 주세요.',
+  textOptionalHint: '적지 않아도 되지만, 적어 주시면 검토에 도움이 됩니다.',
+  charCount: '{n} / {max}자',
+  amountLabel: '청구 금액 ({unit}, 선택)',
+  amountUnitKRW: '원',
+  submitReport: '신고하기',
+  sendingReport: '보내는 중…',
+  reportReceived: '신고가 접수되었습니다',
+  errChooseCategory: '피해 종류를 골라 주세요.',
+  errTextRequired: '‘기타’를 고르셨다면 어떤 피해였는지 내용을 적어 주세요.',
+  errTextTooLong: '내용은 {max}자까지 쓸 수 있습니다(지금 {n}자).',
+  errAmount: '금액은 0 이상의 정수로 적어 주세요(예: 30000).',
+  errAmountTooLarge: '금액이 너무 큽니다.',
+  errReportForbidden: '이 장애는 내 계정에 영향을 주지 않아 피해를 신고할 수 없습니다.',
+  errReportLimit: '장애 한 건에 신고는 10건까지 할 수 있습니다.',
+  errReportTooLarge: '신고 내용이 너무 깁니다. 4000자까지 쓸 수 있습니다.',
+  errReportNetwork: '응답하는 데이터센터가 없어 신고를 보내지 못했습니다. 다시 시도해 주세요. 두 번 접수되지는 않습니다.',
+  errIncidentGone: '이 장애는 더 이상 목록에 없습니다.',
+  serverNotices: '서버 알림',
+  noticesReadOnly: '서비스에서 보내는 알림입니다. 이 방에서는 답장할 수 없습니다.',
+  cannotSend: '이 방에서는 메시지를 보낼 수 없습니다.',
 };
 
 function pickLang() {
@@ -257,4 +379,27 @@ export function fmtListTime(ts) {
   if (dayKey(ts) === dayKey(Date.now())) return fmtTime(ts);
   if (dayKey(ts) === dayKey(Date.now() - 86400000)) return t('yesterday');
   return shortDayFmt.format(new Date(ts));
+}
+
+const dateTimeFmt = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** fmtDateTime formats a time (ms or a string Date parses) as a local date and time. */
+export function fmtDateTime(ts) {
+  return dateTimeFmt.format(new Date(ts));
+}
+
+/**
+ * fmtDuration formats ms in hours and minutes, or seconds under a minute,
+ * the way the server's notices do ("1시간 5분", "1 h 5 min", "40초").
+ */
+export function fmtDuration(ms) {
+  if (ms < 60000) {
+    const s = Math.max(1, Math.floor(ms / 1000));
+    return lang === 'ko' ? `${s}초` : `${s} s`;
+  }
+  const total = Math.round(ms / 60000);
+  const hrs = Math.floor(total / 60);
+  const min = total % 60;
+  if (lang === 'ko') return hrs === 0 ? `${min}분` : min === 0 ? `${hrs}시간` : `${hrs}시간 ${min}분`;
+  return hrs === 0 ? `${min} min` : min === 0 ? `${hrs} h` : `${hrs} h ${min} min`;
 }

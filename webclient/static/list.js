@@ -10,6 +10,7 @@ export function preview(room, ev, me) {
   const who = ev.sender === me ? t('you') : room.displayName(ev.sender);
   if (ev.type === 'm.room.message') {
     if (!c.msgtype) return t('deleted');
+    if (c.msgtype === 'm.server_notice') return String(c.body || '').split('\n')[0];
     if (c.msgtype === 'm.image') return `${who}: ${t('photo')}`;
     return room.isDirect(me) && ev.sender !== me ? String(c.body || '') : `${who}: ${c.body || ''}`;
   }
@@ -107,7 +108,8 @@ export function confirmDialog(id, text, okText, danger = false) {
   });
 }
 
-function avatar(name) {
+function avatar(name, notices = false) {
+  if (notices) return h('span', { class: 'avatar notices', 'aria-hidden': 'true', text: '!' });
   const ch = Array.from(String(name || '?').replace(/^@/, ''))[0] || '?';
   return h('span', { class: 'avatar', 'aria-hidden': 'true', text: ch.toUpperCase() });
 }
@@ -122,9 +124,30 @@ export class ListPane {
     const newGroup = h('button', { type: 'button', id: 'new-group', class: 'small', text: t('newGroup') });
     newChat.addEventListener('click', () => this.newChatDialog());
     newGroup.addEventListener('click', () => this.newGroupDialog());
+    // "Report damage", shown only to users whom an outage affected.
+    this.incidentsBadge = h('span', { class: 'badge', id: 'incidents-badge' });
+    this.incidentsSub = h('span', { class: 'incidents-sub' });
+    this.incidentsBtn = h('button', { type: 'button', id: 'incidents-btn', class: 'incidents-banner', hidden: true },
+      h('span', { class: 'incidents-top' }, h('span', { class: 'incidents-name', text: t('reportDamage') }), this.incidentsBadge),
+      this.incidentsSub);
+    this.incidentsBtn.addEventListener('click', () => this.chat.openIncidents());
     this.el = h('nav', { class: 'list-pane', 'aria-labelledby': 'chats-title' },
       h('div', { class: 'list-head' }, h('h2', { id: 'chats-title', text: t('chats') }), newChat, newGroup),
-      this.list, this.empty);
+      this.incidentsBtn, this.list, this.empty);
+  }
+
+  /** setIncidents shows the banner for the user's incidents (none: hidden). */
+  setIncidents(incidents, current) {
+    const n = incidents.length;
+    const b = this.incidentsBtn;
+    b.hidden = n === 0;
+    b.dataset.count = String(n);
+    b.dataset.ongoing = String(incidents.some((mi) => !mi.incident.ended_at));
+    this.incidentsBadge.textContent = String(n);
+    this.incidentsSub.textContent = n === 1 ? t('incidentsBannerOne') : t('incidentsBannerMany', { n });
+    b.setAttribute('aria-label', `${t('reportDamage')}. ${this.incidentsSub.textContent}`);
+    if (current) b.setAttribute('aria-current', 'true');
+    else b.removeAttribute('aria-current');
   }
 
   update() {
@@ -154,11 +177,14 @@ export class ListPane {
     const title = room.title(me);
     const last = room.last(me);
     const unread = this.chat.currentRoomId === room.id && this.chat.pageVisible() ? 0 : room.unread;
+    const notices = room.isServerNotice;
+    btn.classList.toggle('notices-room', notices);
     btn.querySelector('.chat-name').textContent = title;
     const slot = btn.querySelector('.avatar-slot');
-    if (slot.dataset.letter !== title) {
-      slot.replaceChildren(avatar(title));
-      slot.dataset.letter = title;
+    const letter = (notices ? 'n:' : 'r:') + title;
+    if (slot.dataset.letter !== letter) {
+      slot.replaceChildren(avatar(title, notices));
+      slot.dataset.letter = letter;
     }
     btn.querySelector('.chat-preview').textContent = preview(room, last, me);
     const time = btn.querySelector('.chat-time');
@@ -192,7 +218,7 @@ export class ListPane {
     li.querySelector('.chat-preview').textContent = t('invitedBy', { user: room.displayName(room.inviter) || localpart(room.inviter) });
     li.querySelector('.error').textContent = room.inviteError || '';
     const slot = li.querySelector('.avatar-slot');
-    if (!slot.firstChild) slot.append(avatar(title));
+    if (!slot.firstChild) slot.append(avatar(title, room.isServerNotice));
   }
 
   newChatDialog() {

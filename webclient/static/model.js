@@ -1,13 +1,25 @@
 // The rooms as the client knows them, built from /sync and /messages: state
 // (names, members), the loaded timeline, receipts, typing and unread counts.
-import { localpart } from './util.js';
+import { localpart, serverOf } from './util.js';
 import { t } from './i18n.js';
+
+/** NOTICE_TAG marks the server-notices room (room account data m.tag). */
+export const NOTICE_TAG = 'm.server_notice';
+
+/** noticesUserOf returns the user that sends server notices on me's server. */
+export function noticesUserOf(me) {
+  return '@notices:' + serverOf(me);
+}
 
 /** Room is one room the user is in or invited to. */
 export class Room {
   constructor(id, me) {
     this.id = id;
     this.me = me;
+    /** tags: the room's tags (room account data m.tag). */
+    this.tags = new Set();
+    /** powerLevels: the content of m.room.power_levels, if known. */
+    this.powerLevels = null;
     this.membership = 'join';
     this.name = '';
     this.creator = '';
@@ -32,6 +44,25 @@ export class Room {
     this.inviter = '';
     this.inviteDirect = false;
     this.summary = null;
+  }
+
+  /**
+   * isServerNotice: the room where the server writes to the user (tagged
+   * m.server_notice, or made by the server's notices user).
+   */
+  get isServerNotice() {
+    const n = noticesUserOf(this.me);
+    return this.tags.has(NOTICE_TAG) || this.inviter === n || this.creator === n;
+  }
+
+  /** canSend reports whether the room's power levels let me send messages. */
+  canSend(me) {
+    const pl = this.powerLevels;
+    if (!pl) return true;
+    const num = (v, d) => (typeof v === 'number' ? v : d);
+    const mine = num((pl.users || {})[me], num(pl.users_default, 0));
+    const need = num((pl.events || {})['m.room.message'], num(pl.events_default, 0));
+    return mine >= need;
   }
 
   /** has reports whether the event is loaded. */
@@ -62,6 +93,7 @@ export class Room {
 
   /** title is the room's name, or the other members' names. */
   title(me) {
+    if (this.isServerNotice) return t('serverNotices');
     if (this.name) return this.name;
     let others = this.activeMembers().filter((u) => u !== me);
     if (!others.length && this.summary && this.summary['m.heroes']) others = this.summary['m.heroes'];
@@ -84,6 +116,7 @@ export class Room {
    */
   shows(ev, me) {
     if (ev.type === 'm.room.message') return true;
+    if (this.isServerNotice) return false; // only the notices themselves
     if (ev.type === 'm.room.name') return !!(ev.content && ev.content.name);
     if (ev.type !== 'm.room.member') return false;
     const m = ev.content && ev.content.membership;
@@ -120,6 +153,9 @@ export class Room {
         break;
       case 'm.room.member':
         this.members.set(ev.state_key, { membership: c.membership, displayname: c.displayname || '' });
+        break;
+      case 'm.room.power_levels':
+        this.powerLevels = c;
         break;
     }
   }
@@ -196,6 +232,8 @@ export class Model {
     this.me = me;
     /** rooms: roomId -> Room (joined and invited). */
     this.rooms = new Map();
+    /** accountData: type -> content of the user's global account data. */
+    this.accountData = new Map();
   }
 
   room(id) {
@@ -215,11 +253,17 @@ export class Model {
     const changed = new Set();
     const incoming = [];
     const invites = [];
+    for (const ev of (res.account_data && res.account_data.events) || []) {
+      if (ev && ev.type) this.accountData.set(ev.type, ev.content || {});
+    }
     const rooms = res.rooms || {};
     for (const [id, jr] of Object.entries(rooms.join || {})) {
       const r = this.room(id);
       r.membership = 'join';
       changed.add(id);
+      for (const ev of (jr.account_data && jr.account_data.events) || []) {
+        if (ev.type === 'm.tag') r.tags = new Set(Object.keys((ev.content && ev.content.tags) || {}));
+      }
       for (const ev of (jr.state && jr.state.events) || []) r.applyState(ev);
       const tl = jr.timeline || {};
       if (tl.limited && !initial) r.reset();

@@ -26,6 +26,8 @@ export class RoomPane {
     const leave = h('button', { type: 'button', id: 'leave-btn', class: 'small danger', text: t('leave') });
     invite.addEventListener('click', () => this.inviteDialog());
     leave.addEventListener('click', () => this.leave());
+    this.inviteBtn = invite;
+    this.leaveBtn = leave;
     this.header = h('header', { class: 'room-head' }, back,
       h('div', { class: 'room-titles' }, this.title, this.members), invite, leave);
 
@@ -77,8 +79,15 @@ export class RoomPane {
       this.input.focus();
     });
 
+    // In place of the composer where the user cannot write (the server
+    // notices room; power levels that forbid it).
+    this.readOnlyText = h('p', { id: 'read-only-text' });
+    this.reportBtn = h('button', { type: 'button', id: 'notices-report', class: 'small', hidden: true, text: t('reportDamage') });
+    this.reportBtn.addEventListener('click', () => chat.openIncidents());
+    this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn);
+
     this.placeholder = h('div', { id: 'no-room', class: 'no-room muted' }, h('p', { text: t('chooseChat') }));
-    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.form);
+    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.form, this.readOnly);
     this.el = h('section', { class: 'room-pane', 'aria-labelledby': 'room-title' }, this.placeholder, this.body);
   }
 
@@ -134,6 +143,16 @@ export class RoomPane {
     const me = chat.me;
     this.title.textContent = room.title(me);
     this.members.textContent = t('members', { n: room.joinedCount() });
+    const notices = room.isServerNotice;
+    const readOnly = notices || !room.canSend(me);
+    this.el.classList.toggle('server-notices', notices);
+    this.members.hidden = notices;
+    this.inviteBtn.hidden = notices || readOnly;
+    this.leaveBtn.hidden = notices;
+    this.form.hidden = readOnly;
+    this.readOnly.hidden = !readOnly;
+    this.readOnlyText.textContent = notices ? t('noticesReadOnly') : t('cannotSend');
+    this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
 
     const el = this.timeline;
     const follow = this.stick || this.atBottom();
@@ -215,6 +234,8 @@ export class RoomPane {
       const info = c.info || {};
       return imageButton(this.chat.media.url(c.url), { name: c.body, w: info.w, h: info.h, onOpen: openLightbox });
     }
+    // m.server_notice and every other text: always text, never HTML
+    // (formatted_body is not used), newlines kept by the bubble's style.
     const text = typeof c.body === 'string' ? c.body : t('unsupported');
     return h('span', { class: 'body', text: c.msgtype === 'm.emote' ? `* ${text}` : text });
   }
@@ -222,7 +243,8 @@ export class RoomPane {
   messageEl(room, ev) {
     const mine = ev.sender === this.chat.me;
     const c = ev.content || {};
-    return h('div', { class: `row ${mine ? 'mine' : 'theirs'}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
+    const kind = c.msgtype === 'm.server_notice' ? ' server-notice' : '';
+    return h('div', { class: `row ${mine ? 'mine' : 'theirs'}${kind}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
       h('span', { class: 'sender', hidden: true, text: room.displayName(ev.sender) }),
       h('div', { class: 'line' },
         h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : ''}` }, this.bubbleContent(ev)),
@@ -233,6 +255,7 @@ export class RoomPane {
 
   updateMessage(row, room, ev, showSender) {
     const sender = row.firstElementChild;
+    showSender = showSender && !room.isServerNotice; // the room's name says who writes
     sender.hidden = !showSender;
     if (showSender) sender.textContent = room.displayName(ev.sender);
     const n = room.unreadBy(ev);
