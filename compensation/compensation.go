@@ -320,8 +320,10 @@ type Result struct {
 	Capped bool `json:"capped"`
 	// Rule is the rule applied to this user, in English.
 	Rule string `json:"rule"`
-	// Explanation is how Amount follows from the inputs, in English.
-	Explanation string `json:"explanation"`
+	// Explanation is how Amount follows from the inputs, in English;
+	// ExplanationKo the same in Korean.
+	Explanation   string `json:"explanation"`
+	ExplanationKo string `json:"explanation_ko"`
 }
 
 // Evaluate returns what user a.User is due for incident in, counting the
@@ -367,40 +369,82 @@ func (p Policy) evaluate(in incident.Incident, a incident.Affected, now time.Tim
 		Rule:            p.ruleText(rule, class),
 	}
 	money := func(v int64) string { return FormatAmount(v, p.Currency, "en") }
-	var b strings.Builder
+	won := func(v int64) string { return FormatAmount(v, p.Currency, "ko") }
+	var b, k strings.Builder // English, Korean
 	fmt.Fprintf(&b, "%s, affected %s, counted as %d minutes", userText(paying, p.Paying != nil), d, minutes)
+	fmt.Fprintf(&k, "%s, 영향 시간 %s, %d분으로 계산", userTextKo(paying, p.Paying != nil), durationKo(d), minutes)
 	switch {
 	case a.Incident != "" && a.Incident != in.ID:
 		fmt.Fprintf(&b, ": the ledger entry is of incident %q, not %q: nothing computed", a.Incident, in.ID)
+		fmt.Fprintf(&k, ": 장애 %q의 기록이 아니라(%q의 기록) 계산하지 않음", in.ID, a.Incident)
 	case in.Drill:
 		b.WriteString(": a drill (caused on purpose")
+		k.WriteString(": 장애 대응 훈련(일부러 일으킨 장애")
 		if in.DrillID != "" {
 			fmt.Fprintf(&b, " by drill %s", in.DrillID)
+			fmt.Fprintf(&k, ", 훈련 %s", in.DrillID)
 		}
 		b.WriteString("): drills are never compensated")
+		k.WriteString(")이라 보상하지 않음")
 	case minutes < p.ThresholdMinutes:
 		fmt.Fprintf(&b, ", below the threshold of %d minutes: nothing is due", p.ThresholdMinutes)
+		fmt.Fprintf(&k, ", 기준 %d분 미만이라 보상 없음", p.ThresholdMinutes)
 	default:
 		amount, capped, tier := rule.apply(minutes)
 		if tier == nil {
 			fmt.Fprintf(&b, ", below the first tier: nothing is due")
+			fmt.Fprintf(&k, ", 첫 구간 미만이라 보상 없음")
 			break
 		}
 		r.Tier, r.Amount, r.Capped = tier, amount, capped
 		fmt.Fprintf(&b, "; tier from %d min: %s", tier.MinMinutes, money(tier.Amount))
+		fmt.Fprintf(&k, "; %d분 이상 구간: %s", tier.MinMinutes, won(tier.Amount))
 		if extra := minutes - tier.MinMinutes; rule.PerMinute > 0 {
-			fmt.Fprintf(&b, " + %d min × %s = %s", extra, money(rule.PerMinute),
-				money(addSat(tier.Amount, mulSat(rule.PerMinute, int64(extra)))))
+			total := addSat(tier.Amount, mulSat(rule.PerMinute, int64(extra)))
+			fmt.Fprintf(&b, " + %d min × %s = %s", extra, money(rule.PerMinute), money(total))
+			fmt.Fprintf(&k, " + %d분 × %s = %s", extra, won(rule.PerMinute), won(total))
 		}
 		if capped {
 			fmt.Fprintf(&b, ", capped at %s", money(rule.Cap))
+			fmt.Fprintf(&k, ", 최대 %s로 제한", won(rule.Cap))
 		}
 	}
 	if r.Open {
 		fmt.Fprintf(&b, " (the incident is still open: counted up to %s, the amount may grow)", r.CountedTo.Format(time.RFC3339))
+		fmt.Fprintf(&k, " (장애가 아직 끝나지 않아 %s까지 계산했으며 보상액이 늘어날 수 있음)",
+			r.CountedTo.In(time.FixedZone("KST", 9*3600)).Format("2006-01-02 15:04:05 KST"))
 	}
-	r.Explanation = b.String()
+	r.Explanation, r.ExplanationKo = b.String(), k.String()
 	return r
+}
+
+// userTextKo is userText in Korean.
+func userTextKo(paying, payingRule bool) string {
+	switch {
+	case paying && !payingRule:
+		return "유료 이용자(유료 기준이 없어 전체 기준 적용)"
+	case paying:
+		return "유료 이용자"
+	default:
+		return "무료 이용자"
+	}
+}
+
+// durationKo writes d in hours, minutes and seconds ("2시간 3분 4초").
+func durationKo(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, sec := int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second)
+	var parts []string
+	if h > 0 {
+		parts = append(parts, fmt.Sprintf("%d시간", h))
+	}
+	if m > 0 {
+		parts = append(parts, fmt.Sprintf("%d분", m))
+	}
+	if sec > 0 || len(parts) == 0 {
+		parts = append(parts, fmt.Sprintf("%d초", sec))
+	}
+	return strings.Join(parts, " ")
 }
 
 // ruleFor returns the rule of a paying or free user and the words for its

@@ -70,6 +70,9 @@ func TestTierBoundaries(t *testing.T) {
 	if want := "affected 2h23m0s, counted as 143 minutes; tier from 120 min: KRW 5,000"; !strings.Contains(r.Explanation, want) {
 		t.Errorf("explanation %q, want it to contain %q", r.Explanation, want)
 	}
+	if want := "무료 이용자, 영향 시간 2시간 23분, 143분으로 계산; 120분 이상 구간: 5,000원"; !strings.Contains(r.ExplanationKo, want) {
+		t.Errorf("Korean explanation %q, want it to contain %q", r.ExplanationKo, want)
+	}
 	if want := "free users: nothing below 120 affected minutes; from 120 min KRW 5,000, from 360 min KRW 10,000, from 720 min KRW 20,000; " +
 		"affected time in whole minutes, a started minute counts; cap KRW 50,000 per user and incident; drills are not compensated"; r.Rule != want {
 		t.Errorf("rule %q\nwant %q", r.Rule, want)

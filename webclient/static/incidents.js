@@ -318,7 +318,7 @@ export class IncidentPane {
     const note = el.querySelector('.compensation-note');
     note.textContent = inc.drill || comp.drill ? t('compensationDrill') : comp.open ? t('compensationOpen') : '';
     note.hidden = !note.textContent;
-    el.querySelector('.compensation-explanation').textContent = comp.explanation || '';
+    el.querySelector('.compensation-explanation').textContent = (lang === 'ko' && comp.explanation_ko) || comp.explanation || '';
     const desc = (this.data.compensation_policy && this.data.compensation_policy.description) || {};
     el.querySelector('.rule-text').textContent = desc[lang] || desc.en || '';
 
