@@ -96,16 +96,23 @@ type MyIncident struct {
 const myIncidentsWithin = 90 * 24 * time.Hour
 
 // MyIncidents returns the incidents of the last 90 days that affected
-// user, newest first.
+// user, open ones first, then newest first. It reads only the incidents
+// the ledger's per-user index names, not the whole ledger.
 func (o *Ops) MyIncidents(ctx context.Context, user string) ([]MyIncident, error) {
 	l := o.incidents.ledger
-	ins, err := l.List(ctx)
+	ids, err := l.AffectedBy(ctx, user)
 	if err != nil {
 		return nil, o.unavailable(err)
 	}
 	now := time.Now()
 	out := []MyIncident{}
-	for _, in := range ins {
+	for _, id := range ids {
+		in, _, err := l.Get(ctx, id)
+		if errors.Is(err, planb.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, o.unavailable(err)
+		}
 		if !in.Open() && now.Sub(*in.EndedAt) > myIncidentsWithin {
 			continue
 		}
@@ -122,9 +129,16 @@ func (o *Ops) MyIncidents(ctx context.Context, user string) ([]MyIncident, error
 		if reps == nil {
 			reps = []incident.Report{}
 		}
-		in.OpenedBy = ""
+		in.OpenedBy, in.Reason = "", ""
 		out = append(out, MyIncident{Incident: in, Affected: a, Compensation: o.policy.Compensation.Evaluate(in, a, now), Reports: reps})
 	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Incident, out[j].Incident
+		if a.Open() != b.Open() {
+			return a.Open()
+		}
+		return a.StartedAt.After(b.StartedAt)
+	})
 	return out, nil
 }
 

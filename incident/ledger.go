@@ -20,6 +20,7 @@ import (
 //	aff.<id>.<KeyPart(user)>        → Affected
 //	rep.<id>.<KeyPart(user)>.<KeyPart(txnID)> → Report
 //	room.<KeyPart(user)>            → the user's server-notices room ID
+//	mine.<KeyPart(user)>.<id>       → "": incident id affected user (an index)
 //
 // Every change is a create or a compare-and-set, so any number of nodes
 // may record the same incident at once: the first to create the open key
@@ -43,9 +44,10 @@ type openRecord struct {
 func openKey(kind Kind, subject string) string {
 	return "open." + string(kind) + "." + jetstream.KeyPart(subject)
 }
-func incKey(id string) string       { return "inc." + id }
-func affKey(id, user string) string { return "aff." + id + "." + jetstream.KeyPart(user) }
-func roomKey(user string) string    { return "room." + jetstream.KeyPart(user) }
+func incKey(id string) string        { return "inc." + id }
+func affKey(id, user string) string  { return "aff." + id + "." + jetstream.KeyPart(user) }
+func roomKey(user string) string     { return "room." + jetstream.KeyPart(user) }
+func mineKey(user, id string) string { return "mine." + jetstream.KeyPart(user) + "." + id }
 func repKey(id, user, txn string) string {
 	return "rep." + id + "." + jetstream.KeyPart(user) + "." + jetstream.KeyPart(txn)
 }
@@ -262,11 +264,28 @@ func (l *Ledger) AddAffected(ctx context.Context, id, user, dc, reason string, i
 		return Affected{}, err
 	}
 	if created {
+		if _, err := l.engine.Put(ctx, jetstream.BucketIncidents, mineKey(user, id), nil); err != nil {
+			return a, fmt.Errorf("index incident %s of %s: %w", id, user, err)
+		}
 		if _, err := l.Update(ctx, id, func(in *Incident) bool { in.AffectedUsers++; return true }); err != nil {
 			return a, err
 		}
 	}
 	return a, nil
+}
+
+// AffectedBy returns the IDs of the incidents that affected user.
+func (l *Ledger) AffectedBy(ctx context.Context, user string) ([]string, error) {
+	prefix := "mine." + jetstream.KeyPart(user) + "."
+	keys, err := l.engine.Keys(ctx, jetstream.BucketIncidents, prefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("list the incidents of %s: %w", user, err)
+	}
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		ids = append(ids, strings.TrimPrefix(k, prefix))
+	}
+	return ids, nil
 }
 
 func sameIntervals(a, b []Interval) bool {
