@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"strings"
 
@@ -81,15 +82,7 @@ func (a *API) routesIncidents() {
 			writeError(w, a.log, err)
 			return
 		}
-		if csv, err := exportCSV(r); err != nil {
-			writeError(w, a.log, err)
-			return
-		} else if csv {
-			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-			w.Header().Set("Content-Disposition", `attachment; filename="compensation-`+r.PathValue("id")+`.csv"`)
-			if err := compensation.WriteCSV(w, rs); err != nil {
-				a.log.Warn("compensation CSV cut short", "err", err)
-			}
+		if a.servedCSV(w, r, "compensation-"+r.PathValue("id")+".csv", func(w io.Writer) error { return compensation.WriteCSV(w, rs) }) {
 			return
 		}
 		p := a.ops.CompensationPolicy()
@@ -103,15 +96,7 @@ func (a *API) routesIncidents() {
 			writeError(w, a.log, err)
 			return
 		}
-		if csv, err := exportCSV(r); err != nil {
-			writeError(w, a.log, err)
-			return
-		} else if csv {
-			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-			w.Header().Set("Content-Disposition", `attachment; filename="damage-reports.csv"`)
-			if err := incident.WriteReportsCSV(w, rs); err != nil {
-				a.log.Warn("reports CSV cut short", "err", err)
-			}
+		if a.servedCSV(w, r, "damage-reports.csv", func(w io.Writer) error { return incident.WriteReportsCSV(w, rs) }) {
 			return
 		}
 		writeJSON(w, 200, map[string]any{"reports": rs})
@@ -133,15 +118,22 @@ func (a *API) routesIncidents() {
 	}))
 }
 
-// exportCSV reports whether the request asks for CSV (?format=csv) rather
-// than JSON (no format, or format=json).
-func exportCSV(r *http.Request) (bool, error) {
+// servedCSV answers a request that asks for CSV (?format=csv) with what
+// write writes, as a download called name, or a bad format with
+// M_INVALID_PARAM, and reports whether it answered; false leaves the
+// answer (JSON: no format, or format=json) to the caller.
+func (a *API) servedCSV(w http.ResponseWriter, r *http.Request, name string, write func(io.Writer) error) bool {
 	switch f := strings.ToLower(r.URL.Query().Get("format")); f {
 	case "", "json":
-		return false, nil
+		return false
 	case "csv":
-		return true, nil
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		if err := write(w); err != nil {
+			a.log.Warn("CSV export cut short", "file", name, "err", err)
+		}
 	default:
-		return false, planb.InvalidParam("format must be csv or json, not %q", f)
+		writeError(w, a.log, planb.InvalidParam("format must be csv or json, not %q", f))
 	}
+	return true
 }

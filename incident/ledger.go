@@ -150,19 +150,9 @@ func (l *Ledger) Get(ctx context.Context, id string) (Incident, uint64, error) {
 
 // List returns every incident, open ones first, then newest first.
 func (l *Ledger) List(ctx context.Context) ([]Incident, error) {
-	keys, err := l.engine.Keys(ctx, jetstream.BucketIncidents, "inc.*")
+	out, err := list[Incident](ctx, l, "inc.*", "incidents")
 	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
-	}
-	out := make([]Incident, 0, len(keys))
-	for _, k := range keys {
-		var in Incident
-		if _, err := l.get(ctx, k, &in); errors.Is(err, planb.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
+		return nil, err
 	}
 	Sort(out)
 	return out, nil
@@ -313,19 +303,9 @@ func (l *Ledger) UpdateAffected(ctx context.Context, id, user string, fn func(*A
 
 // ListAffected returns every user incident id affected, by user ID.
 func (l *Ledger) ListAffected(ctx context.Context, id string) ([]Affected, error) {
-	keys, err := l.engine.Keys(ctx, jetstream.BucketIncidents, "aff."+id+".*")
+	out, err := list[Affected](ctx, l, "aff."+id+".*", "affected users of "+id)
 	if err != nil {
-		return nil, fmt.Errorf("list affected users of %s: %w", id, err)
-	}
-	out := make([]Affected, 0, len(keys))
-	for _, k := range keys {
-		var a Affected
-		if _, err := l.get(ctx, k, &a); errors.Is(err, planb.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
 	return out, nil
@@ -352,6 +332,26 @@ func (l *Ledger) SetNoticeRoom(ctx context.Context, user, room string) (string, 
 		return "", fmt.Errorf("record server-notices room of %s: %w", user, err)
 	}
 	return room, nil
+}
+
+// list returns the values of the keys matching pattern (what names them
+// in errors); keys deleted while listing are left out.
+func list[T any](ctx context.Context, l *Ledger, pattern, what string) ([]T, error) {
+	keys, err := l.engine.Keys(ctx, jetstream.BucketIncidents, pattern)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		var v T
+		if _, err := l.get(ctx, k, &v); errors.Is(err, planb.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // get decodes key into v and returns its revision.

@@ -109,18 +109,12 @@ func (l *Ledger) Reports(ctx context.Context, f ReportFilter) ([]Report, error) 
 			pattern = "rep." + f.Incident + "." + jetstream.KeyPart(f.User) + ".*"
 		}
 	}
-	keys, err := l.engine.Keys(ctx, jetstream.BucketIncidents, pattern)
+	all, err := list[Report](ctx, l, pattern, "reports")
 	if err != nil {
-		return nil, fmt.Errorf("list reports: %w", err)
+		return nil, err
 	}
 	var out []Report
-	for _, k := range keys {
-		var r Report
-		if _, err := l.get(ctx, k, &r); errors.Is(err, planb.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
+	for _, r := range all {
 		if (f.User == "" || r.User == f.User) && (f.Status == "" || r.Status == f.Status) && (f.Category == "" || r.Category == f.Category) {
 			out = append(out, r)
 		}
