@@ -156,3 +156,39 @@ func TestPresenceTimeoutIsValidated(t *testing.T) {
 		t.Errorf("presence_timeout 3s: %v", err)
 	}
 }
+
+// TestIncidentConfig reads the incident options and the compensation rule
+// from a file, as docs/DESIGN.md shows them, and refuses bad ones.
+func TestIncidentConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "planb.json")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"incident_after": "3s", "notice_after": "1m", "notice_language": "en", "compensation": {"currency": "KRW", "threshold_minutes": 120,
+  "free":   {"tiers": [{"min_minutes": 120, "amount": 5000}, {"min_minutes": 360, "amount": 10000},
+                       {"min_minutes": 720, "amount": 20000}], "cap": 50000},
+  "paying": {"tiers": [{"min_minutes": 120, "amount": 10000}, {"min_minutes": 360, "amount": 20000},
+                       {"min_minutes": 720, "amount": 40000}], "cap": 100000},
+  "paying_users": ["@shop:example.org"]}}`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if c.IncidentAfter.Std() != 3*time.Second || c.NoticeAfter.Std() != time.Minute || c.NoticeLanguage != "en" ||
+		len(c.Compensation.PayingUsers) != 1 || c.Compensation.Paying == nil || c.Compensation.Free.Cap != 50000 {
+		t.Errorf("read %+v", c.Policy)
+	}
+	c.Compensation.Free.Tiers[1].MinMinutes = 100 // not increasing
+	c.NoticeLanguage, c.NoticeAfter = "fr", 0
+	err = c.Validate()
+	for _, want := range []string{"compensation:", "notice_language", "notice_after"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v, want it to name %s", err, want)
+		}
+	}
+}
