@@ -75,14 +75,15 @@ func (l *incidentLead) tick(ctx context.Context, now time.Time, open map[string]
 		}
 		l.notify(ctx, in.Incident, users, now)
 	}
-	if now.Sub(l.closedRead) >= closedEvery {
-		l.readClosed(ctx, now)
+	if now.Sub(l.closedRead) < closedEvery {
+		return
 	}
+	// Every closedEvery: the closed incidents with work left, each read
+	// afresh (a writer may have raced the close).
+	l.readClosed(ctx, now)
 	for i := range l.closed {
 		in := &l.closed[i]
-		if in.NoticesDone {
-			continue
-		}
+		delete(l.loaded, in.ID)
 		users, err := l.users(ctx, in.ID, now)
 		if err != nil {
 			continue
@@ -226,15 +227,29 @@ func (l *incidentLead) notify(ctx context.Context, in incident.Incident, users m
 	}
 }
 
-// followUps sends the follow-up to every notified user of the closed
-// incident in; true when none is left to send.
+// followUps ends the intervals still open of the closed incident in and
+// sends the follow-up to every notified user; true when nothing is left
+// to do.
 func (l *incidentLead) followUps(ctx context.Context, in incident.Incident, users map[string]incident.Affected, now time.Time) bool {
-	if !l.noticesFor(in) {
-		return true
-	}
 	done := true
 	for u, a := range users {
-		if !a.Notified || a.FollowedUp {
+		// Intervals left open by a node that stopped while closing, or by
+		// a writer that raced the close, end at the incident's end.
+		if hasOpen(a) && in.EndedAt != nil {
+			closed, err := l.ledger.UpdateAffected(ctx, in.ID, u, func(a *incident.Affected) bool {
+				if !hasOpen(*a) {
+					return false
+				}
+				a.Close(*in.EndedAt)
+				return true
+			})
+			if err != nil {
+				done = false
+				continue
+			}
+			users[u], a = closed, closed
+		}
+		if !a.Notified || a.FollowedUp || !l.noticesFor(in) {
 			continue
 		}
 		lang := l.language(u)

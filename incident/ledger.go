@@ -236,7 +236,15 @@ func (l *Ledger) Affected(ctx context.Context, id, user string) (Affected, error
 // AddAffected records that incident id affected user for reason during
 // iv (dc: the data center of a stranded session). The first record of a
 // user counts them in the incident's AffectedUsers.
+//
+// Nothing extends past the incident's end: a writer that still took the
+// incident for open (another node closed it meanwhile) has its open
+// interval ended at the end.
 func (l *Ledger) AddAffected(ctx context.Context, id, user, dc, reason string, iv Interval) (Affected, error) {
+	in, _, err := l.Get(ctx, id)
+	if err != nil {
+		return Affected{}, err
+	}
 	created := false
 	a, err := update(ctx, l, affKey(id, user), func(a *Affected, exists bool) (bool, error) {
 		created = !exists
@@ -245,6 +253,9 @@ func (l *Ledger) AddAffected(ctx context.Context, id, user, dc, reason string, i
 		}
 		before, ivs := len(a.Reasons), a.Intervals
 		a.Add(reason, iv)
+		if in.EndedAt != nil {
+			a.Close(*in.EndedAt)
+		}
 		if a.DataCenter == "" {
 			a.DataCenter = dc
 		}
