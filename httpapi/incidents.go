@@ -16,6 +16,13 @@ import (
 // a user's access token, like the Matrix client API).
 const clientPrefix = "/_planb/client/v1"
 
+// A user may file (or retry) damage reports this often, per node; the
+// ledger bounds them per incident besides (incident.MaxReportsPerIncident).
+const (
+	reportsPerMinute = 6
+	reportsBurst     = 3
+)
+
 // routesIncidents serves the public status page, a user's own incidents
 // and damage reports, and the operator's incident API.
 func (a *API) routesIncidents() {
@@ -47,6 +54,10 @@ func (a *API) routesIncidents() {
 			"rule": p, "description": map[string]string{"ko": p.Describe("ko"), "en": p.Describe("en")}}})
 	})
 	a.handle("PUT "+clientPrefix+"/incidents/{id}/reports/{txnId}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		if ok, wait := a.reports.allow(s.UserID); !ok {
+			writeError(w, a.log, planb.LimitExceeded(wait))
+			return
+		}
 		var in incident.ReportInput
 		if err := decode(r, &in); err != nil {
 			writeError(w, a.log, err)

@@ -19,7 +19,7 @@ type Limits struct {
 // DefaultLimits returns the default rate limits.
 func DefaultLimits() Limits { return Limits{LoginPerMinute: 30, LoginBurst: 10} }
 
-// ipLimiter rate-limits per client IP. It is per node on purpose: limits
+// ipLimiter rate-limits per key (a client IP, a user). It is per node on purpose: limits
 // protect this node's CPU (password hashing) and need no agreement.
 type ipLimiter struct {
 	perMinute, burst int

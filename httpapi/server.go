@@ -45,6 +45,8 @@ type API struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	limiter *ipLimiter
+	// reports limits damage reports per user (see routesIncidents).
+	reports *ipLimiter
 	metrics *metrics
 	faults  FaultInjector
 }
@@ -53,6 +55,7 @@ type API struct {
 func New(hs *homeserver.Service, ops *cluster.Ops, log *slog.Logger, opts Options) *API {
 	a := &API{hs: hs, ops: ops, log: log, mux: http.NewServeMux(),
 		limiter: newIPLimiter(opts.Limits.LoginPerMinute, opts.Limits.LoginBurst),
+		reports: newIPLimiter(reportsPerMinute, reportsBurst),
 		metrics: newMetrics(opts.Registry), faults: opts.Faults}
 	a.routesAuth()
 	a.routesRooms()
