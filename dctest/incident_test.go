@@ -211,10 +211,10 @@ func TestIncidentThroughDataCenterLoss(t *testing.T) {
 	// and the next sync writes it).
 	miaCtx, stopMia := context.WithCancel(ctx)
 	defer stopMia()
+	miaCli := c.pinned(miaID, miaTok, "dc1") // here: c.pinned reloads c.file, which only this goroutine may do
 	go func() {
-		mia := c.pinned(miaID, miaTok, "dc1")
 		for miaCtx.Err() == nil {
-			if _, err := mia.SyncRequest(miaCtx, 2000, "", "", false, event.PresenceOnline); err != nil {
+			if _, err := miaCli.SyncRequest(miaCtx, 2000, "", "", false, event.PresenceOnline); err != nil {
 				time.Sleep(200 * time.Millisecond)
 			}
 		}
