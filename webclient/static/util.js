@@ -102,7 +102,9 @@ export function describeError(err, ctx = '', vars = {}) {
     case 'M_UNKNOWN_TOKEN':
       return t('errSessionExpired');
     case 'M_TOO_LARGE':
-      return t('errTooLarge');
+      return ctx === 'send' ? t('errMessageTooLong') : t('errTooLarge');
+    case 'M_WEAK_PASSWORD':
+      return t('errWeakPassword', { msg: err.message });
     case 'M_NOT_FOUND':
       if (ctx === 'invite' && vars.user) return t('errNoSuchUser', { user: vars.user });
       break;
