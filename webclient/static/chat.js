@@ -80,11 +80,21 @@ export class Chat {
     this.renderBadge();
     this.setStatus('connecting', t('connecting'));
 
+    // The data center in use and the recent failures are kept in the
+    // session, so that a reload starts where the page was, if it is healthy.
     this.api.addEventListener('dc', () => {
       this.renderBadge();
       this.session.current = this.api.dc.base_url;
+      this.session.failed = this.api.health();
       saveSession(this.session);
     }, { signal });
+    this.api.addEventListener('health', () => {
+      this.session.failed = this.api.health();
+      saveSession(this.session);
+    }, { signal });
+    // Requests the browser cancels while the page goes away are not failures.
+    window.addEventListener('pagehide', () => this.api.setLeaving(true), { signal });
+    window.addEventListener('pageshow', () => this.api.setLeaving(false), { signal });
     this.api.addEventListener('state', (e) => this.onApiState(e.detail), { signal });
     this.api.addEventListener('unauthorized', () => this.end(t('errSessionExpired')), { signal });
     this.outbox.addEventListener('change', () => this.renderRoom(), { signal });
