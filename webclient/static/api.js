@@ -434,6 +434,13 @@ export class Api extends EventTarget {
     return this.request('GET', Api.v3(`/rooms/${encodeURIComponent(roomId)}/joined_members`));
   }
 
+  /** redact deletes an event (idempotent by txnId). */
+  redact(roomId, eventId, txnId, reason) {
+    return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/redact/${encodeURIComponent(eventId)}/${encodeURIComponent(txnId)}`), {
+      body: reason ? { reason } : {},
+    });
+  }
+
   receipt(roomId, eventId) {
     return this.request('POST', Api.v3(`/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(eventId)}`), {
       body: {}, idempotent: true,
