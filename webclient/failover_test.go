@@ -46,6 +46,17 @@ func TestBrowserFailover(t *testing.T) {
 	onDC(bob, dc2.Name)
 	roomID := startChat(t, alice, bob, "hello from "+dc1.Name)
 
+	// A reload stays on the data center in use: the requests it cancels
+	// (the /sync long-poll) are not that data center failing.
+	for i := range 2 {
+		bob.do("reload", chromedp.Reload())
+		bob.waitJS(fmt.Sprintf("reload %d: bob's page has synced", i+1), uiTimeout, `window.planb && window.planb.chat && window.planb.chat.ready ? '' : 'not yet'`)
+		onDC(bob, dc2.Name)
+		if cur := bob.str(`JSON.parse(localStorage.getItem('planb.session')).current`); cur != dc2.URL {
+			t.Fatalf("reload %d: the session keeps data center %s, want %s", i+1, cur, dc2.URL)
+		}
+	}
+
 	// Typing and images cross data centers too.
 	bob.typeInto("#composer", "typing on "+dc2.Name)
 	alice.waitJS("alice sees bob typing", uiTimeout, `(document.getElementById('typing').dataset.users || '').includes('bob') ? '' : 'typing: ' + document.getElementById('typing').textContent`)
