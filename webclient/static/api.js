@@ -250,6 +250,7 @@ export class Api extends EventTarget {
     };
     let backoff = BACKOFF_START_MS;
     let q = query;
+    const started = Date.now();
     try {
       for (;;) {
         const r = await this.attempt(method, path, { query: q, longPollMs, body, blob, contentType, auth, attemptMs, signal, as });
@@ -257,6 +258,7 @@ export class Api extends EventTarget {
           // Not the data center's fault: wait for the page to come back
           // (at pagehide), or a moment, and send it again to the same one.
           if (this.leaving) await this.back(signal);
+          else if (Date.now() - started >= budgetMs) throw new UnreachableError(new DOMException('cancelled', 'AbortError'));
           else await sleep(BACKOFF_START_MS, signal);
           continue;
         }
