@@ -175,8 +175,8 @@ func groupChat(t *testing.T, alice, bob *page) {
 	alice.waitJS("alice left the 1:1 chat too", uiTimeout, `document.querySelectorAll('#chat-list .chat-item').length === 1 ? '' : 'chats: ' + document.querySelectorAll('#chat-list .chat-item').length`)
 }
 
-// TestBrowserErrors checks the feedback for an unreachable server and for
-// rate limiting, and the Korean UI.
+// TestBrowserErrors checks the password rule of sign-up, the feedback for
+// an unreachable server and for rate limiting, and the Korean UI.
 func TestBrowserErrors(t *testing.T) {
 	chrome := findChromium(t)
 	if testing.Short() {
@@ -186,6 +186,7 @@ func TestBrowserErrors(t *testing.T) {
 	browser := newBrowser(t, chrome)
 	p := openPage(t, browser, "visitor", base+"/", 800, 700)
 
+	passwordRule(t, p, base, "shorty", "At least 8 characters.", "The password is too short: use at least 8 characters.")
 	p.click(".advanced summary")
 	p.clear("#auth-server")
 	p.typeInto("#auth-server", "http://127.0.0.1:1")

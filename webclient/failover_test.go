@@ -46,6 +46,32 @@ func TestBrowserFailover(t *testing.T) {
 	onDC(bob, dc2.Name)
 	roomID := startChat(t, alice, bob, "hello from "+dc1.Name)
 
+	// A reload stays on the data center in use: the requests it cancels
+	// (the /sync long-poll) are not that data center failing.
+	for i := range 2 {
+		bob.do("reload", chromedp.Reload())
+		bob.waitJS(fmt.Sprintf("reload %d: bob's page has synced", i+1), uiTimeout, `window.planb && window.planb.chat && window.planb.chat.ready ? '' : 'not yet'`)
+		onDC(bob, dc2.Name)
+		if cur := bob.str(`JSON.parse(localStorage.getItem('planb.session')).current`); cur != dc2.URL {
+			t.Fatalf("reload %d: the session keeps data center %s, want %s", i+1, cur, dc2.URL)
+		}
+	}
+	// Failures are kept with the session: a page reloaded soon after its
+	// data center failed starts on another one (dc2 is alive; its failure
+	// is written into the session here). Then back to dc2.
+	editSession(bob, fmt.Sprintf(`s.failed = { [%s]: Date.now() }`, jsString(dc2.URL)))
+	bob.do("reload", chromedp.Reload())
+	bob.waitJS("the reloaded page syncs without trying the data center that failed", uiTimeout, fmt.Sprintf(`(() => {
+		const c = window.planb && window.planb.chat;
+		if (!c || !c.ready) return 'not yet';
+		const tried = c.api.trace.filter((l) => l.split(' ')[1] === %[1]s);
+		return tried.length === 0 && document.getElementById('dc-badge').textContent !== %[1]s ? '' : 'tried: ' + JSON.stringify(tried);
+	})()`, jsString(dc2.Name)))
+	editSession(bob, fmt.Sprintf(`s.current = %s; s.failed = {}`, jsString(dc2.URL)))
+	bob.do("reload", chromedp.Reload())
+	bob.waitJS("bob's page is back in the chat", uiTimeout, `window.planb && window.planb.chat && window.planb.chat.ready && document.body.classList.contains('in-room') ? '' : 'not yet'`)
+	onDC(bob, dc2.Name)
+
 	// Typing and images cross data centers too.
 	bob.typeInto("#composer", "typing on "+dc2.Name)
 	alice.waitJS("alice sees bob typing", uiTimeout, `(document.getElementById('typing').dataset.users || '').includes('bob') ? '' : 'typing: ' + document.getElementById('typing').textContent`)
@@ -85,6 +111,13 @@ func TestBrowserFailover(t *testing.T) {
 	alice.send("still here?")
 	bob.waitJS("bob gets alice's reply after the switch", uiTimeout, hasMessage("still here?", "theirs", 1))
 	alice.waitJS("and reads it", uiTimeout, unreadOf("still here?", 0))
+
+}
+
+// editSession runs js (with the saved session as s) on p's saved session.
+func editSession(p *page, js string) {
+	p.t.Helper()
+	p.str(`(() => { const s = JSON.parse(localStorage.getItem('planb.session')); ` + js + `; localStorage.setItem('planb.session', JSON.stringify(s)); return ''; })()`)
 }
 
 // onDC waits until p's badge names the data center dc.

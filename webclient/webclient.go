@@ -12,7 +12,9 @@
 //	           localStorage and sent until a data center acknowledges them
 //	model.js   rooms from /sync and /messages; who has read what (receipts)
 //	chat.js    the /sync loop, status line, receipts, typing, room actions
-//	list.js    chat list and dialogs; room.js the conversation and composer
+//	           (deleting a message is a redaction)
+//	list.js    chat list and dialogs; room.js the conversation and composer:
+//	           links (util.js linkify), replies, the ⋯ menu of each message
 //	incidents.js  "Report damage": the outages that affected the user, what
 //	           the published rule pays, and damage reports (idempotent txnId)
 //	auth.js    sign up / log in; i18n.js Korean and English; media.js images

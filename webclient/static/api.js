@@ -10,9 +10,15 @@
 // idempotent request. A POST that is not idempotent (createRoom) is not
 // retried after a failure that may have reached the server.
 //
+// A request that the browser cancels — because the page is going away
+// (reload, navigation: pagehide) or for any reason other than the attempt
+// timeout — says nothing about the data center and is never counted as its
+// failure; otherwise every reload would move to the next data center.
+//
 // Events (EventTarget): "state" {state, from, to} when the connection state
 // changes (ok | switching | offline), "dc" {dc} when the data center in use
-// changes, "unauthorized" when the access token is no longer valid.
+// changes, "health" when the recorded failures change (see health()),
+// "unauthorized" when the access token is no longer valid.
 import { sleep } from './util.js';
 
 /** MatrixError is a Matrix error answer: status, errcode, retryAfterMs. */
@@ -46,6 +52,11 @@ const RETRY_STATUS = new Set([502, 503, 504]);
 const COOLDOWN_MS = 5000;
 const BACKOFF_START_MS = 250;
 const BACKOFF_MAX_MS = 4000;
+/**
+ * START_AVOID_MS: a page (re)loaded this soon after a data center failed
+ * starts on another one instead of waiting for it to fail again.
+ */
+const START_AVOID_MS = 30000;
 
 function trimBase(u) {
   return String(u || '').replace(/\/+$/, '');
@@ -69,15 +80,29 @@ export async function discover(base, signal) {
 
 export class Api extends EventTarget {
   /**
-   * dcs: [{name, base_url}]; current: the base_url (or name) to start on.
+   * dcs: [{name, base_url}]; current: the base_url (or name) to start on;
+   * failed: {base_url: time (ms)} of recent failures, as health() returned
+   * before a reload. The page starts on current unless it failed within
+   * START_AVOID_MS and another one has not.
    */
-  constructor(dcs, current) {
+  constructor(dcs, current, failed = {}) {
     super();
     this.dcs = dcs.length ? dcs : [{ name: location.host, base_url: location.origin }];
     this.idx = Math.max(0, this.dcs.findIndex((d) => d.base_url === trimBase(current) || d.name === current));
     this.token = '';
     /** failedAt: index -> time of the last failure (ms). */
     this.failedAt = new Map();
+    const now = Date.now();
+    this.dcs.forEach((d, i) => {
+      const at = Number((failed || {})[d.base_url]);
+      if (at && now - at < START_AVOID_MS) this.failedAt.set(i, at);
+    });
+    if (this.failedAt.has(this.idx)) {
+      const healthy = this.dcs.findIndex((_, i) => !this.failedAt.has(i));
+      if (healthy >= 0) this.idx = healthy;
+    }
+    /** leaving: the page is being hidden or unloaded (pagehide). */
+    this.leaving = false;
     /** state: ok | switching | offline. */
     this.state = 'ok';
     /** failKind: index -> "net" | "busy" of the last failure. */
@@ -91,6 +116,42 @@ export class Api extends EventTarget {
   note(dc, method, path, outcome) {
     this.trace.push(`${new Date().toISOString().slice(11, 23)} ${dc} ${method} ${path.replace(/^\/_matrix\/client\/v3/, '').slice(0, 60)} ${outcome}`);
     if (this.trace.length > 80) this.trace.shift();
+  }
+
+  /**
+   * setLeaving(true) at pagehide: requests that break from then on are the
+   * browser cancelling them, not a data center failing; they wait (they
+   * vanish with the page, or carry on if it comes back from the
+   * back/forward cache: setLeaving(false) at pageshow).
+   */
+  setLeaving(on) {
+    this.leaving = on;
+    if (!on) this.emit('back');
+  }
+
+  /** back resolves once the page is shown again (or rejects when signal aborts). */
+  back(signal) {
+    return new Promise((resolve, reject) => {
+      if (!this.leaving) return resolve();
+      if (signal?.aborted) return reject(signal.reason);
+      const done = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.removeEventListener('back', done);
+        reject(signal.reason);
+      };
+      this.addEventListener('back', done, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** health returns {base_url: time (ms)} of the recent failures, to persist. */
+  health() {
+    const out = {};
+    for (const [i, at] of this.failedAt) if (this.dcs[i]) out[this.dcs[i].base_url] = at;
+    return out;
   }
 
   /** dc is the data center in use. */
@@ -131,6 +192,7 @@ export class Api extends EventTarget {
     const now = Date.now();
     this.failedAt.set(i, now);
     this.failKind.set(i, kind);
+    this.emit('health');
     const from = this.dcs[i];
     if (this.idx === i && this.dcs.length > 1) {
       let next = (i + 1) % this.dcs.length;
@@ -153,7 +215,7 @@ export class Api extends EventTarget {
 
   /** ok records that data center i answered. */
   ok(i) {
-    this.failedAt.delete(i);
+    if (this.failedAt.delete(i)) this.emit('health');
     // Recovered once nothing is still failing over.
     if (i === this.idx && this.retrying === 0 && this.state !== 'ok') this.setState('ok', { dc: this.dc.name });
   }
@@ -188,9 +250,18 @@ export class Api extends EventTarget {
     };
     let backoff = BACKOFF_START_MS;
     let q = query;
+    const started = Date.now();
     try {
       for (;;) {
         const r = await this.attempt(method, path, { query: q, longPollMs, body, blob, contentType, auth, attemptMs, signal, as });
+        if (r.cancelled) {
+          // Not the data center's fault: wait for the page to come back
+          // (at pagehide), or a moment, and send it again to the same one.
+          if (this.leaving) await this.back(signal);
+          else if (Date.now() - started >= budgetMs) throw new UnreachableError(new DOMException('cancelled', 'AbortError'));
+          else await sleep(BACKOFF_START_MS, signal);
+          continue;
+        }
         if (r.done) {
           uncount();
           this.ok(r.i);
@@ -229,10 +300,12 @@ export class Api extends EventTarget {
   /**
    * attempt sends the request once, to the data center in use. It returns
    * {i, done: true, result | error} for an answer that ends the request
-   * (success or a Matrix error other than 502/503/504), or {i, failure}.
+   * (success or a Matrix error other than 502/503/504), {i, cancelled: true}
+   * when the browser cancelled it (page going away), or {i, failure}.
    */
   async attempt(method, path, { query, body, blob, contentType, auth, attemptMs, longPollMs, signal, as }) {
     if (signal && signal.aborted) throw signal.reason;
+    if (this.leaving) await this.back(signal);
     const i = this.idx;
     const url = new URL(trimBase(this.dcs[i].base_url) + path);
     for (const [k, v] of Object.entries(query || {})) {
@@ -269,6 +342,12 @@ export class Api extends EventTarget {
       }
     } catch (e) {
       if (signal && signal.aborted) throw signal.reason;
+      // Our own timer aborts with a TimeoutError; an AbortError (or any
+      // error once the page is being hidden) is the browser cancelling.
+      if (this.leaving || (e && e.name === 'AbortError')) {
+        this.note(this.dcs[i].name, method, path, 'cancelled');
+        return { i, cancelled: true };
+      }
       this.note(this.dcs[i].name, method, path, String(e.name || e));
       return { i, failure: e }; // a network error or no answer in time
     } finally {
@@ -355,6 +434,13 @@ export class Api extends EventTarget {
 
   joinedMembers(roomId) {
     return this.request('GET', Api.v3(`/rooms/${encodeURIComponent(roomId)}/joined_members`));
+  }
+
+  /** redact deletes an event (idempotent by txnId). */
+  redact(roomId, eventId, txnId, reason) {
+    return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/redact/${encodeURIComponent(eventId)}/${encodeURIComponent(txnId)}`), {
+      body: reason ? { reason } : {},
+    });
   }
 
   receipt(roomId, eventId) {

@@ -35,7 +35,7 @@ function startChat(session, api) {
 
 const saved = loadSession();
 if (saved) {
-  const api = new Api(saved.dcs || [], saved.current || saved.homeserver);
+  const api = new Api(saved.dcs || [], saved.current || saved.homeserver, saved.failed);
   api.token = saved.accessToken;
   startChat(saved, api);
 } else {

@@ -5,6 +5,18 @@ import { loadKnownDataCenters, saveKnownDataCenters } from './store.js';
 import { describeError, h } from './util.js';
 
 /**
+ * MIN_PASSWORD is the shortest password sign-up accepts (in characters, as
+ * a person counts them: code points). The rule is shown under the field
+ * before anything is sent; the server's own rules, if any, still apply.
+ */
+const MIN_PASSWORD = 8;
+
+/** passwordLength counts characters, not UTF-16 units. */
+function passwordLength(s) {
+  return [...s].length;
+}
+
+/**
  * findDataCenters learns the data centers from base's well-known document,
  * falling back to the ones remembered from an earlier visit when base does
  * not answer (its data center may be the one that is down).
@@ -53,11 +65,12 @@ export function renderAuth(root, { onSession, notice = '' }) {
   const switcher = h('button', { id: 'auth-switch', type: 'button', class: 'link' });
   const pass2Row = h('div', { class: 'field' }, h('label', { for: 'auth-pass2', text: t('passwordAgain') }), pass2);
   const hint = h('small', { id: 'auth-user-hint', class: 'muted', text: t('usernameHint') });
+  const passHint = h('small', { id: 'auth-pass-hint', class: 'hint muted', text: t('passwordRule', { n: MIN_PASSWORD }) });
 
   const form = h('form', { id: 'auth-form', class: 'auth-form', novalidate: true, 'aria-labelledby': 'auth-title' },
     title,
     h('div', { class: 'field' }, h('label', { for: 'auth-user', text: t('username') }), user, hint),
-    h('div', { class: 'field' }, h('label', { for: 'auth-pass', text: t('password') }), pass),
+    h('div', { class: 'field' }, h('label', { for: 'auth-pass', text: t('password') }), pass, passHint),
     pass2Row,
     h('details', { class: 'advanced' }, h('summary', { text: t('advanced') }),
       h('div', { class: 'field' }, h('label', { for: 'auth-server', text: t('server') }), server)),
@@ -71,8 +84,20 @@ export function renderAuth(root, { onSession, notice = '' }) {
     pass.autocomplete = m === 'login' ? 'current-password' : 'new-password';
     pass2Row.hidden = m === 'login';
     hint.hidden = m === 'login';
+    passHint.hidden = m === 'login';
+    if (m === 'login') pass.removeAttribute('aria-describedby');
+    else pass.setAttribute('aria-describedby', 'auth-pass-hint');
+    markPassword();
     errorBox.textContent = '';
     form.dataset.mode = m;
+  }
+
+  /** markPassword shows whether the password meets the rule yet (sign-up). */
+  function markPassword() {
+    const n = passwordLength(pass.value);
+    passHint.dataset.ok = String(n >= MIN_PASSWORD);
+    passHint.classList.toggle('met', n >= MIN_PASSWORD);
+    if (n >= MIN_PASSWORD) passHint.classList.remove('bad');
   }
 
   function showError(msg, field) {
@@ -106,6 +131,7 @@ export function renderAuth(root, { onSession, notice = '' }) {
     user.focus();
   });
   for (const el of [user, pass, pass2]) el.addEventListener('input', () => el.removeAttribute('aria-invalid'));
+  pass.addEventListener('input', markPassword);
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -114,6 +140,10 @@ export function renderAuth(root, { onSession, notice = '' }) {
     let name = user.value.trim();
     if (mode === 'signup') name = name.replace(/^@/, '').replace(/:.*$/, '').toLowerCase();
     if (!name || !pass.value) return showError(t('fillBoth'), name ? pass : user);
+    if (mode === 'signup' && passwordLength(pass.value) < MIN_PASSWORD) {
+      passHint.classList.add('bad');
+      return showError(t('passwordTooShort', { n: MIN_PASSWORD }), pass);
+    }
     if (mode === 'signup' && pass.value !== pass2.value) return showError(t('passwordsDiffer'), pass2);
     submit.disabled = true;
     form.setAttribute('aria-busy', 'true');
@@ -147,7 +177,7 @@ export function renderAuth(root, { onSession, notice = '' }) {
         return;
       }
       const field = err && (err.errcode === 'M_USER_IN_USE' || err.errcode === 'M_INVALID_USERNAME') ? user
-        : err && err.errcode === 'M_FORBIDDEN' && mode === 'login' ? pass : null;
+        : err && ((err.errcode === 'M_FORBIDDEN' && mode === 'login') || err.errcode === 'M_WEAK_PASSWORD') ? pass : null;
       showError(describeError(err, mode === 'login' ? 'login' : 'register'), field);
     } finally {
       form.removeAttribute('aria-busy');

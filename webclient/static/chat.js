@@ -8,7 +8,7 @@ import { IncidentPane } from './incidents.js';
 import { confirmDialog, ListPane } from './list.js';
 import { Media } from './media.js';
 import { Model } from './model.js';
-import { Outbox } from './outbox.js';
+import { newTxnId, Outbox } from './outbox.js';
 import { RoomPane } from './room.js';
 import { clearOutbox, clearSession, saveKnownDataCenters, saveSession } from './store.js';
 import { describeError, h, normalizeUserId, serverOf, sleep } from './util.js';
@@ -80,11 +80,21 @@ export class Chat {
     this.renderBadge();
     this.setStatus('connecting', t('connecting'));
 
+    // The data center in use and the recent failures are kept in the
+    // session, so that a reload starts where the page was, if it is healthy.
     this.api.addEventListener('dc', () => {
       this.renderBadge();
       this.session.current = this.api.dc.base_url;
+      this.session.failed = this.api.health();
       saveSession(this.session);
     }, { signal });
+    this.api.addEventListener('health', () => {
+      this.session.failed = this.api.health();
+      saveSession(this.session);
+    }, { signal });
+    // Requests the browser cancels while the page goes away are not failures.
+    window.addEventListener('pagehide', () => this.api.setLeaving(true), { signal });
+    window.addEventListener('pageshow', () => this.api.setLeaving(false), { signal });
     this.api.addEventListener('state', (e) => this.onApiState(e.detail), { signal });
     this.api.addEventListener('unauthorized', () => this.end(t('errSessionExpired')), { signal });
     this.outbox.addEventListener('change', () => this.renderRoom(), { signal });
@@ -426,6 +436,23 @@ export class Chat {
       await this.api.leaveRoom(roomId);
       this.model.rooms.delete(roomId);
       this.openRoom(null);
+    } catch (e) {
+      this.roomPane.composerError.textContent = describeError(e);
+    }
+  }
+
+  /**
+   * deleteMessage redacts one of the user's messages after asking. The
+   * room shows it deleted at once; /sync brings the redaction to everyone.
+   */
+  async deleteMessage(room, ev) {
+    if (!(await confirmDialog('dlg-delete', t('deleteConfirm'), t('deleteMessage'), true))) return;
+    this.roomPane.composerError.textContent = '';
+    try {
+      const res = await this.api.redact(room.id, ev.event_id, newTxnId());
+      room.redact(ev.event_id, { type: 'm.room.redaction', event_id: res.event_id, sender: this.me, redacts: ev.event_id, origin_server_ts: Date.now(), content: {} });
+      this.renderRoom();
+      this.list.update();
     } catch (e) {
       this.roomPane.composerError.textContent = describeError(e);
     }

@@ -17,26 +17,40 @@ export function preview(room, ev, me) {
   return notice(room, ev, me);
 }
 
-/** notice is the sentence for a membership or room event. */
+/**
+ * notice is the sentence for a membership or room event. When the user is
+ * the one who acted (or was acted on), the sentence is written for that:
+ * Korean says "내가 …" / "…님이 나를 …", not "나님이 …".
+ */
 export function notice(room, ev, me) {
   const c = ev.content || {};
-  const name = (u) => (u === me ? t('you') : room.displayName(u));
+  const name = (u) => room.displayName(u);
+  const byMe = ev.sender === me;
   switch (ev.type) {
     case 'm.room.create':
-      return t('created', { user: name(ev.sender) });
+      return byMe ? t('createdMe') : t('created', { user: name(ev.sender) });
     case 'm.room.name':
-      return t('renamed', { user: name(ev.sender), name: c.name || '' });
+      return byMe ? t('renamedMe', { name: c.name || '' }) : t('renamed', { user: name(ev.sender), name: c.name || '' });
     case 'm.room.member': {
       const target = ev.state_key;
+      const targetName = c.displayname || name(target);
+      const removed = () => {
+        if (byMe) return t('kickedMe', { target: name(target) });
+        if (target === me) return t('kickedYou', { user: name(ev.sender) });
+        return t('kicked', { user: name(ev.sender), target: name(target) });
+      };
       switch (c.membership) {
         case 'join':
-          return t('joined', { user: c.displayname || name(target) });
+          return target === me ? t('joinedMe') : t('joined', { user: targetName });
         case 'invite':
-          return t('invitedUser', { user: name(ev.sender), target: c.displayname || name(target) });
+          if (byMe) return t('invitedUserMe', { target: targetName });
+          if (target === me) return t('invitedMe', { user: name(ev.sender) });
+          return t('invitedUser', { user: name(ev.sender), target: targetName });
         case 'leave':
-          return ev.sender === target ? t('left', { user: name(target) }) : t('kicked', { user: name(ev.sender), target: name(target) });
+          if (ev.sender === target) return target === me ? t('leftMe') : t('left', { user: name(target) });
+          return removed();
         case 'ban':
-          return t('kicked', { user: name(ev.sender), target: name(target) });
+          return removed();
       }
     }
   }

@@ -11,6 +11,24 @@ export function noticesUserOf(me) {
   return '@notices:' + serverOf(me);
 }
 
+/**
+ * isRedacted reports whether ev was deleted: redacted_because in its
+ * unsigned data (from the server, or applied by Room.redact).
+ */
+export function isRedacted(ev) {
+  return !!(ev && ev.unsigned && ev.unsigned.redacted_because);
+}
+
+/**
+ * replyTarget returns the event ID ev replies to (rich replies:
+ * m.relates_to.m.in_reply_to.event_id), or "".
+ */
+export function replyTarget(ev) {
+  const rel = ev && ev.content && ev.content['m.relates_to'];
+  const id = rel && rel['m.in_reply_to'] && rel['m.in_reply_to'].event_id;
+  return typeof id === 'string' ? id : '';
+}
+
 /** Room is one room the user is in or invited to. */
 export class Room {
   constructor(id, me) {
@@ -32,6 +50,11 @@ export class Room {
     this.byId = new Map();
     /** txnIds: transaction IDs of this device's events seen in the timeline. */
     this.txnIds = new Set();
+    /**
+     * redactions: eventId -> the m.room.redaction of an event not loaded
+     * yet (older history arrives newest first, so after its redaction).
+     */
+    this.redactions = new Map();
     this.prevBatch = undefined;
     this.reachedStart = false;
     this.loadingOlder = false;
@@ -63,6 +86,21 @@ export class Room {
     const mine = num((pl.users || {})[me], num(pl.users_default, 0));
     const need = num((pl.events || {})['m.room.message'], num(pl.events_default, 0));
     return mine >= need;
+  }
+
+  /**
+   * redact applies a redaction to eventId: its content is gone (as the
+   * server strips it) and unsigned.redacted_because says why.
+   */
+  redact(eventId, because) {
+    const ev = this.byId.get(eventId);
+    if (!ev) {
+      this.redactions.set(eventId, because);
+      return;
+    }
+    if (isRedacted(ev)) return;
+    ev.content = {};
+    ev.unsigned = { ...(ev.unsigned || {}), redacted_because: because };
   }
 
   /** has reports whether the event is loaded. */
@@ -173,6 +211,17 @@ export class Room {
       ord += atStart ? -1 : 1;
       const e = { ...ev, ord };
       this.byId.set(e.event_id, e);
+      const pending = this.redactions.get(e.event_id);
+      if (pending) {
+        this.redactions.delete(e.event_id);
+        this.redact(e.event_id, pending);
+      }
+      if (e.type === 'm.room.redaction') {
+        // The target is named at the top level before room v11 and in
+        // content since.
+        const target = e.redacts || (e.content && e.content.redacts);
+        if (target) this.redact(target, e);
+      }
       if (e.unsigned && e.unsigned.transaction_id) this.txnIds.add(e.unsigned.transaction_id);
       added.push(e);
       const prev = this.lastOwn.get(e.sender);
@@ -188,6 +237,7 @@ export class Room {
     this.timeline = [];
     this.byId.clear();
     this.lastOwn.clear();
+    this.redactions.clear();
     this.reachedStart = false;
   }
 

@@ -8,12 +8,49 @@
 // however many attempts it takes. Messages leave the outbox when /sync
 // brings their event back.
 //
+// A message larger than a Matrix event may be (65,536 bytes of JSON, the
+// envelope included) is refused before it is queued (tooLarge); one the
+// server refuses as too large (M_TOO_LARGE, 413) fails for good: sending
+// it again cannot succeed, so it can only be deleted.
+//
 // Items: {txnId, roomId, kind: "text"|"image", content, ts, state, eventId,
-// error, name, mimetype, size, w, h}. state: pending | sending | sent |
-// failed. Image files live only in memory until uploaded.
+// error, permanent, name, mimetype, size, w, h}. state: pending | sending |
+// sent | failed; permanent: failed for good (no retry). Image files live
+// only in memory until uploaded.
 import { loadOutbox, saveOutbox } from './store.js';
 import { describeError, randomId, sleep } from './util.js';
 import { t } from './i18n.js';
+
+/**
+ * MAX_CONTENT_BYTES is the largest message content sent: the spec limits a
+ * whole event to 65,536 bytes, and the envelope (IDs, sender, signatures,
+ * hashes, unsigned data) needs room of its own.
+ */
+export const MAX_CONTENT_BYTES = 60000;
+
+const utf8 = new TextEncoder();
+
+/**
+ * contentBytes is the size of content as the server measures it: UTF-8
+ * JSON, where the server escapes <, > and & as \u003c (six bytes, not one)
+ * and U+2028/U+2029 as \u2028 (six, not three).
+ */
+export function contentBytes(content) {
+  const json = JSON.stringify(content);
+  const html = (json.match(/[<>&]/g) || []).length;
+  const seps = (json.match(/[\u2028\u2029]/g) || []).length;
+  return utf8.encode(json).length + 5 * html + 3 * seps;
+}
+
+/** tooLarge reports whether content is over MAX_CONTENT_BYTES. */
+export function tooLarge(content) {
+  return contentBytes(content) > MAX_CONTENT_BYTES;
+}
+
+/** refusedAsTooLarge reports whether the server refused a request for its size. */
+function refusedAsTooLarge(e) {
+  return !!e && (e.errcode === 'M_TOO_LARGE' || e.status === 413);
+}
 
 /** newTxnId returns a transaction ID unique to this browser. */
 export function newTxnId() {
@@ -35,6 +72,10 @@ export class Outbox extends EventTarget {
         it.state = 'failed';
         it.error = t('imageLost');
       }
+      if (it.state !== 'sent' && it.content && tooLarge(it.content)) {
+        // Queued by an older version that did not check the size.
+        Object.assign(it, { state: 'failed', permanent: true, error: t('errMessageTooLong') });
+      }
       return it;
     });
     this.kickResolve = null;
@@ -53,9 +94,14 @@ export class Outbox extends EventTarget {
     }
   }
 
-  /** addText queues a text message and returns its item. */
-  addText(roomId, body) {
-    const it = { txnId: newTxnId(), roomId, kind: 'text', content: { msgtype: 'm.text', body }, ts: Date.now(), state: 'pending' };
+  /**
+   * addText queues a text message and returns its item; relatesTo is its
+   * m.relates_to (a reply). The caller checks tooLarge first.
+   */
+  addText(roomId, body, relatesTo) {
+    const content = { msgtype: 'm.text', body };
+    if (relatesTo) content['m.relates_to'] = relatesTo;
+    const it = { txnId: newTxnId(), roomId, kind: 'text', content, ts: Date.now(), state: 'pending' };
     this.items.push(it);
     this.changed();
     this.kick();
@@ -118,7 +164,7 @@ export class Outbox extends EventTarget {
 
   retry(txnId) {
     const it = this.items.find((i) => i.txnId === txnId);
-    if (!it || it.state !== 'failed') return;
+    if (!it || it.state !== 'failed' || it.permanent) return;
     if (it.kind === 'image' && !it.content && !this.files.has(txnId)) return;
     it.state = 'pending';
     it.error = undefined;
@@ -161,13 +207,19 @@ export class Outbox extends EventTarget {
         if (this.items.includes(it)) this.changed();
       } catch (e) {
         if (signal.aborted) return;
+        if (refusedAsTooLarge(e)) {
+          // Sending it again would be refused again: failed for good.
+          Object.assign(it, { state: 'failed', permanent: true, error: it.kind === 'image' && !it.content ? t('errTooLarge') : t('errMessageTooLong') });
+          if (this.items.includes(it)) this.changed();
+          continue;
+        }
         if (e && e.errcode === 'M_LIMIT_EXCEEDED') {
           it.state = 'pending';
           await sleep(e.retryAfterMs || 1000, signal).catch(() => {});
           continue;
         }
         it.state = 'failed';
-        it.error = describeError(e);
+        it.error = describeError(e, 'send');
         if (this.items.includes(it)) this.changed();
       }
     }

@@ -1,16 +1,44 @@
 // The conversation: bubbles (own on the right, others on the left) with
 // sender, time, day separators and the KakaoTalk-style count of members who
 // have not read each message; older history on scroll-up; typing; the
-// composer (Enter sends, Shift+Enter is a new line) and images.
+// composer (Enter sends, Shift+Enter is a new line) and images; links in
+// messages; deleting one's own messages and replying (each message's "⋯").
 import { dayKey, fmtDay, fmtTime, t } from './i18n.js';
 import { confirmDialog, formDialog, notice } from './list.js';
 import { imageButton, openLightbox } from './media.js';
-import { h, reconcile } from './util.js';
+import { isRedacted, replyTarget } from './model.js';
+import { tooLarge } from './outbox.js';
+import { h, linkify, reconcile } from './util.js';
 
 /** The distance from the bottom (px) within which the view follows new messages. */
 const FOLLOW_PX = 60;
 /** Scrolling closer than this (px) to the top loads older messages. */
 const OLDER_PX = 120;
+/** A quoted message is cut to this many characters. */
+const QUOTE_CHARS = 120;
+
+/**
+ * stripReplyFallback drops the "> <@user> quoted text" lines that older
+ * clients put at the start of a reply's body (the quote is shown from the
+ * original event instead).
+ */
+function stripReplyFallback(body) {
+  if (!body.startsWith('> ')) return body;
+  const lines = body.split('\n');
+  let i = 0;
+  while (i < lines.length && lines[i].startsWith('> ')) i++;
+  return i < lines.length && lines[i] === '' ? lines.slice(i + 1).join('\n') : body;
+}
+
+/** snippet is the one-line summary of a message quoted by a reply. */
+function snippet(ev) {
+  if (isRedacted(ev)) return t('deleted');
+  const c = ev.content || {};
+  if (c.msgtype === 'm.image') return t('photo');
+  const body = replyTarget(ev) ? stripReplyFallback(String(c.body || '')) : String(c.body || '');
+  const line = body.split('\n').find((l) => l.trim()) || '';
+  return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line;
+}
 
 export class RoomPane {
   constructor(chat) {
@@ -41,6 +69,17 @@ export class RoomPane {
     const attach = h('button', { type: 'button', id: 'attach-btn', class: 'icon', 'aria-label': t('attachImage'), title: t('attachImage'), text: '+' });
     const send = h('button', { type: 'submit', id: 'send-btn', class: 'primary', text: t('send') });
     this.composerError = h('p', { class: 'error', role: 'alert', id: 'composer-error' });
+    // The message being replied to, above the composer.
+    this.replyTo = null;
+    this.replyName = h('span', { class: 'reply-name' });
+    this.replyText = h('span', { class: 'reply-text' });
+    const cancelReply = h('button', { type: 'button', id: 'reply-cancel', class: 'icon', 'aria-label': t('cancelReply'), title: t('cancelReply'), text: '×' });
+    cancelReply.addEventListener('click', () => {
+      this.setReply(null);
+      this.input.focus();
+    });
+    this.replyBar = h('div', { id: 'reply-bar', class: 'reply-bar', hidden: true },
+      h('div', { class: 'reply-bar-text' }, this.replyName, this.replyText), cancelReply);
     this.form = h('form', { id: 'composer-form', class: 'composer', 'aria-label': t('message') }, attach, this.file, this.input, send);
     attach.addEventListener('click', () => this.file.click());
     this.file.addEventListener('change', () => {
@@ -48,6 +87,11 @@ export class RoomPane {
       this.file.value = '';
     });
     this.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && this.replyTo) {
+        e.preventDefault();
+        this.setReply(null);
+        return;
+      }
       // isComposing: Enter that ends a Korean (IME) composition must not send.
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
         e.preventDefault();
@@ -56,6 +100,10 @@ export class RoomPane {
     });
     this.input.addEventListener('input', () => {
       this.autosize();
+      if (this.input.getAttribute('aria-invalid') === 'true' && !tooLarge({ msgtype: 'm.text', body: this.input.value })) {
+        this.input.removeAttribute('aria-invalid');
+        this.composerError.textContent = '';
+      }
       if (this.room) chat.typingInput(this.room, this.input.value !== '');
     });
     this.input.addEventListener('paste', (e) => {
@@ -70,9 +118,19 @@ export class RoomPane {
       // Blank lines around the message are not part of it.
       const text = this.input.value.replace(/^(?:[ \t]*\n)+/, '').replace(/\s+$/, '');
       if (!this.room || !text) return;
+      const relatesTo = this.replyTo ? { 'm.in_reply_to': { event_id: this.replyTo.event_id } } : undefined;
+      if (tooLarge({ msgtype: 'm.text', body: text, ...(relatesTo ? { 'm.relates_to': relatesTo } : {}) })) {
+        // Refused before it is queued: the text stays to be shortened.
+        this.composerError.textContent = t('errMessageTooLong');
+        this.input.setAttribute('aria-invalid', 'true');
+        this.input.focus();
+        return;
+      }
       this.composerError.textContent = '';
+      this.input.removeAttribute('aria-invalid');
       this.stick = true;
-      chat.outbox.addText(this.room.id, text);
+      chat.outbox.addText(this.room.id, text, relatesTo);
+      this.setReply(null);
       this.input.value = '';
       this.autosize();
       chat.typingInput(this.room, false);
@@ -87,8 +145,18 @@ export class RoomPane {
     this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn);
 
     this.placeholder = h('div', { id: 'no-room', class: 'no-room muted' }, h('p', { text: t('chooseChat') }));
-    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.form, this.readOnly);
+    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
     this.el = h('section', { class: 'room-pane', 'aria-labelledby': 'room-title' }, this.placeholder, this.body);
+  }
+
+  /** setReply makes the next message a reply to ev (null: not a reply). */
+  setReply(ev) {
+    this.replyTo = ev;
+    this.replyBar.hidden = !ev;
+    if (!ev) return;
+    this.replyName.textContent = ev.sender === this.chat.me ? t('replyingToMe') : t('replyingTo', { user: this.room.displayName(ev.sender) });
+    this.replyText.textContent = snippet(ev);
+    this.input.focus();
   }
 
   autosize() {
@@ -119,6 +187,8 @@ export class RoomPane {
       this.items.replaceChildren();
       this.stick = true;
       this.input.value = '';
+      this.input.removeAttribute('aria-invalid');
+      this.setReply(null);
       this.composerError.textContent = '';
       this.autosize();
     }
@@ -150,6 +220,7 @@ export class RoomPane {
     this.inviteBtn.hidden = notices || readOnly;
     this.leaveBtn.hidden = notices;
     this.form.hidden = readOnly;
+    if (readOnly && this.replyTo) this.setReply(null);
     this.readOnly.hidden = !readOnly;
     this.readOnlyText.textContent = notices ? t('noticesReadOnly') : t('cannotSend');
     this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
@@ -229,28 +300,106 @@ export class RoomPane {
 
   bubbleContent(ev) {
     const c = ev.content || {};
-    if (!c.msgtype) return h('span', { class: 'body deleted', text: t('deleted') });
+    if (isRedacted(ev) || !c.msgtype) return h('span', { class: 'body deleted', text: t('deleted') });
     if (c.msgtype === 'm.image' && c.url) {
       const info = c.info || {};
       return imageButton(this.chat.media.url(c.url), { name: c.body, w: info.w, h: info.h, onOpen: openLightbox });
     }
     // m.server_notice and every other text: always text, never HTML
-    // (formatted_body is not used), newlines kept by the bubble's style.
-    const text = typeof c.body === 'string' ? c.body : t('unsupported');
-    return h('span', { class: 'body', text: c.msgtype === 'm.emote' ? `* ${text}` : text });
+    // (formatted_body is not used), newlines kept by the bubble's style,
+    // web addresses as links built from the text.
+    let text = typeof c.body === 'string' ? c.body : t('unsupported');
+    if (replyTarget(ev)) text = stripReplyFallback(text);
+    return h('span', { class: 'body' }, linkify(c.msgtype === 'm.emote' ? `* ${text}` : text));
+  }
+
+  /** quoteEl is the quote of the message a reply answers; a click shows it. */
+  quoteEl(targetId) {
+    const q = h('button', { type: 'button', class: 'reply-quote', dataset: { target: targetId } },
+      h('span', { class: 'reply-name' }), h('span', { class: 'reply-text' }));
+    q.addEventListener('click', () => this.jumpTo(targetId));
+    return q;
+  }
+
+  updateQuote(q, room) {
+    const orig = room.byId.get(q.dataset.target);
+    let name = t('originalNotLoaded');
+    if (orig) name = orig.sender === this.chat.me ? t('replyToMe') : t('replyTo', { user: room.displayName(orig.sender) });
+    const text = orig ? snippet(orig) : '';
+    const [n, tx] = q.children;
+    if (n.textContent !== name) n.textContent = name;
+    if (tx.textContent !== text) tx.textContent = text;
+    tx.hidden = !text;
+    q.setAttribute('aria-label', `${name}: ${text}. ${t('jumpToOriginal')}`);
+    q.disabled = !orig;
+  }
+
+  /** jumpTo scrolls to a loaded message and highlights it. */
+  jumpTo(eventId) {
+    const row = [...this.items.children].find((r) => r.dataset.eventId === eventId);
+    if (!row) return;
+    this.stick = false;
+    row.scrollIntoView({ block: 'center' });
+    row.classList.remove('flash');
+    void row.offsetWidth; // restart the animation
+    row.classList.add('flash');
+    setTimeout(() => row.classList.remove('flash'), 1600);
   }
 
   messageEl(room, ev) {
     const mine = ev.sender === this.chat.me;
     const c = ev.content || {};
     const kind = c.msgtype === 'm.server_notice' ? ' server-notice' : '';
+    const target = replyTarget(ev);
+    const more = h('button', { type: 'button', class: 'msg-more', 'aria-label': t('messageActions'), title: t('messageActions'), 'aria-expanded': 'false', text: '⋯' });
+    const actions = h('div', { class: 'msg-actions', hidden: true });
+    more.addEventListener('click', () => this.toggleActions(room, ev, more, actions));
     return h('div', { class: `row ${mine ? 'mine' : 'theirs'}${kind}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
       h('span', { class: 'sender', hidden: true, text: room.displayName(ev.sender) }),
       h('div', { class: 'line' },
-        h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : ''}` }, this.bubbleContent(ev)),
+        h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
         h('div', { class: 'meta' },
           h('span', { class: 'unread' }),
-          h('time', { datetime: new Date(ev.origin_server_ts).toISOString(), text: fmtTime(ev.origin_server_ts) }))));
+          h('time', { datetime: new Date(ev.origin_server_ts).toISOString(), text: fmtTime(ev.origin_server_ts) })),
+        more),
+      actions);
+  }
+
+  /** canReply: messages of a room the user may write in; canDelete: their own. */
+  messageActions(room, ev) {
+    const me = this.chat.me;
+    if (isRedacted(ev) || room.isServerNotice || !(ev.content || {}).msgtype) return { reply: false, del: false };
+    return { reply: room.canSend(me), del: ev.sender === me };
+  }
+
+  /** toggleActions opens (or closes) the actions under a message. */
+  toggleActions(room, ev, more, actions) {
+    const open = actions.hidden;
+    more.setAttribute('aria-expanded', String(open));
+    actions.hidden = !open;
+    if (!open) {
+      actions.replaceChildren();
+      return;
+    }
+    const can = this.messageActions(room, ev);
+    const close = () => {
+      actions.hidden = true;
+      actions.replaceChildren();
+      more.setAttribute('aria-expanded', 'false');
+    };
+    const reply = can.reply ? h('button', { type: 'button', class: 'small msg-reply', text: t('reply') }) : null;
+    const del = can.del ? h('button', { type: 'button', class: 'small danger msg-delete', text: t('deleteMessage') }) : null;
+    reply?.addEventListener('click', () => {
+      close();
+      this.setReply(ev);
+    });
+    del?.addEventListener('click', async () => {
+      close();
+      await this.chat.deleteMessage(room, ev);
+      (more.hidden ? this.input : more).focus();
+    });
+    actions.replaceChildren(...[reply, del].filter(Boolean));
+    (reply || del)?.focus();
   }
 
   updateMessage(row, room, ev, showSender) {
@@ -258,6 +407,21 @@ export class RoomPane {
     showSender = showSender && !room.isServerNotice; // the room's name says who writes
     sender.hidden = !showSender;
     if (showSender) sender.textContent = room.displayName(ev.sender);
+    const bubble = row.querySelector('.bubble');
+    if (isRedacted(ev) && row.dataset.redacted !== 'true') {
+      // Deleted, here or live by someone else: the content goes away.
+      row.dataset.redacted = 'true';
+      bubble.className = 'bubble';
+      bubble.replaceChildren(this.bubbleContent(ev));
+      const actions = row.querySelector('.msg-actions');
+      actions.hidden = true;
+      actions.replaceChildren();
+    }
+    const can = this.messageActions(room, ev);
+    const more = row.querySelector('.msg-more');
+    more.hidden = !can.reply && !can.del;
+    const quote = bubble.querySelector('.reply-quote');
+    if (quote) this.updateQuote(quote, room);
     const n = room.unreadBy(ev);
     const u = row.querySelector('.unread');
     if (u.dataset.unread !== String(n)) {
@@ -280,15 +444,16 @@ export class RoomPane {
       const src = chat.outbox.previews.get(it.txnId) || (it.content && it.content.url ? chat.media.url(it.content.url) : Promise.reject(new Error('lost')));
       content = imageButton(src, { name: it.name, w: it.w, h: it.h, onOpen: openLightbox });
     } else {
-      content = h('span', { class: 'body', text: it.content.body });
+      content = h('span', { class: 'body' }, linkify(it.content.body));
     }
+    const target = replyTarget(it);
     const retry = h('button', { type: 'button', class: 'link retry', text: t('retry') });
     const discard = h('button', { type: 'button', class: 'link discard', text: t('discard') });
     retry.addEventListener('click', () => chat.outbox.retry(it.txnId));
     discard.addEventListener('click', () => chat.outbox.discard(it.txnId));
     return h('div', { class: 'row mine pending', dataset: { txnId: it.txnId } },
       h('div', { class: 'line' },
-        h('div', { class: `bubble${it.kind === 'image' ? ' image' : ''}` }, content),
+        h('div', { class: `bubble${it.kind === 'image' ? ' image' : ''}` }, target ? this.quoteEl(target) : null, content),
         h('div', { class: 'meta' }, h('span', { class: 'state', role: 'status' }), h('time', { text: fmtTime(it.ts) }))),
       h('div', { class: 'failed-actions', hidden: true }, retry, discard));
   }
@@ -305,6 +470,10 @@ export class RoomPane {
     row.dataset.state = it.state;
     row.classList.toggle('failed', it.state === 'failed');
     row.querySelector('.failed-actions').hidden = it.state !== 'failed';
+    // Failed for good (too large): it can only be deleted.
+    row.querySelector('.retry').hidden = !!it.permanent;
+    const quote = row.querySelector('.reply-quote');
+    if (quote && this.room) this.updateQuote(quote, this.room);
   }
 
   inviteDialog() {

@@ -26,7 +26,8 @@ function write(key, value) {
 
 /**
  * loadSession returns {userId, accessToken, deviceId, homeserver, dcs,
- * current} or null.
+ * current, failed} or null: current is the base URL of the data center in
+ * use, failed the times of its recent failures ({base_url: ms}).
  */
 export function loadSession() {
   const s = read(SESSION_KEY);

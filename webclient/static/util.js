@@ -54,6 +54,60 @@ export function reconcile(container, items) {
   }
 }
 
+/**
+ * URL_RE finds web addresses in text: http:// or https:// (not inside a
+ * word) up to a space, a quote, < or >, or Hangul (Korean text written right
+ * after an address, "https://example.org에서", is not part of it).
+ */
+const URL_RE = /\bhttps?:\/\/[^\s<>"\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+/gi;
+const CLOSERS = { ')': '(', ']': '[', '}': '{' };
+
+/**
+ * trimUrl drops the punctuation that ends a sentence rather than the
+ * address: "see https://a.example/x." and "(https://a.example/x)" link
+ * without the dot or the parenthesis, "https://a.example/wiki/A_(b)" keeps it.
+ */
+function trimUrl(u) {
+  const count = (s, ch) => s.split(ch).length - 1;
+  for (;;) {
+    const last = u[u.length - 1];
+    if (/[.,;:!?'*~…“”‘’«»。、]/.test(last)) {
+      u = u.slice(0, -1);
+    } else if (CLOSERS[last] && count(u, CLOSERS[last]) < count(u, last)) {
+      u = u.slice(0, -1);
+    } else {
+      return u;
+    }
+  }
+}
+
+/**
+ * linkify returns text as a DocumentFragment of text nodes and links, built
+ * with DOM calls (never HTML): every http(s) address becomes
+ * <a href target=_blank rel="noopener noreferrer">, showing the address as
+ * written. No other scheme (javascript:, data:, …) is ever a link.
+ */
+export function linkify(text) {
+  const frag = document.createDocumentFragment();
+  let at = 0;
+  for (const m of text.matchAll(URL_RE)) {
+    const shown = trimUrl(m[0]);
+    let href = '';
+    try {
+      const u = new URL(shown);
+      if ((u.protocol === 'http:' || u.protocol === 'https:') && u.hostname) href = u.href;
+    } catch {
+      // not an address after all: stays text
+    }
+    if (!href) continue;
+    if (m.index > at) frag.append(document.createTextNode(text.slice(at, m.index)));
+    frag.append(h('a', { href, target: '_blank', rel: 'noopener noreferrer', text: shown }));
+    at = m.index + shown.length;
+  }
+  if (at < text.length) frag.append(document.createTextNode(text.slice(at)));
+  return frag;
+}
+
 /** sleep waits ms, or rejects when signal aborts. */
 export function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
@@ -102,7 +156,9 @@ export function describeError(err, ctx = '', vars = {}) {
     case 'M_UNKNOWN_TOKEN':
       return t('errSessionExpired');
     case 'M_TOO_LARGE':
-      return t('errTooLarge');
+      return ctx === 'send' ? t('errMessageTooLong') : t('errTooLarge');
+    case 'M_WEAK_PASSWORD':
+      return t('errWeakPassword', { msg: err.message });
     case 'M_NOT_FOUND':
       if (ctx === 'invite' && vars.user) return t('errNoSuchUser', { user: vars.user });
       break;
