@@ -19,6 +19,11 @@
 //	           the published rule pays, and damage reports (idempotent txnId)
 //	auth.js    sign up / log in; i18n.js Korean and English; media.js images
 //	store.js   localStorage; util.js DOM and error helpers; app.js the entry
+//	cache.js   rooms and their last events in IndexedDB, shown at start
+//	           before the first /sync answers
+//	sw.js      the service worker (served at /sw.js, scope /): the app
+//	           shell from its cache, so the page loads while the data
+//	           center that served it is down
 package webclient
 
 import (
@@ -30,6 +35,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,19 +103,70 @@ func loadAssets() map[string]asset {
 	return out
 }
 
-// Register adds the web client's routes to mux: the app at exactly "GET /"
-// and its files under "GET /_planb/web/". It registers no catch-all, so
-// every other unknown path still gets the API's Matrix M_UNRECOGNIZED
-// answer. It panics, as ServeMux does, if these patterns are taken.
+// ServiceWorkerPath is where the service worker is served: at the root, so
+// that its scope is the whole origin (the app at "/" and its files).
+const ServiceWorkerPath = "/sw.js"
+
+// swName is the service worker's embedded file; swHeader is its first line,
+// which serviceWorker replaces with the shell's version and file list.
+const (
+	swName   = "sw.js"
+	swHeader = "const SHELL = { version: 'dev', files: [] };"
+)
+
+// serviceWorker returns sw.js with its first line naming this build's
+// shell: a version (a hash of every file, so any change to the client
+// changes sw.js and the browser installs it, replacing the old cache) and
+// the files to cache. It panics if sw.js lacks that line (a programming
+// error, caught by the tests).
+func serviceWorker(assets map[string]asset) asset {
+	sw, ok := assets[swName]
+	if !ok || !bytes.HasPrefix(sw.body, []byte(swHeader)) {
+		panic("webclient: static/sw.js must start with " + swHeader)
+	}
+	var names []string
+	for name := range assets {
+		if name != swName && name != "index.html" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	files := []string{"/"}
+	for _, name := range append([]string{"index.html", swName}, names...) {
+		h.Write([]byte(name + "\x00" + assets[name].etag + "\x00"))
+	}
+	for _, name := range names {
+		files = append(files, AssetPrefix+name)
+	}
+	version := hex.EncodeToString(h.Sum(nil)[:8])
+	head, err := json.Marshal(map[string]any{"version": version, "files": files})
+	if err != nil {
+		panic("webclient: encode the shell: " + err.Error())
+	}
+	body := append([]byte("const SHELL = "+string(head)+";"), sw.body[len(swHeader):]...)
+	sum := sha256.Sum256(body)
+	return asset{body: body, contentType: sw.contentType, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+}
+
+// Register adds the web client's routes to mux: the app at exactly "GET /",
+// its service worker at "GET /sw.js" and its files under "GET /_planb/web/".
+// It registers no catch-all, so every other unknown path still gets the
+// API's Matrix M_UNRECOGNIZED answer. It panics, as ServeMux does, if these
+// patterns are taken.
 func Register(mux *http.ServeMux) {
 	assets := loadAssets()
+	sw := serviceWorker(assets)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, assets["index.html"])
+	})
+	mux.HandleFunc("GET "+ServiceWorkerPath, func(w http.ResponseWriter, r *http.Request) {
+		serve(w, r, sw)
 	})
 	mux.HandleFunc("GET "+AssetPrefix, func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(r.URL.Path, AssetPrefix)
 		a, ok := assets[name]
-		if !ok || name == "index.html" {
+		if !ok || name == "index.html" || name == swName {
 			notFound(w, r.URL.Path)
 			return
 		}

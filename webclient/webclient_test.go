@@ -165,3 +165,51 @@ func TestModulesResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServiceWorker checks /sw.js: served from the root with its first line
+// naming this build's version and the shell's files, every one of which is
+// served; the version changes with the files.
+func TestServiceWorker(t *testing.T) {
+	srv := newTestServer(t)
+	resp, body := get(t, srv.URL+ServiceWorkerPath, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("GET /sw.js = %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
+	}
+	first, _, _ := strings.Cut(body, "\n")
+	var shell struct {
+		Version string   `json:"version"`
+		Files   []string `json:"files"`
+	}
+	js, ok := strings.CutPrefix(first, "const SHELL = ")
+	if !ok || json.Unmarshal([]byte(strings.TrimSuffix(js, ";")), &shell) != nil {
+		t.Fatalf("first line of sw.js = %q", first)
+	}
+	if shell.Version == "" || shell.Version == "dev" {
+		t.Errorf("version %q", shell.Version)
+	}
+	want := map[string]bool{"/": true, "/_planb/web/app.js": true, "/_planb/web/api.js": true, "/_planb/web/app.css": true, "/_planb/web/icon.svg": true, "/_planb/web/cache.js": true}
+	for _, f := range shell.Files {
+		delete(want, f)
+		if r, _ := get(t, srv.URL+f, nil); r.StatusCode != 200 {
+			t.Errorf("the shell lists %s, which answers %d", f, r.StatusCode)
+		}
+		if f == "/_planb/web/sw.js" || f == "/_planb/web/index.html" {
+			t.Errorf("the shell lists %s", f)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("the shell lacks %v", want)
+	}
+	if r, _ := get(t, srv.URL+AssetPrefix+"sw.js", nil); r.StatusCode != 404 {
+		t.Errorf("sw.js under %s answers %d, want 404 (it is served at the root only)", AssetPrefix, r.StatusCode)
+	}
+
+	assets := loadAssets()
+	v1 := string(serviceWorker(assets).body)
+	a := assets["app.js"]
+	a.etag = `"changed"`
+	assets["app.js"] = a
+	if v2 := string(serviceWorker(assets).body); v1 == v2 {
+		t.Error("changing a file does not change sw.js")
+	}
+}

@@ -15,6 +15,14 @@
 // timeout — says nothing about the data center and is never counted as its
 // failure; otherwise every reload would move to the next data center.
 //
+// A data center that hangs (accepts connections but does not answer) is
+// found two ways: each attempt has a timeout that fits the request (5 s for
+// a message, the long-poll plus a few seconds for /sync), and probe() asks
+// every data center's /ready every few seconds; when the one in use does
+// not answer while another does, the page switches at once, and the
+// idempotent requests still waiting on the silent one are sent again to
+// the new one.
+//
 // Events (EventTarget): "state" {state, from, to} when the connection state
 // changes (ok | switching | offline), "dc" {dc} when the data center in use
 // changes, "health" when the recorded failures change (see health()),
@@ -57,6 +65,19 @@ const BACKOFF_MAX_MS = 4000;
  * starts on another one instead of waiting for it to fail again.
  */
 const START_AVOID_MS = 30000;
+/** PROBE_INTERVAL_MS: the pause between two rounds of /ready probes. */
+const PROBE_INTERVAL_MS = 2000;
+/** PROBE_TIMEOUT_MS: a data center whose /ready does not answer in this time is silent. */
+const PROBE_TIMEOUT_MS = 3000;
+/** SEND_ATTEMPT_MS: one attempt to send a message waits this long for an answer. */
+const SEND_ATTEMPT_MS = 5000;
+/** SYNC_GRACE_MS: a /sync long-poll may answer this long after its timeout. */
+const SYNC_GRACE_MS = 8000;
+/**
+ * MOVED aborts an attempt still waiting on a data center the page has left:
+ * it is sent again to the new one and not counted as a failure.
+ */
+const MOVED = new DOMException('moved to another data center', 'AbortError');
 
 function trimBase(u) {
   return String(u || '').replace(/\/+$/, '');
@@ -109,6 +130,8 @@ export class Api extends EventTarget {
     this.failKind = new Map();
     /** retrying counts requests that failed and are being retried. */
     this.retrying = 0;
+    /** inflight: the idempotent attempts waiting for an answer: {i, ctl}. */
+    this.inflight = new Set();
     /** trace: the last attempts, for debugging (planb.chat.api.trace in the console). */
     this.trace = [];
   }
@@ -205,12 +228,49 @@ export class Api extends EventTarget {
       }
       this.idx = next;
       this.emit('dc', { dc: this.dc, from });
+      // What still waits on the one left is sent again to the new one.
+      for (const a of this.inflight) if (a.i === i) a.ctl.abort(MOVED);
     }
     // "offline" only when no data center answers at all; one that answers
     // "cannot commit right now" (while the others elect new leaders) is
     // still part of a switch-over.
     const silent = this.allFailedRecently() && this.dcs.every((_, j) => this.failKind.get(j) === 'net');
     this.setState(silent ? 'offline' : 'switching', { from: from.name, to: this.dc.name, force: !silent });
+  }
+
+  /**
+   * probe asks every data center's /ready, every PROBE_INTERVAL_MS until
+   * signal aborts. When the one in use gives no answer within
+   * PROBE_TIMEOUT_MS (hung or gone) while another answers, it is counted as
+   * failed, which switches to another. The probe uses no-cors: any answer,
+   * even an opaque one, shows the data center is alive; only silence
+   * counts, since a busy /ready (503) while leaders are elected is no
+   * reason to move.
+   */
+  async probe(signal) {
+    while (!signal.aborted) {
+      await sleep(PROBE_INTERVAL_MS, signal).catch(() => {});
+      if (signal.aborted) return;
+      if (this.leaving || this.dcs.length < 2) continue;
+      const cur = this.idx;
+      const alive = await Promise.all(this.dcs.map((d) => this.answers(d.base_url, signal)));
+      if (signal.aborted || this.leaving) return;
+      if (cur === this.idx && !alive[cur] && alive.some((a, j) => a && j !== cur)) {
+        this.note(this.dcs[cur].name, 'GET', '/ready', 'probe: silent');
+        this.fail(cur, 'net');
+      }
+    }
+  }
+
+  /** answers reports whether base's /ready answers within PROBE_TIMEOUT_MS. */
+  async answers(base, signal) {
+    try {
+      const s = AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]);
+      await fetch(trimBase(base) + '/ready', { signal: s, cache: 'no-store', credentials: 'omit', mode: 'no-cors' });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** ok records that data center i answered. */
@@ -253,7 +313,16 @@ export class Api extends EventTarget {
     const started = Date.now();
     try {
       for (;;) {
-        const r = await this.attempt(method, path, { query: q, longPollMs, body, blob, contentType, auth, attemptMs, signal, as });
+        const r = await this.attempt(method, path, { query: q, longPollMs, body, blob, contentType, auth, attemptMs, signal, as, idempotent });
+        if (r.moved) {
+          // The page left that data center while this waited: again, now,
+          // to the new one (a long-poll without its wait).
+          if (retryQuery) {
+            q = { ...query, ...retryQuery };
+            longPollMs = 0;
+          }
+          continue;
+        }
         if (r.cancelled) {
           // Not the data center's fault: wait for the page to come back
           // (at pagehide), or a moment, and send it again to the same one.
@@ -303,7 +372,7 @@ export class Api extends EventTarget {
    * (success or a Matrix error other than 502/503/504), {i, cancelled: true}
    * when the browser cancelled it (page going away), or {i, failure}.
    */
-  async attempt(method, path, { query, body, blob, contentType, auth, attemptMs, longPollMs, signal, as }) {
+  async attempt(method, path, { query, body, blob, contentType, auth, attemptMs, longPollMs, signal, as, idempotent }) {
     if (signal && signal.aborted) throw signal.reason;
     if (this.leaving) await this.back(signal);
     const i = this.idx;
@@ -325,6 +394,8 @@ export class Api extends EventTarget {
     const onAbort = () => ctl.abort(signal.reason);
     if (signal) signal.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => ctl.abort(new DOMException('no answer in time', 'TimeoutError')), attemptMs + longPollMs);
+    const entry = { i, ctl };
+    if (idempotent) this.inflight.add(entry);
     let status = 0;
     let result;
     try {
@@ -342,6 +413,10 @@ export class Api extends EventTarget {
       }
     } catch (e) {
       if (signal && signal.aborted) throw signal.reason;
+      if (ctl.signal.reason === MOVED) {
+        this.note(this.dcs[i].name, method, path, 'moved');
+        return { i, moved: true };
+      }
       // Our own timer aborts with a TimeoutError; an AbortError (or any
       // error once the page is being hidden) is the browser cancelling.
       if (this.leaving || (e && e.name === 'AbortError')) {
@@ -352,6 +427,7 @@ export class Api extends EventTarget {
       return { i, failure: e }; // a network error or no answer in time
     } finally {
       clearTimeout(timer);
+      this.inflight.delete(entry);
       if (signal) signal.removeEventListener('abort', onAbort);
     }
     this.note(this.dcs[i].name, method, path, status);
@@ -400,7 +476,7 @@ export class Api extends EventTarget {
   sync(since, timeoutMs, filter, signal) {
     return this.request('GET', Api.v3('/sync'), {
       query: { since, timeout: since ? timeoutMs : 0, filter }, longPollMs: since ? timeoutMs : 0, retryQuery: { timeout: 0 },
-      budgetMs: Infinity, signal, attemptMs: since ? 15000 : 60000,
+      budgetMs: Infinity, signal, attemptMs: since ? SYNC_GRACE_MS : 60000,
     });
   }
 
@@ -424,7 +500,7 @@ export class Api extends EventTarget {
 
   sendMessage(roomId, txnId, content, signal) {
     return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${encodeURIComponent(txnId)}`), {
-      body: content, budgetMs: Infinity, signal,
+      body: content, budgetMs: Infinity, signal, attemptMs: SEND_ATTEMPT_MS,
     });
   }
 

@@ -33,6 +33,14 @@ function startChat(session, api) {
   chat.start();
 }
 
+// The service worker keeps the app shell, so that this page loads even when
+// the data center that served it is down (see sw.js).
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(() => {
+    // this data center is unreachable or the browser refuses: run without
+  });
+}
+
 const saved = loadSession();
 if (saved) {
   const api = new Api(saved.dcs || [], saved.current || saved.homeserver, saved.failed);

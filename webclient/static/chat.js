@@ -3,6 +3,7 @@
 // view (#/incidents), the /sync loop, the outbox and read receipts, and the
 // user's language in their account data (for the server's notices).
 import { discover } from './api.js';
+import { RoomCache } from './cache.js';
 import { lang, t } from './i18n.js';
 import { IncidentPane } from './incidents.js';
 import { confirmDialog, ListPane } from './list.js';
@@ -31,6 +32,8 @@ const LANGUAGE_TYPE = 'org.planb.language';
 const LANGUAGE_RETRY_MS = 60000;
 /** INCIDENTS_HASH is the address of the "Report damage" view. */
 const INCIDENTS_HASH = '#/incidents';
+/** CACHE_SAVE_MS: the local cache is written at most this often. */
+const CACHE_SAVE_MS = 1000;
 
 export class Chat {
   /**
@@ -56,6 +59,29 @@ export class Chat {
     this.switchedTimer = 0;
     this.autoJoining = new Set();
     this.language = { done: false, sending: false, failedAt: 0 };
+    this.cache = new RoomCache(this.me);
+    this.cacheTimer = 0;
+    /** base: the connection status (state, text) before the outbox's overlay. */
+    this.base = { state: 'connecting', text: '' };
+  }
+
+  /**
+   * showCached renders the rooms kept in the local cache while the first
+   * /sync has not answered (a slow or unreachable data center).
+   */
+  async showCached(signal) {
+    const snap = await this.cache.load();
+    if (signal.aborted || this.ready || !this.model.restore(snap)) return;
+    this.route(true);
+  }
+
+  /** saveCache writes the model to the local cache soon (throttled). */
+  saveCache() {
+    if (this.cacheTimer || this.abort.signal.aborted) return;
+    this.cacheTimer = setTimeout(() => {
+      this.cacheTimer = 0;
+      if (!this.abort.signal.aborted) this.cache.save(this.model.snapshot());
+    }, CACHE_SAVE_MS);
   }
 
   start() {
@@ -97,13 +123,18 @@ export class Chat {
     window.addEventListener('pageshow', () => this.api.setLeaving(false), { signal });
     this.api.addEventListener('state', (e) => this.onApiState(e.detail), { signal });
     this.api.addEventListener('unauthorized', () => this.end(t('errSessionExpired')), { signal });
-    this.outbox.addEventListener('change', () => this.renderRoom(), { signal });
+    this.outbox.addEventListener('change', () => {
+      this.renderRoom();
+      this.renderStatus();
+    }, { signal });
     document.addEventListener('visibilitychange', () => this.onVisible(), { signal });
     window.addEventListener('focus', () => this.onVisible(), { signal });
     window.addEventListener('hashchange', () => this.route(), { signal });
 
+    this.showCached(signal);
     this.refreshDataCenters();
     this.outbox.run(signal);
+    this.api.probe(signal);
     this.syncLoop(signal);
     this.incidents.run(signal);
   }
@@ -131,7 +162,25 @@ export class Chat {
     this.badge.dataset.state = this.api.state;
   }
 
+  /** setStatus sets the connection status; renderStatus shows it. */
   setStatus(state, text) {
+    this.base = { state, text };
+    this.renderStatus();
+  }
+
+  /**
+   * renderStatus shows the connection status, except that while a message
+   * is not yet acknowledged the line says so ("Sending 1 message…") instead
+   * of claiming all is well: only "switching", "offline" and "error", which
+   * already say that something is wrong, come before it.
+   */
+  renderStatus() {
+    let { state, text } = this.base;
+    const n = this.outbox.items.filter((it) => it.state === 'pending' || it.state === 'sending').length;
+    if (n && !['switching', 'offline', 'error'].includes(state)) {
+      state = 'sending';
+      text = t('sendingCount', { n });
+    }
     this.status.dataset.state = state;
     if (this.status.textContent !== text) this.status.textContent = text;
     this.badge.dataset.state = this.api.state;
@@ -145,7 +194,9 @@ export class Chat {
       this.setStatus('offline', t('offline'));
     } else {
       this.setStatus('switched', t('switched', { dc: this.api.dc.name }));
-      this.switchedTimer = setTimeout(() => this.setStatus('ok', ''), SWITCHED_NOTICE_MS);
+      this.switchedTimer = setTimeout(() => {
+        if (this.base.state === 'switched') this.setStatus('ok', '');
+      }, SWITCHED_NOTICE_MS);
     }
     this.renderRoom(); // pending messages say "waiting for a data center"
   }
@@ -177,9 +228,9 @@ export class Chat {
       if (initial) {
         initial = false;
         this.ready = true;
-        if (this.api.state === 'ok' && this.status.dataset.state !== 'switched') this.setStatus('ok', '');
+        if (this.api.state === 'ok' && this.base.state !== 'switched') this.setStatus('ok', '');
         this.incidents.kick();
-      } else if (this.status.dataset.state === 'error') {
+      } else if (this.base.state === 'error') {
         this.setStatus('ok', '');
       }
       this.afterSync(diff);
@@ -188,6 +239,7 @@ export class Chat {
 
   afterSync(diff) {
     this.settleOutbox();
+    this.saveCache();
     for (const room of this.model.rooms.values()) {
       // Direct chats and the server-notices room are joined without asking.
       if (room.membership === 'invite' && (room.inviteDirect || room.isServerNotice) && !this.autoJoining.has(room.id)) {
@@ -492,6 +544,7 @@ export class Chat {
       // the token dies with the session anyway; nothing else to do
     }
     clearOutbox(this.me);
+    await this.cache.clear();
     clearSession();
     this.onLogout('');
   }
@@ -499,6 +552,7 @@ export class Chat {
   /** end stops the app after the server has ended the session. */
   end(notice) {
     this.stop();
+    this.cache.clear();
     clearSession();
     this.onLogout(notice);
   }
@@ -507,6 +561,7 @@ export class Chat {
     this.abort.abort(new DOMException('stopped', 'AbortError'));
     clearTimeout(this.typingState.timer);
     clearTimeout(this.switchedTimer);
+    clearTimeout(this.cacheTimer);
     this.media.release();
     document.body.classList.remove('in-room', 'in-incidents');
     document.title = t('appName');

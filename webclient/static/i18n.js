@@ -49,6 +49,7 @@ const en = {
   offline: 'No data center answers. Your messages will be sent as soon as one does.',
   switched: 'Now on data center {dc}.',
   connecting: 'Connecting…',
+  sendingCount: 'Sending {n} message(s)…',
   syncError: 'Trouble receiving messages: {msg}',
   // list
   chats: 'Chats',
@@ -240,6 +241,7 @@ const ko = {
   offline: '응답하는 데이터센터가 없습니다. 연결되는 즉시 메시지를 보냅니다.',
   switched: '{dc} 데이터센터로 전환했습니다.',
   connecting: '연결 중…',
+  sendingCount: '메시지 {n}개 보내는 중…',
   syncError: '메시지를 받는 중 문제가 생겼습니다: {msg}',
   chats: '채팅',
   newChat: '새 채팅',

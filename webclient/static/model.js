@@ -276,6 +276,9 @@ export class Room {
   }
 }
 
+/** SNAPSHOT_EVENTS: the last events of each room the local cache keeps. */
+const SNAPSHOT_EVENTS = 50;
+
 /** Model holds every room; apply() takes a /sync response. */
 export class Model {
   constructor(me) {
@@ -284,6 +287,45 @@ export class Model {
     this.rooms = new Map();
     /** accountData: type -> content of the user's global account data. */
     this.accountData = new Map();
+    /**
+     * fromCache: the rooms came from the local cache (restore), not yet
+     * from a /sync; the first /sync then replaces what it contradicts.
+     */
+    this.fromCache = false;
+  }
+
+  /**
+   * snapshot returns what the local cache keeps (cache.js): every room
+   * with its state, receipts and its last `limit` events, and the account
+   * data. It is structured-clonable.
+   */
+  snapshot(limit = SNAPSHOT_EVENTS) {
+    const rooms = [...this.rooms.values()].map((r) => ({
+      id: r.id, membership: r.membership, name: r.name, creator: r.creator, createdTs: r.createdTs,
+      tags: [...r.tags], powerLevels: r.powerLevels, members: [...r.members], receipts: [...r.receipts],
+      unread: r.unread, inviter: r.inviter, inviteDirect: r.inviteDirect, summary: r.summary,
+      events: r.timeline.slice(-limit).map(({ ord, ...ev }) => ev),
+    }));
+    return { v: 1, savedAt: Date.now(), rooms, accountData: [...this.accountData] };
+  }
+
+  /** restore fills an empty model from a snapshot; it returns whether it did. */
+  restore(snap) {
+    if (!snap || snap.v !== 1 || !Array.isArray(snap.rooms) || this.rooms.size) return false;
+    for (const s of snap.rooms) {
+      if (!s || !s.id) continue;
+      const r = this.room(s.id);
+      Object.assign(r, {
+        membership: s.membership || 'join', name: s.name || '', creator: s.creator || '', createdTs: s.createdTs || 0,
+        tags: new Set(s.tags || []), powerLevels: s.powerLevels || null, members: new Map(s.members || []),
+        receipts: new Map(s.receipts || []), unread: s.unread || 0, inviter: s.inviter || '',
+        inviteDirect: !!s.inviteDirect, summary: s.summary || null,
+      });
+      r.add(s.events || []);
+    }
+    for (const [k, v] of snap.accountData || []) this.accountData.set(k, v);
+    this.fromCache = true;
+    return true;
   }
 
   room(id) {
@@ -300,6 +342,8 @@ export class Model {
    * IDs, incoming: [{room, ev}] new messages from others, invites: [room]}.
    */
   apply(res, initial) {
+    const cached = initial && this.fromCache;
+    this.fromCache = false;
     const changed = new Set();
     const incoming = [];
     const invites = [];
@@ -307,6 +351,13 @@ export class Model {
       if (ev && ev.type) this.accountData.set(ev.type, ev.content || {});
     }
     const rooms = res.rooms || {};
+    if (cached) {
+      // The first /sync lists every room: cached ones it does not name are
+      // gone (left while this page was away).
+      for (const id of [...this.rooms.keys()]) {
+        if (!(rooms.join || {})[id] && !(rooms.invite || {})[id] && this.rooms.delete(id)) changed.add(id);
+      }
+    }
     for (const [id, jr] of Object.entries(rooms.join || {})) {
       const r = this.room(id);
       r.membership = 'join';
@@ -316,7 +367,8 @@ export class Model {
       }
       for (const ev of (jr.state && jr.state.events) || []) r.applyState(ev);
       const tl = jr.timeline || {};
-      if (tl.limited && !initial) r.reset();
+      // A gap: after the cached events (first /sync) or since the last one.
+      if (tl.limited && (!initial || cached)) r.reset();
       // Whether older history exists is learnt from /messages (see app.js).
       if (r.prevBatch === undefined || tl.limited) r.prevBatch = tl.prev_batch;
       for (const ev of tl.events || []) {
