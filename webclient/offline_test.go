@@ -99,8 +99,9 @@ func hungDataCenter(t *testing.T, alice, bob *page, dc devcluster.DataCenter, al
 	bob.waitJS("bob's page left the hung data center", uiTimeout, fmt.Sprintf(`document.getElementById('dc-badge').textContent !== %s ? '' : 'still on it'`, jsString(dc.Name)))
 	arrivesOnce(t, alice, bob, aliceBase, roomID, text)
 	checkStatusTruth(t, bob)
-	t.Logf("MEASURED: with %s frozen, bob's message reached alice %s after he sent it (%s after the freeze); bob is now on %s",
-		dc.Name, took.Round(100*time.Millisecond), time.Since(frozen).Round(100*time.Millisecond), bob.str(`document.getElementById('dc-badge').textContent`))
+	t.Logf("MEASURED: with %s frozen, bob's message reached alice %s after he sent it (%s after the freeze); bob is now on %s; his page's requests to it: %s",
+		dc.Name, took.Round(100*time.Millisecond), time.Since(frozen).Round(100*time.Millisecond), bob.str(`document.getElementById('dc-badge').textContent`),
+		bob.str(fmt.Sprintf(`JSON.stringify(window.planb.chat.api.trace.filter((l) => l.split(' ')[1] === %s).slice(-4))`, jsString(dc.Name))))
 	thaw()
 }
 

@@ -7,7 +7,8 @@
 // between them when one fails. The modules under static/:
 //
 //	api.js     requests with failover: next data center on a network error,
-//	           502/503/504 or no answer; same method, path (txnId) and body
+//	           502/503/504 or no answer; same method, path (txnId) and body;
+//	           a probe of /ready finds a data center that hangs
 //	outbox.js  messages not yet acknowledged, persisted with their txnId in
 //	           localStorage and sent until a data center acknowledges them
 //	model.js   rooms from /sync and /messages; who has read what (receipts)

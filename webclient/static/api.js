@@ -18,10 +18,10 @@
 // A data center that hangs (accepts connections but does not answer) is
 // found two ways: each attempt has a timeout that fits the request (5 s for
 // a message, the long-poll plus a few seconds for /sync), and probe() asks
-// every data center's /ready every few seconds; when the one in use does
-// not answer while another does, the page switches at once, and the
-// idempotent requests still waiting on the silent one are sent again to
-// the new one.
+// the /ready of the one in use every few seconds (unless it just answered
+// a request); when it does not answer while another does, the page
+// switches at once, and the idempotent requests still waiting on the silent
+// one are sent again to the new one.
 //
 // Events (EventTarget): "state" {state, from, to} when the connection state
 // changes (ok | switching | offline), "dc" {dc} when the data center in use
@@ -130,6 +130,8 @@ export class Api extends EventTarget {
     this.failKind = new Map();
     /** retrying counts requests that failed and are being retried. */
     this.retrying = 0;
+    /** answeredAt: index -> when its last answer came (ms). */
+    this.answeredAt = new Map();
     /** inflight: the idempotent attempts waiting for an answer: {i, ctl}. */
     this.inflight = new Set();
     /** trace: the last attempts, for debugging (planb.chat.api.trace in the console). */
@@ -239,26 +241,29 @@ export class Api extends EventTarget {
   }
 
   /**
-   * probe asks every data center's /ready, every PROBE_INTERVAL_MS until
-   * signal aborts. When the one in use gives no answer within
-   * PROBE_TIMEOUT_MS (hung or gone) while another answers, it is counted as
-   * failed, which switches to another. The probe uses no-cors: any answer,
-   * even an opaque one, shows the data center is alive; only silence
-   * counts, since a busy /ready (503) while leaders are elected is no
-   * reason to move.
+   * probe checks, every PROBE_INTERVAL_MS until signal aborts, that the data
+   * center in use answers: unless it answered a request within the last
+   * interval, its /ready is asked. When that gives no answer within
+   * PROBE_TIMEOUT_MS (hung or gone), the others are asked, and if one of
+   * them answers, the one in use is counted as failed, which switches to
+   * another (if none answers, the fault is more likely this device's
+   * network, and the requests' own failover decides). The probe uses
+   * no-cors: any answer, even an opaque one, shows a data center is alive;
+   * only silence counts, since a busy /ready (503) while leaders are
+   * elected is no reason to move.
    */
   async probe(signal) {
     while (!signal.aborted) {
       await sleep(PROBE_INTERVAL_MS, signal).catch(() => {});
       if (signal.aborted) return;
-      if (this.leaving || this.dcs.length < 2) continue;
       const cur = this.idx;
-      const alive = await Promise.all(this.dcs.map((d) => this.answers(d.base_url, signal)));
-      if (signal.aborted || this.leaving) return;
-      if (cur === this.idx && !alive[cur] && alive.some((a, j) => a && j !== cur)) {
-        this.note(this.dcs[cur].name, 'GET', '/ready', 'probe: silent');
-        this.fail(cur, 'net');
-      }
+      if (this.leaving || this.dcs.length < 2 || Date.now() - (this.answeredAt.get(cur) || 0) < PROBE_INTERVAL_MS) continue;
+      if (await this.answers(this.dcs[cur].base_url, signal)) continue;
+      if (signal.aborted || this.leaving || cur !== this.idx) continue;
+      const alive = await Promise.all(this.dcs.map((d, j) => j !== cur && this.answers(d.base_url, signal)));
+      if (signal.aborted || this.leaving || cur !== this.idx || !alive.some(Boolean)) continue;
+      this.note(this.dcs[cur].name, 'GET', '/ready', 'silent');
+      this.fail(cur, 'net');
     }
   }
 
@@ -401,6 +406,7 @@ export class Api extends EventTarget {
     try {
       const res = await fetch(url, { method, headers, body: payload, signal: ctl.signal, cache: 'no-store', credentials: 'omit', mode: 'cors' });
       status = res.status;
+      this.answeredAt.set(i, Date.now());
       if (res.ok && as === 'blob') {
         result = await res.blob();
       } else {
