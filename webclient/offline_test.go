@@ -89,6 +89,18 @@ func hungDataCenter(t *testing.T, alice, bob *page, dc devcluster.DataCenter, al
 	thaw := freeze(t, dc)
 	frozen := time.Now()
 	const text = "sent while the data center hangs"
+	// The page records when its badge leaves the frozen data center.
+	bob.str(fmt.Sprintf(`(() => {
+		window.__left = 0;
+		const b = document.getElementById('dc-badge');
+		const o = new MutationObserver(() => { if (b.textContent !== %s && !window.__left) window.__left = Date.now(); });
+		o.observe(b, { childList: true, characterData: true, subtree: true });
+		return '';
+	})()`, jsString(dc.Name)))
+	var frozenAt float64
+	if err := bob.eval(`Date.now()`, &frozenAt); err != nil {
+		t.Fatal(err)
+	}
 	bob.send(text)
 	sent := time.Now()
 	alice.waitJS("alice gets the message bob sent while his data center hangs", 20*time.Second, hasMessage(text, "theirs", 1))
@@ -96,11 +108,19 @@ func hungDataCenter(t *testing.T, alice, bob *page, dc devcluster.DataCenter, al
 	if took > 12*time.Second {
 		t.Errorf("the message took %s to arrive through another data center (want within ~10 s)", took.Round(100*time.Millisecond))
 	}
-	bob.waitJS("bob's page left the hung data center", uiTimeout, fmt.Sprintf(`document.getElementById('dc-badge').textContent !== %s ? '' : 'still on it'`, jsString(dc.Name)))
+	bob.waitJS("bob's page left the hung data center", uiTimeout, `window.__left ? '' : 'still on it'`)
+	var leftAt float64
+	if err := bob.eval(`window.__left`, &leftAt); err != nil {
+		t.Fatal(err)
+	}
+	switchAfter := time.Duration(leftAt-frozenAt) * time.Millisecond
+	if switchAfter > 8*time.Second {
+		t.Errorf("bob's page left the hung data center %s after the freeze (want a few seconds)", switchAfter)
+	}
 	arrivesOnce(t, alice, bob, aliceBase, roomID, text)
 	checkStatusTruth(t, bob)
-	t.Logf("MEASURED: with %s frozen, bob's message reached alice %s after he sent it (%s after the freeze); bob is now on %s; his page's requests to it: %s",
-		dc.Name, took.Round(100*time.Millisecond), time.Since(frozen).Round(100*time.Millisecond), bob.str(`document.getElementById('dc-badge').textContent`),
+	t.Logf("MEASURED: with %s frozen, bob's page switched %s after the freeze, and his message reached alice %s after he sent it (%s after the freeze); bob is now on %s; his page's requests to it: %s",
+		dc.Name, switchAfter, took.Round(100*time.Millisecond), time.Since(frozen).Round(100*time.Millisecond), bob.str(`document.getElementById('dc-badge').textContent`),
 		bob.str(fmt.Sprintf(`JSON.stringify(window.planb.chat.api.trace.filter((l) => l.split(' ')[1] === %s).slice(-4))`, jsString(dc.Name))))
 	thaw()
 }

@@ -66,9 +66,9 @@ const BACKOFF_MAX_MS = 4000;
  */
 const START_AVOID_MS = 30000;
 /** PROBE_INTERVAL_MS: the pause between two rounds of /ready probes. */
-const PROBE_INTERVAL_MS = 2000;
+const PROBE_INTERVAL_MS = 1000;
 /** PROBE_TIMEOUT_MS: a data center whose /ready does not answer in this time is silent. */
-const PROBE_TIMEOUT_MS = 3000;
+const PROBE_TIMEOUT_MS = 2000;
 /** SEND_ATTEMPT_MS: one attempt to send a message waits this long for an answer. */
 const SEND_ATTEMPT_MS = 5000;
 /** SYNC_GRACE_MS: a /sync long-poll may answer this long after its timeout. */
