@@ -157,6 +157,23 @@ func shellOffline(t *testing.T, alice, bob *page, dead devcluster.DataCenter, ot
 		return window.__cacheSeen || 'reading';
 	})()`, jsString(lastText)))
 
+	// The shell cache holds the app's own files and nothing else (no API answer).
+	bob.waitJS("the shell cache holds only the app's files", uiTimeout, `(() => {
+		if (window.__shell === '') return '';
+		if (!window.__shellBusy) {
+			window.__shellBusy = true;
+			(async () => {
+				const names = (await caches.keys()).filter((k) => k.startsWith('planb-shell-'));
+				if (names.length !== 1) return 'caches: ' + JSON.stringify(names);
+				const urls = (await (await caches.open(names[0])).keys()).map((r) => new URL(r.url).pathname);
+				const bad = urls.filter((u) => u !== '/' && !u.startsWith('/_planb/web/'));
+				if (bad.length) return 'cached: ' + JSON.stringify(bad);
+				return urls.includes('/') && urls.includes('/_planb/web/app.js') && urls.includes('/_planb/web/cache.js') ? '' : 'missing: ' + JSON.stringify(urls);
+			})().catch((e) => String(e)).then((v) => { window.__shell = v; window.__shellBusy = false; });
+		}
+		return window.__shell || 'reading';
+	})()`)
+
 	thaw := freeze(t, others...)
 	// A user coming back later: the page starts at the dead data center.
 	editSession(bob, fmt.Sprintf(`s.current = %s; s.failed = {}`, jsString(dead.URL)))
