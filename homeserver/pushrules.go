@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/planb-chat/planb"
-	"github.com/planb-chat/planb/jetstream"
 	"github.com/planb-chat/planb/pushrules"
 )
 
@@ -99,41 +98,14 @@ func (s *Service) updatePushRules(ctx context.Context, userID, kind string, fn f
 	if err := pushrules.CheckKind(kind); err != nil {
 		return err
 	}
-	key := accountDataKey(userID, "", pushrules.EventType)
-	b := jetstream.BucketAccountData
-	get := s.engine.Get
-	for range 10 {
-		e, err := get(ctx, b, key)
-		exists := err == nil
-		if err != nil && !errors.Is(err, planb.ErrNotFound) {
-			return s.unavailable(err)
-		}
-		st, err := pushrules.Parse(e.Value)
+	return s.updateAccountData(ctx, userID, "", pushrules.EventType, func(cur json.RawMessage) (json.RawMessage, error) {
+		st, err := pushrules.Parse(cur)
 		if err != nil {
-			return fmt.Errorf("push rules of %s: %w", userID, err)
+			return nil, fmt.Errorf("push rules of %s: %w", userID, err)
 		}
 		if err := fn(st); err != nil {
-			return err
+			return nil, err
 		}
-		value, err := st.Marshal()
-		if err != nil {
-			return err
-		}
-		var rev uint64
-		if exists {
-			rev, err = s.engine.Update(ctx, b, key, value, e.Revision)
-		} else {
-			rev, err = s.engine.Create(ctx, b, key, value)
-		}
-		if errors.Is(err, planb.ErrConflict) || errors.Is(err, planb.ErrExists) {
-			get = s.engine.GetLeader
-			continue
-		}
-		if err != nil {
-			return s.unavailable(err)
-		}
-		s.waitAccountData(ctx, rev)
-		return nil
-	}
-	return s.unavailable(errors.New("push rules kept changing"))
+		return st.Marshal()
+	})
 }

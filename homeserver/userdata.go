@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -22,6 +23,44 @@ func (s *Service) putAccountData(ctx context.Context, userID, roomID, dtype stri
 	}
 	s.waitAccountData(ctx, rev)
 	return nil
+}
+
+// updateAccountData changes userID's account data of type dtype (roomID
+// "" for global data) by fn, which gets the current content (nil when there
+// is none), with compare-and-set, and waits until this node's model has
+// the result. The first read may come from a replica that lags; a
+// conflict reads again from the bucket's leader.
+func (s *Service) updateAccountData(ctx context.Context, userID, roomID, dtype string, fn func(cur json.RawMessage) (json.RawMessage, error)) error {
+	key := accountDataKey(userID, roomID, dtype)
+	b := jetstream.BucketAccountData
+	get := s.engine.Get
+	for range 10 {
+		e, err := get(ctx, b, key)
+		exists := err == nil
+		if err != nil && !errors.Is(err, planb.ErrNotFound) {
+			return s.unavailable(err)
+		}
+		value, err := fn(e.Value)
+		if err != nil {
+			return err
+		}
+		var rev uint64
+		if exists {
+			rev, err = s.engine.Update(ctx, b, key, value, e.Revision)
+		} else {
+			rev, err = s.engine.Create(ctx, b, key, value)
+		}
+		if errors.Is(err, planb.ErrConflict) || errors.Is(err, planb.ErrExists) {
+			get = s.engine.GetLeader
+			continue
+		}
+		if err != nil {
+			return s.unavailable(err)
+		}
+		s.waitAccountData(ctx, rev)
+		return nil
+	}
+	return s.unavailable(fmt.Errorf("account data %s of %s kept changing", dtype, userID))
 }
 
 // waitAccountData waits (up to the write timeout) until this node's model

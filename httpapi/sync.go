@@ -60,6 +60,7 @@ func (a *API) routesSync() {
 	a.handle("GET "+v3+"/user/{userId}/account_data/{type}", getData)
 	a.handle("PUT "+v3+"/user/{userId}/rooms/{roomId}/account_data/{type}", putData)
 	a.handle("GET "+v3+"/user/{userId}/rooms/{roomId}/account_data/{type}", getData)
+	a.routesTags()
 	a.routesProfile()
 	a.routesEphemeral()
 	a.routesPresence()
@@ -283,6 +284,37 @@ func (a *API) routesEphemeral() {
 		}
 		err = a.hs.SetTyping(s, id, r.PathValue("userId"), *body.Typing, time.Duration(body.Timeout)*time.Millisecond)
 		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
+}
+
+// routesTags serves the room tagging module.
+func (a *API) routesTags() {
+	a.handle("GET "+v3+"/user/{userId}/rooms/{roomId}/tags", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		tags, err := a.hs.Tags(s, r.PathValue("userId"), r.PathValue("roomId"))
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"tags": tags})
+	})
+	a.handle("PUT "+v3+"/user/{userId}/rooms/{roomId}/tags/{tag}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		body, err := readObject(r)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if err := a.hs.SetTag(r.Context(), s, r.PathValue("userId"), r.PathValue("roomId"), r.PathValue("tag"), body); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, struct{}{})
+	})
+	a.handle("DELETE "+v3+"/user/{userId}/rooms/{roomId}/tags/{tag}", func(w http.ResponseWriter, r *http.Request, s homeserver.Session) {
+		if err := a.hs.SetTag(r.Context(), s, r.PathValue("userId"), r.PathValue("roomId"), r.PathValue("tag"), nil); err != nil {
 			writeError(w, a.log, err)
 			return
 		}
