@@ -20,7 +20,8 @@ import (
 // before it is queued, and one the server refuses fails for good and can be
 // deleted; web addresses are links and nothing else is; a deleted message
 // shows as deleted for everyone, live and after a reload; a reply quotes
-// the message it answers.
+// the message it answers; reactions are counted under the message and can
+// be taken back; an edit replaces the text for everyone.
 func TestBrowserMessenger(t *testing.T) {
 	chrome := findChromium(t)
 	if testing.Short() {
@@ -45,6 +46,8 @@ func TestBrowserMessenger(t *testing.T) {
 	tooLong(t, alice, bob, roomID)
 	deleteMessage(alice, bob)
 	reply(alice, bob)
+	reactions(alice, bob)
+	edit(alice, bob, roomID)
 	if os.Getenv("PLANB_SCREENSHOT") == "1" { // for a look: /tmp/planb-webclient-{alice,bob}.png
 		saveScreenshot(t, alice, "")
 		saveScreenshot(t, bob, "")
@@ -239,7 +242,7 @@ func deleteMessage(alice, bob *page) {
 	bob.waitJS("bob gets it", uiTimeout, hasMessage(text, "theirs", 1))
 	eventID := alice.str(rowOf(text) + `.dataset.eventId`)
 	openActions(bob, text)
-	if s := bob.str(`[...` + rowOf(text) + `.querySelectorAll('.msg-actions button')].map((b) => b.textContent).join(',')`); s != "Reply" {
+	if s := bob.str(`[...` + rowOf(text) + `.querySelectorAll('.msg-actions > button')].map((b) => b.textContent).join(',')`); s != "Reply" {
 		bob.fail("bob is offered %q on alice's message, want only Reply", s)
 	}
 	openActions(alice, text)

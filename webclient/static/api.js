@@ -504,8 +504,14 @@ export class Api extends EventTarget {
     return this.request('POST', Api.v3(`/rooms/${encodeURIComponent(roomId)}/invite`), { body: { user_id: userId }, idempotent: true });
   }
 
+  /** sendMessage sends an m.room.message (idempotent by txnId). */
   sendMessage(roomId, txnId, content, signal) {
-    return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${encodeURIComponent(txnId)}`), {
+    return this.sendEvent(roomId, 'm.room.message', txnId, content, signal);
+  }
+
+  /** sendEvent sends a room event of any type (idempotent by txnId). */
+  sendEvent(roomId, type, txnId, content, signal) {
+    return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/send/${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`), {
       body: content, budgetMs: Infinity, signal, attemptMs: SEND_ATTEMPT_MS,
     });
   }

@@ -510,6 +510,21 @@ export class Chat {
     }
   }
 
+  /**
+   * removeReaction redacts one of my reaction events; the chip changes at
+   * once, /sync brings the redaction to everyone.
+   */
+  async removeReaction(room, reactionId) {
+    this.roomPane.composerError.textContent = '';
+    try {
+      const res = await this.api.redact(room.id, reactionId, newTxnId());
+      room.redact(reactionId, { type: 'm.room.redaction', event_id: res.event_id, sender: this.me, redacts: reactionId, origin_server_ts: Date.now(), content: {} });
+      this.renderRoom();
+    } catch (e) {
+      this.roomPane.composerError.textContent = describeError(e);
+    }
+  }
+
   async acceptInvite(roomId, open = true) {
     const room = this.model.rooms.get(roomId);
     try {

@@ -29,6 +29,20 @@ export function replyTarget(ev) {
   return typeof id === 'string' ? id : '';
 }
 
+/** relation returns ev's m.relates_to if it has rel_type rel and an event_id, or null. */
+function relation(ev, rel) {
+  const r = ev && ev.content && ev.content['m.relates_to'];
+  return r && r.rel_type === rel && typeof r.event_id === 'string' ? r : null;
+}
+
+/**
+ * isReplacement reports whether ev is an edit of another message (m.replace);
+ * edits are not shown as messages of their own.
+ */
+export function isReplacement(ev) {
+  return !!(ev && ev.type === 'm.room.message' && relation(ev, 'm.replace'));
+}
+
 /** Room is one room the user is in or invited to. */
 export class Room {
   constructor(id, me) {
@@ -103,6 +117,36 @@ export class Room {
     ev.unsigned = { ...(ev.unsigned || {}), redacted_because: because };
   }
 
+  /**
+   * relations aggregates the loaded reactions and edits, from the timeline
+   * (redacted ones have no content and so drop out). It returns
+   * {reactions: eventId -> Map key -> Map sender -> reaction event ID,
+   * edits: eventId -> the newest replacement by the original's sender}.
+   */
+  relations() {
+    const reactions = new Map();
+    const edits = new Map();
+    for (const ev of this.timeline) {
+      if (isRedacted(ev)) continue;
+      const ann = ev.type === 'm.reaction' && relation(ev, 'm.annotation');
+      if (ann && typeof ann.key === 'string') {
+        let byKey = reactions.get(ann.event_id);
+        if (!byKey) reactions.set(ann.event_id, (byKey = new Map()));
+        let bySender = byKey.get(ann.key);
+        if (!bySender) byKey.set(ann.key, (bySender = new Map()));
+        if (!bySender.has(ev.sender)) bySender.set(ev.sender, ev.event_id);
+        continue;
+      }
+      const rep = isReplacement(ev) && relation(ev, 'm.replace');
+      if (rep && ev.content['m.new_content'] && typeof ev.content['m.new_content'] === 'object') {
+        const orig = this.byId.get(rep.event_id);
+        // Only the original sender's edits count; the timeline is oldest first.
+        if (orig && orig.sender === ev.sender && !isReplacement(orig)) edits.set(rep.event_id, ev);
+      }
+    }
+    return { reactions, edits };
+  }
+
   /** has reports whether the event is loaded. */
   has(eventId) {
     return this.byId.has(eventId);
@@ -153,7 +197,7 @@ export class Room {
    * invited. Creating the room and the creator's own join are not news.
    */
   shows(ev, me) {
-    if (ev.type === 'm.room.message') return true;
+    if (ev.type === 'm.room.message') return !isReplacement(ev);
     if (this.isServerNotice) return false; // only the notices themselves
     if (ev.type === 'm.room.name') return !!(ev.content && ev.content.name);
     if (ev.type !== 'm.room.member') return false;
@@ -376,7 +420,7 @@ export class Model {
       }
       const added = r.add(tl.events || []);
       if (!initial) {
-        for (const ev of added) if (ev.sender !== this.me && ev.type === 'm.room.message') incoming.push({ room: r, ev });
+        for (const ev of added) if (ev.sender !== this.me && ev.type === 'm.room.message' && !isReplacement(ev)) incoming.push({ room: r, ev });
       }
       for (const ev of (jr.ephemeral && jr.ephemeral.events) || []) {
         if (ev.type === 'm.typing') r.typing = (ev.content && ev.content.user_ids) || [];

@@ -13,7 +13,10 @@
 // server refuses as too large (M_TOO_LARGE, 413) fails for good: sending
 // it again cannot succeed, so it can only be deleted.
 //
-// Items: {txnId, roomId, kind: "text"|"image", content, ts, state, eventId,
+// Reactions (m.reaction) and edits (an m.room.message replacing another)
+// go the same way; they are not shown as messages of their own.
+//
+// Items: {txnId, roomId, kind: "text"|"image"|"reaction"|"edit", content, ts, state, eventId,
 // error, permanent, name, mimetype, size, w, h}. state: pending | sending |
 // sent | failed; permanent: failed for good (no retry). Image files live
 // only in memory until uploaded.
@@ -108,6 +111,36 @@ export class Outbox extends EventTarget {
     return it;
   }
 
+  /** addReaction queues an m.reaction with key to the event eventId. */
+  addReaction(roomId, eventId, key) {
+    const dup = this.items.find((i) => i.kind === 'reaction' && i.roomId === roomId && i.state !== 'failed' &&
+      i.content['m.relates_to'].event_id === eventId && i.content['m.relates_to'].key === key);
+    if (dup) return dup;
+    const content = { 'm.relates_to': { rel_type: 'm.annotation', event_id: eventId, key } };
+    return this.push({ txnId: newTxnId(), roomId, kind: 'reaction', type: 'm.reaction', content, ts: Date.now(), state: 'pending' });
+  }
+
+  /**
+   * addEdit queues a replacement of the text message eventId with body
+   * (m.new_content; the body outside it is the "* new text" fallback).
+   * The caller checks tooLarge first.
+   */
+  addEdit(roomId, eventId, body) {
+    const content = {
+      msgtype: 'm.text', body: '* ' + body,
+      'm.new_content': { msgtype: 'm.text', body },
+      'm.relates_to': { rel_type: 'm.replace', event_id: eventId },
+    };
+    return this.push({ txnId: newTxnId(), roomId, kind: 'edit', content, ts: Date.now(), state: 'pending' });
+  }
+
+  push(it) {
+    this.items.push(it);
+    this.changed();
+    this.kick();
+    return it;
+  }
+
   /** addImage queues an image: it is uploaded, then sent as m.image. */
   async addImage(roomId, file) {
     let w, h;
@@ -133,7 +166,7 @@ export class Outbox extends EventTarget {
 
   /** forRoom returns the items of roomId still to show as local echoes. */
   forRoom(roomId) {
-    return this.items.filter((it) => it.roomId === roomId);
+    return this.items.filter((it) => it.roomId === roomId && (it.kind === 'text' || it.kind === 'image'));
   }
 
   /** pendingCount counts items not yet acknowledged. */
@@ -201,7 +234,7 @@ export class Outbox extends EventTarget {
           it.content = { msgtype: 'm.image', body: it.name, url: uri, info };
           this.changed(); // the upload is done: a reload resends only the event
         }
-        const res = await this.api.sendMessage(it.roomId, it.txnId, it.content, signal);
+        const res = await this.api.sendEvent(it.roomId, it.type || 'm.room.message', it.txnId, it.content, signal);
         it.eventId = res.event_id;
         if (it.state === 'sending') it.state = 'sent';
         if (this.items.includes(it)) this.changed();

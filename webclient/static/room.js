@@ -2,7 +2,9 @@
 // sender, time, day separators and the KakaoTalk-style count of members who
 // have not read each message; older history on scroll-up; typing; the
 // composer (Enter sends, Shift+Enter is a new line) and images; links in
-// messages; deleting one's own messages and replying (each message's "⋯").
+// messages; deleting one's own messages, replying, reacting and editing
+// one's own text messages (each message's "⋯"); reactions as chips under
+// the message, edited messages with their newest text and a mark.
 import { dayKey, fmtDay, fmtTime, t } from './i18n.js';
 import { confirmDialog, formDialog, notice } from './list.js';
 import { imageButton, openLightbox } from './media.js';
@@ -14,6 +16,8 @@ import { h, linkify, reconcile } from './util.js';
 const FOLLOW_PX = 60;
 /** Scrolling closer than this (px) to the top loads older messages. */
 const OLDER_PX = 120;
+/** QUICK_REACTIONS are the reactions offered in a message's menu. */
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 /** A quoted message is cut to this many characters. */
 const QUOTE_CHARS = 120;
 
@@ -76,6 +80,7 @@ export class RoomPane {
     const cancelReply = h('button', { type: 'button', id: 'reply-cancel', class: 'icon', 'aria-label': t('cancelReply'), title: t('cancelReply'), text: '×' });
     cancelReply.addEventListener('click', () => {
       this.setReply(null);
+      this.setEdit(null);
       this.input.focus();
     });
     this.replyBar = h('div', { id: 'reply-bar', class: 'reply-bar', hidden: true },
@@ -87,9 +92,11 @@ export class RoomPane {
       this.file.value = '';
     });
     this.input.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && this.replyTo) {
+      if (e.key === 'Escape' && (this.replyTo || this.editing)) {
         e.preventDefault();
+        if (this.editing) this.input.value = '';
         this.setReply(null);
+        this.setEdit(null);
         return;
       }
       // isComposing: Enter that ends a Korean (IME) composition must not send.
@@ -118,6 +125,10 @@ export class RoomPane {
       // Blank lines around the message are not part of it.
       const text = this.input.value.replace(/^(?:[ \t]*\n)+/, '').replace(/\s+$/, '');
       if (!this.room || !text) return;
+      if (this.editing) {
+        this.saveEdit(text);
+        return;
+      }
       const relatesTo = this.replyTo ? { 'm.in_reply_to': { event_id: this.replyTo.event_id } } : undefined;
       if (tooLarge({ msgtype: 'm.text', body: text, ...(relatesTo ? { 'm.relates_to': relatesTo } : {}) })) {
         // Refused before it is queued: the text stays to be shortened.
@@ -152,10 +163,50 @@ export class RoomPane {
   /** setReply makes the next message a reply to ev (null: not a reply). */
   setReply(ev) {
     this.replyTo = ev;
-    this.replyBar.hidden = !ev;
+    if (ev) this.editing = null;
+    this.replyBar.hidden = !ev && !this.editing;
     if (!ev) return;
     this.replyName.textContent = ev.sender === this.chat.me ? t('replyingToMe') : t('replyingTo', { user: this.room.displayName(ev.sender) });
     this.replyText.textContent = snippet(ev);
+    this.input.focus();
+  }
+
+  /**
+   * setEdit puts the composer to editing ev, one of my text messages,
+   * whose shown text is text (null: not editing).
+   */
+  setEdit(ev, text = '') {
+    this.editing = ev;
+    if (ev) this.replyTo = null;
+    this.replyBar.hidden = !ev && !this.replyTo;
+    this.replyBar.classList.toggle('editing', !!ev);
+    if (!ev) return;
+    this.replyName.textContent = t('editingMessage');
+    this.replyText.textContent = text;
+    this.input.value = text;
+    this.autosize();
+    this.input.focus();
+  }
+
+  /** saveEdit sends text as the replacement of the message being edited. */
+  saveEdit(text) {
+    const ev = this.editing;
+    const shown = this.room.relations().edits.get(ev.event_id);
+    const old = (shown ? shown.content['m.new_content'] : ev.content).body;
+    if (text !== old) {
+      if (tooLarge({ msgtype: 'm.text', body: '* ' + text, 'm.new_content': { msgtype: 'm.text', body: text }, 'm.relates_to': { rel_type: 'm.replace', event_id: ev.event_id } })) {
+        this.composerError.textContent = t('errMessageTooLong');
+        this.input.setAttribute('aria-invalid', 'true');
+        return;
+      }
+      this.chat.outbox.addEdit(this.room.id, ev.event_id, text);
+    }
+    this.composerError.textContent = '';
+    this.input.removeAttribute('aria-invalid');
+    this.setEdit(null);
+    this.input.value = '';
+    this.autosize();
+    this.chat.typingInput(this.room, false);
     this.input.focus();
   }
 
@@ -189,6 +240,7 @@ export class RoomPane {
       this.input.value = '';
       this.input.removeAttribute('aria-invalid');
       this.setReply(null);
+      this.setEdit(null);
       this.composerError.textContent = '';
       this.autosize();
     }
@@ -221,6 +273,7 @@ export class RoomPane {
     this.leaveBtn.hidden = notices;
     this.form.hidden = readOnly;
     if (readOnly && this.replyTo) this.setReply(null);
+    if (readOnly && this.editing) this.setEdit(null);
     this.readOnly.hidden = !readOnly;
     this.readOnlyText.textContent = notices ? t('noticesReadOnly') : t('cannotSend');
     this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
@@ -236,6 +289,7 @@ export class RoomPane {
         p.textContent = room.loadingOlder ? t('loadingOlder') : room.reachedStart ? t('beginning') : '';
       },
     }];
+    const rel = room.relations();
     let prevDay = '';
     let prevSender = '';
     const addDay = (ts) => {
@@ -261,7 +315,7 @@ export class RoomPane {
       items.push({
         key: ev.event_id,
         create: () => this.messageEl(room, ev),
-        update: (row) => this.updateMessage(row, room, ev, showSender),
+        update: (row) => this.updateMessage(row, room, ev, showSender, rel),
       });
     }
     for (const it of chat.outbox.forRoom(room.id)) {
@@ -298,8 +352,9 @@ export class RoomPane {
     this.typing.dataset.users = others.join(',');
   }
 
-  bubbleContent(ev) {
-    const c = ev.content || {};
+  /** bubbleContent shows ev, with content (its newest edit's) if given. */
+  bubbleContent(ev, content) {
+    const c = content || ev.content || {};
     if (isRedacted(ev) || !c.msgtype) return h('span', { class: 'body deleted', text: t('deleted') });
     if (c.msgtype === 'm.image' && c.url) {
       const info = c.info || {};
@@ -362,14 +417,17 @@ export class RoomPane {
           h('span', { class: 'unread' }),
           h('time', { datetime: new Date(ev.origin_server_ts).toISOString(), text: fmtTime(ev.origin_server_ts) })),
         more),
+      h('div', { class: 'reactions', hidden: true }),
       actions);
   }
 
   /** canReply: messages of a room the user may write in; canDelete: their own. */
   messageActions(room, ev) {
     const me = this.chat.me;
-    if (isRedacted(ev) || room.isServerNotice || !(ev.content || {}).msgtype) return { reply: false, del: false };
-    return { reply: room.canSend(me), del: ev.sender === me };
+    const c = ev.content || {};
+    if (isRedacted(ev) || room.isServerNotice || !c.msgtype) return { reply: false, del: false, react: false, edit: false };
+    const send = room.canSend(me);
+    return { reply: send, del: ev.sender === me, react: send, edit: send && ev.sender === me && (c.msgtype === 'm.text' || c.msgtype === 'm.emote') };
   }
 
   /** toggleActions opens (or closes) the actions under a message. */
@@ -389,6 +447,22 @@ export class RoomPane {
     };
     const reply = can.reply ? h('button', { type: 'button', class: 'small msg-reply', text: t('reply') }) : null;
     const del = can.del ? h('button', { type: 'button', class: 'small danger msg-delete', text: t('deleteMessage') }) : null;
+    const edit = can.edit ? h('button', { type: 'button', class: 'small msg-edit', text: t('editMessage') }) : null;
+    edit?.addEventListener('click', () => {
+      close();
+      const e = room.relations().edits.get(ev.event_id);
+      this.setEdit(ev, String((e ? e.content['m.new_content'] : ev.content).body || ''));
+    });
+    const reacts = can.react ? h('div', { class: 'msg-reacts', role: 'group', 'aria-label': t('react') },
+      ...QUICK_REACTIONS.map((key) => {
+        const b = h('button', { type: 'button', class: 'icon msg-react', dataset: { key }, 'aria-label': t('reactWith', { key }), text: key });
+        b.addEventListener('click', () => {
+          close();
+          this.toggleReaction(room, ev, key, true);
+          more.focus();
+        });
+        return b;
+      })) : null;
     reply?.addEventListener('click', () => {
       close();
       this.setReply(ev);
@@ -398,11 +472,43 @@ export class RoomPane {
       await this.chat.deleteMessage(room, ev);
       (more.hidden ? this.input : more).focus();
     });
-    actions.replaceChildren(...[reply, del].filter(Boolean));
-    (reply || del)?.focus();
+    actions.replaceChildren(...[reacts, reply, edit, del].filter(Boolean));
+    (reacts?.firstElementChild || reply || del)?.focus();
   }
 
-  updateMessage(row, room, ev, showSender) {
+  /**
+   * toggleReaction adds my reaction key to ev, or (when I have it and
+   * onlyAdd is not set) removes it by redacting my reaction event.
+   */
+  toggleReaction(room, ev, key, onlyAdd = false) {
+    const mine = room.relations().reactions.get(ev.event_id)?.get(key)?.get(this.chat.me);
+    if (mine && !onlyAdd) this.chat.removeReaction(room, mine);
+    else if (!mine) this.chat.outbox.addReaction(room.id, ev.event_id, key);
+  }
+
+  /** updateReactions shows the reactions to ev as chips with counts. */
+  updateReactions(row, room, ev, byKey) {
+    const box = row.querySelector('.reactions');
+    const me = this.chat.me;
+    const list = isRedacted(ev) || !byKey ? [] : [...byKey].filter(([, s]) => s.size);
+    const sig = list.map(([k, s]) => `${k}:${s.size}:${s.has(me)}`).join(',');
+    if (box.dataset.sig === sig) return;
+    box.dataset.sig = sig;
+    box.hidden = !list.length;
+    box.replaceChildren(...list.map(([key, senders]) => {
+      const mine = senders.has(me);
+      const names = [...senders.keys()].map((u) => (u === me ? t('you') : room.displayName(u))).join(', ');
+      const b = h('button', {
+        type: 'button', class: `small reaction${mine ? ' mine' : ''}`, dataset: { key, count: String(senders.size) },
+        'aria-pressed': String(mine), title: names, 'aria-label': t('reactionLabel', { key, n: senders.size, names }),
+      }, h('span', { class: 'reaction-key', text: key }), h('span', { class: 'reaction-count', text: String(senders.size) }));
+      b.disabled = !room.canSend(me) || room.isServerNotice;
+      b.addEventListener('click', () => this.toggleReaction(room, ev, key));
+      return b;
+    }));
+  }
+
+  updateMessage(row, room, ev, showSender, rel) {
     const sender = row.firstElementChild;
     showSender = showSender && !room.isServerNotice; // the room's name says who writes
     sender.hidden = !showSender;
@@ -417,9 +523,18 @@ export class RoomPane {
       actions.hidden = true;
       actions.replaceChildren();
     }
+    const edit = !isRedacted(ev) && rel.edits.get(ev.event_id);
+    if (edit && row.dataset.edit !== edit.event_id) {
+      // Edited, here or by the sender elsewhere: the newest text, marked.
+      row.dataset.edit = edit.event_id;
+      const q = bubble.querySelector('.reply-quote');
+      bubble.replaceChildren(...[q, this.bubbleContent(ev, edit.content['m.new_content']),
+        h('span', { class: 'edited muted', text: t('edited') })].filter(Boolean));
+    }
+    this.updateReactions(row, room, ev, rel.reactions.get(ev.event_id));
     const can = this.messageActions(room, ev);
     const more = row.querySelector('.msg-more');
-    more.hidden = !can.reply && !can.del;
+    more.hidden = !can.reply && !can.del && !can.react;
     const quote = bubble.querySelector('.reply-quote');
     if (quote) this.updateQuote(quote, room);
     const n = room.unreadBy(ev);
