@@ -97,6 +97,10 @@ func edit(alice, bob *page, roomID string) {
 		})()`, jsString(origID), jsString(after), jsString(mark), jsString(before), jsString(after))
 	}
 	alice.waitJS("alice sees her edit", uiTimeout, edited("(수정됨)"))
+	bob.waitJS("bob's chat list shows the new text", uiTimeout, fmt.Sprintf(`(() => {
+		const p = document.querySelector('.chat-item[data-room-id=' + CSS.escape(%s) + '] .chat-preview');
+		return p && p.textContent === 'alice: ' + %s ? '' : 'preview: ' + (p && p.textContent);
+	})()`, jsString(roomID), jsString(after)))
 	bob.waitJS("bob sees the edit, live", uiTimeout, edited("(edited)"))
 	bob.do("reload", chromedp.Reload())
 	bob.waitJS("and after a reload", uiTimeout, edited("(edited)"))

@@ -6,7 +6,8 @@ import { describeError, h, localpart, reconcile } from './util.js';
 /** preview is the one-line summary of an event for the chat list. */
 export function preview(room, ev, me) {
   if (!ev) return '';
-  const c = ev.content || {};
+  const edit = ev.type === 'm.room.message' && ev.content && room.relations().edits.get(ev.event_id);
+  const c = (edit && edit.content['m.new_content']) || ev.content || {};
   const who = ev.sender === me ? t('you') : room.displayName(ev.sender);
   if (ev.type === 'm.room.message') {
     if (!c.msgtype) return t('deleted');
