@@ -132,13 +132,7 @@ func (o *Ops) MyIncidents(ctx context.Context, user string) ([]MyIncident, error
 		in.OpenedBy, in.Reason = "", ""
 		out = append(out, MyIncident{Incident: in, Affected: a, Compensation: o.policy.Compensation.Evaluate(in, a, now), Reports: reps})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].Incident, out[j].Incident
-		if a.Open() != b.Open() {
-			return a.Open()
-		}
-		return a.StartedAt.After(b.StartedAt)
-	})
+	sort.SliceStable(out, func(i, j int) bool { return incident.Before(out[i].Incident, out[j].Incident) })
 	return out, nil
 }
 

@@ -174,7 +174,7 @@ func (d *detector) probes(ctx context.Context) ([]nodeProbe, error) {
 			}
 			return nil, err
 		}
-		dc, node, _ := strings.Cut(jetstream.DecodeKeyPart(strings.TrimPrefix(k, jetstream.MetaProbePrefix)), "/")
+		dc, node := jetstream.ParseProbeKey(k)
 		p, err := jetstream.ParseProbe(e.Value)
 		if err != nil {
 			continue

@@ -136,7 +136,7 @@ func (l *incidentLead) stranded(ctx context.Context, in incident.Incident, users
 	}
 	for u, at := range model.MovedFrom(dc, since) {
 		a, ok := users[u]
-		if ok && !hasOpen(a) {
+		if ok && !a.Ongoing() {
 			continue // moved already recorded
 		}
 		if at.Before(in.StartedAt) {
@@ -144,13 +144,7 @@ func (l *incidentLead) stranded(ctx context.Context, in incident.Incident, users
 		}
 		var err error
 		if ok {
-			a, err = l.ledger.UpdateAffected(ctx, in.ID, u, func(a *incident.Affected) bool {
-				if !hasOpen(*a) {
-					return false
-				}
-				a.Close(at)
-				return true
-			})
+			a, err = l.ledger.EndAffected(ctx, in.ID, u, at)
 		} else {
 			a, err = l.ledger.AddAffected(ctx, in.ID, u, dc, incident.ReasonStranded, incident.Interval{From: in.StartedAt, To: at})
 		}
@@ -160,15 +154,6 @@ func (l *incidentLead) stranded(ctx context.Context, in incident.Incident, users
 		}
 		users[u] = a
 	}
-}
-
-func hasOpen(a incident.Affected) bool {
-	for _, iv := range a.Intervals {
-		if iv.To.IsZero() {
-			return true
-		}
-	}
-	return false
 }
 
 // stalled records the members of the stalled partition's rooms.
@@ -205,26 +190,36 @@ func (l *incidentLead) notify(ctx context.Context, in incident.Incident, users m
 		if a.Notified || a.Duration(now) <= after {
 			continue
 		}
-		lang := l.language(u)
-		body := noticeText(lang, in, a, now, l.statusURL())
-		if _, err := l.o.hs.ServerNotice(ctx, l.ledger, u, "incident-"+in.ID+"-notice", body, noticeFields(in, "notice")); err != nil {
-			l.o.log.Warn("incidents: notice not sent", "incident", in.ID, "user", u, "err", err)
-			return
-		}
-		a, err := l.ledger.UpdateAffected(ctx, in.ID, u, func(a *incident.Affected) bool {
-			if a.Notified {
-				return false
-			}
-			a.Notified = true
-			return true
-		})
+		body := noticeText(l.language(u), in, a, now, l.statusURL())
+		a, err := l.sendOnce(ctx, in, u, "notice", body, func(a *incident.Affected) *bool { return &a.Notified })
 		if err != nil {
-			l.o.log.Warn("incidents: notice sent but not marked", "incident", in.ID, "user", u, "err", err)
+			l.o.log.Warn("incidents: notice not done", "incident", in.ID, "user", u, "err", err)
 			return
 		}
 		users[u] = a
-		l.o.m.notices.WithLabelValues("notice").Inc()
 	}
+}
+
+// sendOnce sends user u the notice of kind ("notice" or "followup") about
+// in, with a transaction ID made from both (so that a second send, after a
+// failover, returns the first event), then sets the mark that says it was
+// sent, by compare-and-set.
+func (l *incidentLead) sendOnce(ctx context.Context, in incident.Incident, u, kind, body string, mark func(*incident.Affected) *bool) (incident.Affected, error) {
+	if _, err := l.o.hs.ServerNotice(ctx, l.ledger, u, "incident-"+in.ID+"-"+kind, body, noticeFields(in, kind)); err != nil {
+		return incident.Affected{}, fmt.Errorf("%s not sent: %w", kind, err)
+	}
+	a, err := l.ledger.UpdateAffected(ctx, in.ID, u, func(a *incident.Affected) bool {
+		if *mark(a) {
+			return false
+		}
+		*mark(a) = true
+		return true
+	})
+	if err != nil {
+		return incident.Affected{}, fmt.Errorf("%s sent but not marked: %w", kind, err)
+	}
+	l.o.m.notices.WithLabelValues(kind).Inc()
+	return a, nil
 }
 
 // followUps ends the intervals still open of the closed incident in and
@@ -235,14 +230,8 @@ func (l *incidentLead) followUps(ctx context.Context, in incident.Incident, user
 	for u, a := range users {
 		// Intervals left open by a node that stopped while closing, or by
 		// a writer that raced the close, end at the incident's end.
-		if hasOpen(a) && in.EndedAt != nil {
-			closed, err := l.ledger.UpdateAffected(ctx, in.ID, u, func(a *incident.Affected) bool {
-				if !hasOpen(*a) {
-					return false
-				}
-				a.Close(*in.EndedAt)
-				return true
-			})
+		if a.Ongoing() && in.EndedAt != nil {
+			closed, err := l.ledger.EndAffected(ctx, in.ID, u, *in.EndedAt)
 			if err != nil {
 				done = false
 				continue
@@ -252,25 +241,13 @@ func (l *incidentLead) followUps(ctx context.Context, in incident.Incident, user
 		if !a.Notified || a.FollowedUp || !l.noticesFor(in) {
 			continue
 		}
-		lang := l.language(u)
-		body := followUpText(lang, in, a, l.o.policy.Compensation.Evaluate(in, a, now), l.o.policy.Compensation, l.statusURL())
-		if _, err := l.o.hs.ServerNotice(ctx, l.ledger, u, "incident-"+in.ID+"-followup", body, noticeFields(in, "followup")); err != nil {
-			l.o.log.Warn("incidents: follow-up not sent", "incident", in.ID, "user", u, "err", err)
+		body := followUpText(l.language(u), in, a, l.o.policy.Compensation.Evaluate(in, a, now), l.o.policy.Compensation, l.statusURL())
+		a, err := l.sendOnce(ctx, in, u, "followup", body, func(a *incident.Affected) *bool { return &a.FollowedUp })
+		if err != nil {
+			l.o.log.Warn("incidents: follow-up not done", "incident", in.ID, "user", u, "err", err)
 			return false
 		}
-		a, err := l.ledger.UpdateAffected(ctx, in.ID, u, func(a *incident.Affected) bool {
-			if a.FollowedUp {
-				return false
-			}
-			a.FollowedUp = true
-			return true
-		})
-		if err != nil {
-			done = false
-			continue
-		}
 		users[u] = a
-		l.o.m.notices.WithLabelValues("followup").Inc()
 	}
 	return done
 }

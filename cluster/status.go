@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/planb-chat/planb/adminapi"
@@ -27,7 +26,7 @@ func (o *Ops) Status(ctx context.Context) (*adminapi.ClusterStatus, error) {
 		if err != nil {
 			continue
 		}
-		dc, node, _ := strings.Cut(jetstream.DecodeKeyPart(strings.TrimPrefix(k, jetstream.MetaProbePrefix)), "/")
+		dc, node := jetstream.ParseProbeKey(k)
 		pr, _ := jetstream.ParseProbe(e.Value)
 		t := pr.At
 		age := time.Since(t)

@@ -134,7 +134,7 @@ func (s *Service) probe(ctx context.Context) {
 	if st := s.Status(); !st.Ready && st.CanCommit && !s.draining.Load() {
 		probe.NotReady = st.Reason
 	}
-	_, err := s.engine.Put(ctx, jetstream.BucketMeta, jetstream.MetaProbePrefix+jetstream.KeyPart(s.cfg.DataCenter+"/"+s.engine.NodeName()),
+	_, err := s.engine.Put(ctx, jetstream.BucketMeta, jetstream.ProbeKey(s.cfg.DataCenter, s.engine.NodeName()),
 		probe.Encode())
 	s.m.probe.Observe(time.Since(start).Seconds())
 	s.h.mu.Lock()

@@ -110,6 +110,16 @@ func (a *Affected) Add(reason string, iv Interval) {
 	a.Intervals = Merge(append(a.Intervals, iv))
 }
 
+// Ongoing reports whether an interval of a is still open.
+func (a Affected) Ongoing() bool {
+	for _, iv := range a.Intervals {
+		if iv.To.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
 // Close ends every interval still open at end (the incident's end).
 func (a *Affected) Close(end time.Time) {
 	for i := range a.Intervals {

@@ -34,7 +34,13 @@ func TestMergeAndDuration(t *testing.T) {
 	if d := a.Duration(at(25)); d != 20*time.Minute {
 		t.Errorf("Duration = %v, want 20m (overlap once, open up to now)", d)
 	}
+	if !a.Ongoing() {
+		t.Errorf("Ongoing = false with an open interval")
+	}
 	a.Close(at(22))
+	if a.Ongoing() {
+		t.Errorf("Ongoing = true after Close")
+	}
 	if d := a.Duration(at(99)); d != 17*time.Minute {
 		t.Errorf("Duration after Close = %v, want 17m", d)
 	}

@@ -160,12 +160,15 @@ func (l *Ledger) List(ctx context.Context) ([]Incident, error) {
 
 // Sort orders incidents open first, then newest first.
 func Sort(ins []Incident) {
-	sort.SliceStable(ins, func(i, j int) bool {
-		if ins[i].Open() != ins[j].Open() {
-			return ins[i].Open()
-		}
-		return ins[i].StartedAt.After(ins[j].StartedAt)
-	})
+	sort.SliceStable(ins, func(i, j int) bool { return Before(ins[i], ins[j]) })
+}
+
+// Before reports whether a comes before b in that order.
+func Before(a, b Incident) bool {
+	if a.Open() != b.Open() {
+		return a.Open()
+	}
+	return a.StartedAt.After(b.StartedAt)
 }
 
 // Update changes incident id by fn (false: nothing to write) by
@@ -208,15 +211,7 @@ func (l *Ledger) Close(ctx context.Context, id, subject string, end time.Time) (
 		}
 	}
 	for _, a := range affected {
-		if _, err := l.UpdateAffected(ctx, id, a.User, func(a *Affected) bool {
-			before := a.Duration(*in.EndedAt)
-			open := false
-			for _, iv := range a.Intervals {
-				open = open || iv.To.IsZero()
-			}
-			a.Close(*in.EndedAt)
-			return open || a.Duration(*in.EndedAt) != before
-		}); err != nil {
+		if _, err := l.EndAffected(ctx, id, a.User, *in.EndedAt); err != nil {
 			return Incident{}, err
 		}
 	}
@@ -309,6 +304,19 @@ func (l *Ledger) UpdateAffected(ctx context.Context, id, user string, fn func(*A
 			return false, planb.NotFound("incident %s did not affect %s", id, user)
 		}
 		return fn(a), nil
+	})
+}
+
+// EndAffected ends user's intervals of incident id still open at at (a
+// move to another data center, the incident's end); a record with none
+// open is left as it is.
+func (l *Ledger) EndAffected(ctx context.Context, id, user string, at time.Time) (Affected, error) {
+	return l.UpdateAffected(ctx, id, user, func(a *Affected) bool {
+		if !a.Ongoing() {
+			return false
+		}
+		a.Close(at)
+		return true
 	})
 }
 

@@ -74,6 +74,16 @@ const (
 	MetaDrainPrefix = "drain."
 )
 
+// ProbeKey is the meta bucket's key of the heartbeat of node in data
+// center dc.
+func ProbeKey(dc, node string) string { return MetaProbePrefix + KeyPart(dc+"/"+node) }
+
+// ParseProbeKey is the inverse of ProbeKey.
+func ParseProbeKey(key string) (dc, node string) {
+	dc, node, _ = strings.Cut(DecodeKeyPart(strings.TrimPrefix(key, MetaProbePrefix)), "/")
+	return dc, node
+}
+
 // Probe is one node's heartbeat as the meta bucket holds it.
 type Probe struct {
 	At time.Time
