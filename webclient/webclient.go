@@ -18,7 +18,12 @@
 //	           links (util.js linkify), replies, the ⋯ menu of each message
 //	incidents.js  "Report damage": the outages that affected the user, what
 //	           the published rule pays, and damage reports (idempotent txnId)
-//	auth.js    sign up / log in; i18n.js Korean and English; media.js images
+//	auth.js    sign up / log in; i18n.js Korean and English
+//	media.js   photos and files: authenticated downloads through the
+//	           failover (retried when they fail), file chips, the server's
+//	           upload limit checked before an upload
+//	notify.js  desktop notifications and a WebAudio chime when the server's
+//	           notification_count of a room grows (bell toggle in the top bar)
 //	store.js   localStorage; util.js DOM and error helpers; app.js the entry
 //	cache.js   rooms and their last events in IndexedDB, shown at start
 //	           before the first /sync answers

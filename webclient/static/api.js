@@ -574,10 +574,15 @@ export class Api extends EventTarget {
   /** upload stores a file and returns its mxc:// URI. Retrying makes at worst an unused copy. */
   async upload(file, signal) {
     const res = await this.request('POST', '/_matrix/media/v3/upload', {
-      blob: file, contentType: file.type, query: { filename: file.name }, idempotent: true, budgetMs: Infinity,
+      blob: file, contentType: file.type || 'application/octet-stream', query: { filename: file.name }, idempotent: true, budgetMs: Infinity,
       attemptMs: 60000, signal,
     });
     return res.content_uri;
+  }
+
+  /** mediaConfig reads the server's media limits ({"m.upload.size": bytes}). */
+  mediaConfig() {
+    return this.request('GET', '/_matrix/client/v1/media/config', { budgetMs: 15000 });
   }
 
   /** download fetches an mxc:// URI (authenticated media) as a Blob. */

@@ -1,7 +1,8 @@
 // The logged-in app: the top bar with the data center in use and the
 // connection status, the chat list, the conversation, the "Report damage"
-// view (#/incidents), the /sync loop, the outbox and read receipts, and the
-// user's language in their account data (for the server's notices).
+// view (#/incidents), the /sync loop, the outbox and read receipts,
+// desktop notifications (notify.js), and the user's language in their
+// account data (for the server's notices).
 import { discover } from './api.js';
 import { RoomCache } from './cache.js';
 import { lang, t } from './i18n.js';
@@ -9,6 +10,7 @@ import { IncidentPane } from './incidents.js';
 import { confirmDialog, ListPane } from './list.js';
 import { Media } from './media.js';
 import { Model } from './model.js';
+import { Notifier } from './notify.js';
 import { newTxnId, Outbox } from './outbox.js';
 import { RoomPane } from './room.js';
 import { clearOutbox, clearSession, saveKnownDataCenters, saveSession } from './store.js';
@@ -18,6 +20,14 @@ import { describeError, h, normalizeUserId, serverOf, sleep } from './util.js';
 const SYNC_TIMEOUT_MS = 30000;
 /** SYNC_FILTER: enough recent messages per room, and every member (for receipts). */
 const SYNC_FILTER = JSON.stringify({ room: { timeline: { limit: 30 }, state: { lazy_load_members: false } } });
+/**
+ * COUNTS_FILTER: a /sync read only for the rooms' notification counts
+ * (one event per room, nothing else).
+ */
+const COUNTS_FILTER = JSON.stringify({
+  presence: { types: [] }, account_data: { types: [] },
+  room: { timeline: { limit: 1 }, state: { types: [] }, ephemeral: { types: [] }, account_data: { types: [] } },
+});
 /** How long "now on dcN" stays after a switch. */
 const SWITCHED_NOTICE_MS = 6000;
 /** Typing: refresh "typing" this often while typing; stop after this idle time. */
@@ -50,6 +60,7 @@ export class Chat {
     this.model = new Model(this.me);
     this.outbox = new Outbox(api, this.me);
     this.media = new Media(api);
+    this.notifier = new Notifier(this);
     this.abort = new AbortController();
     this.currentRoomId = null;
     this.wantRoom = null;
@@ -98,6 +109,7 @@ export class Chat {
         h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
         this.badge,
         h('span', { class: 'me muted', id: 'me', text: this.me }),
+        this.notifier.button(),
         logout),
       this.status,
       h('div', { class: 'panes' }, this.list.el, this.roomPane.el, this.incidents.el));
@@ -137,6 +149,7 @@ export class Chat {
     this.api.probe(signal);
     this.syncLoop(signal);
     this.incidents.run(signal);
+    this.media.uploadLimit(); // known before the first file is chosen
   }
 
   /** refreshDataCenters re-reads the list of data centers from the one in use. */
@@ -250,10 +263,12 @@ export class Chat {
     this.syncLanguage();
     // A new server notice may be about an incident: read the list again.
     if (diff.incoming.some(({ room }) => room.isServerNotice)) this.incidents.kick();
+    this.notifier.notify(diff.notify);
+    if (diff.rulesChanged) this.refreshCounts();
     if (diff.incoming.length) {
       const { room, ev } = diff.incoming[diff.incoming.length - 1];
       const c = ev.content || {};
-      const body = c.msgtype === 'm.image' ? t('photo') : String(c.body || '');
+      const body = c.msgtype === 'm.image' ? t('photo') : c.msgtype === 'm.file' ? t('fileNamed', { name: String(c.body || '') }) : String(c.body || '');
       const ann = document.getElementById('announcer');
       if (ann) ann.textContent = t('newMessageFrom', { user: room.displayName(ev.sender), body: body.slice(0, 140) });
     }
@@ -270,13 +285,35 @@ export class Chat {
     this.route(true);
   }
 
+  /**
+   * refreshCounts reads every room's notification_count again after the
+   * user's push rules changed (a room muted here or on another device):
+   * the server counts with the new rules, but an incremental /sync only
+   * carries the rooms that changed, so the badges would keep the old count.
+   */
+  async refreshCounts() {
+    const model = this.model;
+    const seq = model.seq;
+    try {
+      const res = await this.api.sync(undefined, 0, COUNTS_FILTER, this.abort.signal);
+      if (model !== this.model) return;
+      model.setCounts(res, seq);
+      this.list.update();
+      this.updateTitle();
+    } catch {
+      // the next change of the rooms brings their counts anyway
+    }
+  }
+
   /** settleOutbox drops outbox items whose events /sync has brought back. */
   settleOutbox() {
     for (const it of this.outbox.items) {
-      // Show an image we uploaded from memory instead of downloading it again.
+      // Show a photo we uploaded from its bytes instead of downloading it
+      // again: from a URL of the media cache's own, which outlives the
+      // outbox's preview (freed soon after the message is sent).
       const url = it.content && it.content.url;
-      const preview = this.outbox.previews.get(it.txnId);
-      if (url && preview && !this.media.urls.has(url)) this.media.urls.set(url, Promise.resolve(preview));
+      const file = this.outbox.files.get(it.txnId);
+      if (it.kind === 'image' && url && file) this.media.adopt(url, file);
     }
     this.outbox.settle(
       (roomId, eventId) => !!this.model.rooms.get(roomId)?.has(eventId),

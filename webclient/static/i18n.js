@@ -40,7 +40,7 @@ const en = {
   errWeakPassword: 'The server does not accept this password: {msg}',
   errGeneric: '{msg} ({code})',
   errOutcomeUnknown: 'The connection broke before the server answered. Check the chat list before trying again.',
-  errNotImage: 'Only images can be sent.',
+  errFileTooLarge: '“{name}” ({size}) is too large to send: this server takes files up to {limit}.',
   // status
   onDC: 'Connected to data center {dc}',
   dcBadgeTitle: 'Data center in use',
@@ -85,7 +85,7 @@ const en = {
   chooseChat: 'Choose a chat on the left, or start a new one.',
   message: 'Message',
   send: 'Send',
-  attachImage: 'Send an image',
+  attachFile: 'Send a photo or file',
   loadingOlder: 'Loading older messages…',
   beginning: 'This is the beginning of the chat.',
   typingOne: '{a} is typing…',
@@ -118,6 +118,19 @@ const en = {
   uploading: 'Uploading…',
   imageLost: 'The image was lost when the page was reloaded.',
   openImage: 'Open image {name}',
+  file: 'File',
+  bytes: '{n} bytes',
+  fileNamed: 'File: {name}',
+  fileLost: 'The file was lost when the page was reloaded.',
+  downloadFile: 'Download {name} ({size})',
+  downloading: 'Downloading…',
+  downloadFailed: 'Download failed. Tap to try again.',
+  notifications: 'Notifications',
+  notifyOnTitle: 'Notifications are on. Click to turn them off.',
+  notifyOffTitle: 'Notifications are off. Click to turn them on.',
+  notifyTurnedOn: 'Notifications turned on.',
+  notifyTurnedOff: 'Notifications turned off.',
+  notifyDenied: 'The browser blocks notifications for this site. Allow them in the site settings.',
   you: 'You',
   joined: '{user} joined',
   joinedMe: 'You joined',
@@ -239,7 +252,7 @@ const ko = {
   errWeakPassword: '서버가 이 비밀번호를 받지 않습니다: {msg}',
   errGeneric: '{msg} ({code})',
   errOutcomeUnknown: '서버가 응답하기 전에 연결이 끊겼습니다. 다시 시도하기 전에 채팅 목록을 확인하세요.',
-  errNotImage: '이미지만 보낼 수 있습니다.',
+  errFileTooLarge: '“{name}” 파일({size})은 너무 커서 보낼 수 없습니다. 이 서버에는 {limit}까지 올릴 수 있습니다.',
   onDC: '{dc} 데이터센터에 연결됨',
   dcBadgeTitle: '사용 중인 데이터센터',
   switching: '데이터센터 전환 중…',
@@ -280,7 +293,7 @@ const ko = {
   chooseChat: '왼쪽에서 채팅을 고르거나 새 채팅을 시작하세요.',
   message: '메시지',
   send: '전송',
-  attachImage: '이미지 보내기',
+  attachFile: '사진·파일 보내기',
   loadingOlder: '이전 메시지를 불러오는 중…',
   beginning: '대화의 시작입니다.',
   typingOne: '{a}님이 입력 중…',
@@ -313,6 +326,19 @@ const ko = {
   uploading: '올리는 중…',
   imageLost: '페이지를 새로 고치는 바람에 이미지를 보내지 못했습니다.',
   openImage: '이미지 {name} 열기',
+  file: '파일',
+  bytes: '{n}바이트',
+  fileNamed: '파일: {name}',
+  fileLost: '페이지를 새로 고치는 바람에 파일을 보내지 못했습니다.',
+  downloadFile: '{name} 내려받기({size})',
+  downloading: '내려받는 중…',
+  downloadFailed: '내려받지 못했습니다. 눌러서 다시 시도하세요.',
+  notifications: '알림',
+  notifyOnTitle: '알림이 켜져 있습니다. 누르면 끕니다.',
+  notifyOffTitle: '알림이 꺼져 있습니다. 누르면 켭니다.',
+  notifyTurnedOn: '알림을 켰습니다.',
+  notifyTurnedOff: '알림을 껐습니다.',
+  notifyDenied: '브라우저가 이 사이트의 알림을 막고 있습니다. 사이트 설정에서 허용해 주세요.',
   you: '나',
   joined: '{user}님이 들어왔습니다',
   joinedMe: '내가 들어왔습니다',
@@ -462,4 +488,19 @@ export function fmtDuration(ms) {
   const min = total % 60;
   if (lang === 'ko') return hrs === 0 ? `${min}분` : min === 0 ? `${hrs}시간` : `${hrs}시간 ${min}분`;
   return hrs === 0 ? `${min} min` : min === 0 ? `${hrs} h` : `${hrs} h ${min} min`;
+}
+
+const sizeFmt = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
+
+/** fmtSize formats a size in bytes for people: "512 B", "3.2 KB", "1.5 MB" (1 KB = 1,024 bytes). */
+export function fmtSize(n) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = Math.max(0, Number(n) || 0);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  if (u > 0 && v >= 10) v = Math.round(v);
+  return `${u === 0 ? String(v) : sizeFmt.format(v)} ${units[u]}`;
 }

@@ -383,7 +383,10 @@ export class Model {
 
   /**
    * apply merges a /sync response. It returns {rooms: Set of changed room
-   * IDs, incoming: [{room, ev}] new messages from others, invites: [room]}.
+   * IDs, incoming: [{room, ev}] new messages from others, invites: [room],
+   * notify: [{room, ev}] for each room whose notification_count the server
+   * raised with a new message from someone else, ev the newest of them,
+   * rulesChanged: the user's push rules changed (not in the first sync)}.
    */
   apply(res, initial) {
     const cached = initial && this.fromCache;
@@ -391,8 +394,12 @@ export class Model {
     const changed = new Set();
     const incoming = [];
     const invites = [];
+    const notify = [];
+    let rulesChanged = false;
+    this.seq = (this.seq || 0) + 1;
     for (const ev of (res.account_data && res.account_data.events) || []) {
       if (ev && ev.type) this.accountData.set(ev.type, ev.content || {});
+      if (ev && ev.type === 'm.push_rules' && !initial) rulesChanged = true;
     }
     const rooms = res.rooms || {};
     if (cached) {
@@ -419,8 +426,14 @@ export class Model {
         if (ev.state_key !== undefined) r.applyState(ev);
       }
       const added = r.add(tl.events || []);
+      let newest = null;
       if (!initial) {
-        for (const ev of added) if (ev.sender !== this.me && ev.type === 'm.room.message' && !isReplacement(ev)) incoming.push({ room: r, ev });
+        for (const ev of added) {
+          if (ev.sender !== this.me && ev.type === 'm.room.message' && !isReplacement(ev)) {
+            incoming.push({ room: r, ev });
+            newest = ev;
+          }
+        }
       }
       for (const ev of (jr.ephemeral && jr.ephemeral.events) || []) {
         if (ev.type === 'm.typing') r.typing = (ev.content && ev.content.user_ids) || [];
@@ -434,7 +447,12 @@ export class Model {
           }
         }
       }
-      if (jr.unread_notifications) r.unread = jr.unread_notifications.notification_count || 0;
+      if (jr.unread_notifications) {
+        const before = r.unread || 0;
+        r.unread = jr.unread_notifications.notification_count || 0;
+        r.countSeq = this.seq;
+        if (newest && r.unread > before) notify.push({ room: r, ev: newest });
+      }
       if (jr.summary) r.summary = jr.summary;
     }
     for (const [id, ir] of Object.entries(rooms.invite || {})) {
@@ -454,7 +472,19 @@ export class Model {
     for (const id of Object.keys(rooms.leave || {})) {
       if (this.rooms.delete(id)) changed.add(id);
     }
-    return { rooms: changed, incoming, invites };
+    return { rooms: changed, incoming, invites, notify, rulesChanged };
+  }
+
+  /**
+   * setCounts takes the notification counts of a /sync read for them alone,
+   * asked for when apply had run seq times: a room whose count a later
+   * apply brought keeps that newer one.
+   */
+  setCounts(res, seq) {
+    for (const [id, jr] of Object.entries((res.rooms && res.rooms.join) || {})) {
+      const r = this.rooms.get(id);
+      if (r && jr.unread_notifications && !((r.countSeq || 0) > seq)) r.unread = jr.unread_notifications.notification_count || 0;
+    }
   }
 
   /** sorted returns invites first, then rooms by their latest message. */

@@ -16,10 +16,13 @@
 // Reactions (m.reaction) and edits (an m.room.message replacing another)
 // go the same way; they are not shown as messages of their own.
 //
-// Items: {txnId, roomId, kind: "text"|"image"|"reaction"|"edit", content, ts, state, eventId,
+// Photos and other files are uploaded first, then sent as m.image or
+// m.file (body: the file's name; info: mimetype and size).
+//
+// Items: {txnId, roomId, kind: "text"|"image"|"file"|"reaction"|"edit", content, ts, state, eventId,
 // error, permanent, name, mimetype, size, w, h}. state: pending | sending |
-// sent | failed; permanent: failed for good (no retry). Image files live
-// only in memory until uploaded.
+// sent | failed; permanent: failed for good (no retry). Files live only in
+// memory until uploaded.
 import { loadOutbox, saveOutbox } from './store.js';
 import { describeError, randomId, sleep } from './util.js';
 import { t } from './i18n.js';
@@ -55,6 +58,14 @@ function refusedAsTooLarge(e) {
   return !!e && (e.errcode === 'M_TOO_LARGE' || e.status === 413);
 }
 
+/** isUpload reports whether an item is a photo or file still to upload. */
+function isUpload(it) {
+  return (it.kind === 'image' || it.kind === 'file') && !it.content;
+}
+
+/** PREVIEW_KEEP_MS: a sent photo's preview is freed this long after its event came back. */
+const PREVIEW_KEEP_MS = 60000;
+
 /** newTxnId returns a transaction ID unique to this browser. */
 export function newTxnId() {
   return 'pbw' + Date.now().toString(36) + randomId(10);
@@ -69,11 +80,13 @@ export class Outbox extends EventTarget {
     this.files = new Map();
     /** previews: txnId -> object URL of the file. */
     this.previews = new Map();
+    /** previewKeepMs: see PREVIEW_KEEP_MS (tests shorten it). */
+    this.previewKeepMs = PREVIEW_KEEP_MS;
     this.items = loadOutbox(userId).map((it) => {
       if (it.state === 'sending') it.state = 'pending'; // resend with the same txnId
-      if (it.kind === 'image' && !it.content && it.state !== 'sent') {
+      if (isUpload(it) && it.state !== 'sent') {
         it.state = 'failed';
-        it.error = t('imageLost');
+        it.error = t(it.kind === 'image' ? 'imageLost' : 'fileLost');
       }
       if (it.state !== 'sent' && it.content && tooLarge(it.content)) {
         // Queued by an older version that did not check the size.
@@ -141,23 +154,31 @@ export class Outbox extends EventTarget {
     return it;
   }
 
-  /** addImage queues an image: it is uploaded, then sent as m.image. */
-  async addImage(roomId, file) {
+  /**
+   * addFile queues a file: it is uploaded, then sent as m.image (an image
+   * this browser can decode) or m.file (anything else). The caller checks
+   * the server's size limit first.
+   */
+  async addFile(roomId, file) {
     let w, h;
-    try {
-      const bmp = await createImageBitmap(file);
-      w = bmp.width;
-      h = bmp.height;
-      bmp.close();
-    } catch {
-      // not decodable here; send without dimensions
+    let image = false;
+    if ((file.type || '').startsWith('image/')) {
+      try {
+        const bmp = await createImageBitmap(file);
+        w = bmp.width;
+        h = bmp.height;
+        bmp.close();
+        image = true;
+      } catch {
+        // not decodable here: sent as a file
+      }
     }
     const it = {
-      txnId: newTxnId(), roomId, kind: 'image', content: null, ts: Date.now(), state: 'pending',
-      name: file.name || 'image', mimetype: file.type, size: file.size, w, h,
+      txnId: newTxnId(), roomId, kind: image ? 'image' : 'file', content: null, ts: Date.now(), state: 'pending',
+      name: file.name || (image ? 'image' : 'file'), mimetype: file.type || 'application/octet-stream', size: file.size, w, h,
     };
     this.files.set(it.txnId, file);
-    this.previews.set(it.txnId, URL.createObjectURL(file));
+    if (image) this.previews.set(it.txnId, URL.createObjectURL(file));
     this.items.push(it);
     this.changed();
     this.kick();
@@ -166,7 +187,7 @@ export class Outbox extends EventTarget {
 
   /** forRoom returns the items of roomId still to show as local echoes. */
   forRoom(roomId) {
-    return this.items.filter((it) => it.roomId === roomId && (it.kind === 'text' || it.kind === 'image'));
+    return this.items.filter((it) => it.roomId === roomId && (it.kind === 'text' || it.kind === 'image' || it.kind === 'file'));
   }
 
   /** pendingCount counts items not yet acknowledged. */
@@ -191,14 +212,14 @@ export class Outbox extends EventTarget {
   forget(txnId) {
     this.files.delete(txnId);
     const url = this.previews.get(txnId);
-    if (url) setTimeout(() => URL.revokeObjectURL(url), 60000); // the echo may still show it
+    if (url) setTimeout(() => URL.revokeObjectURL(url), this.previewKeepMs); // the echo may still show it
     this.previews.delete(txnId);
   }
 
   retry(txnId) {
     const it = this.items.find((i) => i.txnId === txnId);
     if (!it || it.state !== 'failed' || it.permanent) return;
-    if (it.kind === 'image' && !it.content && !this.files.has(txnId)) return;
+    if (isUpload(it) && !this.files.has(txnId)) return;
     it.state = 'pending';
     it.error = undefined;
     this.changed();
@@ -225,13 +246,13 @@ export class Outbox extends EventTarget {
       it.state = 'sending';
       this.changed();
       try {
-        if (it.kind === 'image' && !it.content) {
+        if (isUpload(it)) {
           const file = this.files.get(it.txnId);
-          if (!file) throw new Error(t('imageLost'));
+          if (!file) throw new Error(t(it.kind === 'image' ? 'imageLost' : 'fileLost'));
           const uri = await this.api.upload(file, signal);
           const info = { mimetype: it.mimetype, size: it.size };
           if (it.w && it.h) Object.assign(info, { w: it.w, h: it.h });
-          it.content = { msgtype: 'm.image', body: it.name, url: uri, info };
+          it.content = { msgtype: it.kind === 'image' ? 'm.image' : 'm.file', body: it.name, url: uri, info };
           this.changed(); // the upload is done: a reload resends only the event
         }
         const res = await this.api.sendEvent(it.roomId, it.type || 'm.room.message', it.txnId, it.content, signal);
@@ -242,7 +263,7 @@ export class Outbox extends EventTarget {
         if (signal.aborted) return;
         if (refusedAsTooLarge(e)) {
           // Sending it again would be refused again: failed for good.
-          Object.assign(it, { state: 'failed', permanent: true, error: it.kind === 'image' && !it.content ? t('errTooLarge') : t('errMessageTooLong') });
+          Object.assign(it, { state: 'failed', permanent: true, error: isUpload(it) ? t('errTooLarge') : t('errMessageTooLong') });
           if (this.items.includes(it)) this.changed();
           continue;
         }

@@ -1,13 +1,14 @@
 // The conversation: bubbles (own on the right, others on the left) with
 // sender, time, day separators and the KakaoTalk-style count of members who
 // have not read each message; older history on scroll-up; typing; the
-// composer (Enter sends, Shift+Enter is a new line) and images; links in
+// composer (Enter sends, Shift+Enter is a new line), photos and files of
+// any type (refused before the upload when over the server's limit); links in
 // messages; deleting one's own messages, replying, reacting and editing
 // one's own text messages (each message's "⋯"); reactions as chips under
 // the message, edited messages with their newest text and a mark.
-import { dayKey, fmtDay, fmtTime, t } from './i18n.js';
+import { dayKey, fmtDay, fmtSize, fmtTime, t } from './i18n.js';
 import { confirmDialog, formDialog, notice } from './list.js';
-import { imageButton, openLightbox } from './media.js';
+import { fileChip, imageButton, openLightbox, saveBlob } from './media.js';
 import { isRedacted, replyTarget } from './model.js';
 import { tooLarge } from './outbox.js';
 import { h, linkify, reconcile } from './util.js';
@@ -39,6 +40,7 @@ function snippet(ev) {
   if (isRedacted(ev)) return t('deleted');
   const c = ev.content || {};
   if (c.msgtype === 'm.image') return t('photo');
+  if (c.msgtype === 'm.file') return t('fileNamed', { name: String(c.body || '') });
   const body = replyTarget(ev) ? stripReplyFallback(String(c.body || '')) : String(c.body || '');
   const line = body.split('\n').find((l) => l.trim()) || '';
   return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line;
@@ -69,8 +71,8 @@ export class RoomPane {
     this.typing = h('p', { id: 'typing', class: 'typing', 'aria-live': 'polite' });
 
     this.input = h('textarea', { id: 'composer', name: 'message', rows: '1', placeholder: t('message'), 'aria-label': t('message'), enterkeyhint: 'send' });
-    this.file = h('input', { id: 'file-input', type: 'file', accept: 'image/*', multiple: true, class: 'sr-only', tabindex: '-1', 'aria-hidden': 'true' });
-    const attach = h('button', { type: 'button', id: 'attach-btn', class: 'icon', 'aria-label': t('attachImage'), title: t('attachImage'), text: '+' });
+    this.file = h('input', { id: 'file-input', type: 'file', multiple: true, class: 'sr-only', tabindex: '-1', 'aria-hidden': 'true' });
+    const attach = h('button', { type: 'button', id: 'attach-btn', class: 'icon', 'aria-label': t('attachFile'), title: t('attachFile'), text: '+' });
     const send = h('button', { type: 'submit', id: 'send-btn', class: 'primary', text: t('send') });
     this.composerError = h('p', { class: 'error', role: 'alert', id: 'composer-error' });
     // The message being replied to, above the composer.
@@ -114,7 +116,7 @@ export class RoomPane {
       if (this.room) chat.typingInput(this.room, this.input.value !== '');
     });
     this.input.addEventListener('paste', (e) => {
-      const files = [...((e.clipboardData && e.clipboardData.files) || [])].filter((f) => f.type.startsWith('image/'));
+      const files = [...((e.clipboardData && e.clipboardData.files) || [])];
       if (files.length) {
         e.preventDefault();
         this.sendFiles(files);
@@ -215,17 +217,27 @@ export class RoomPane {
     this.input.style.height = Math.min(this.input.scrollHeight, 160) + 'px';
   }
 
-  sendFiles(files) {
-    if (!this.room) return;
+  /**
+   * sendFiles queues photos and files, each checked first against the
+   * server's upload limit: one over it is refused here, never uploaded.
+   */
+  async sendFiles(files) {
+    const room = this.room;
+    if (!room || !files.length) return;
     this.composerError.textContent = '';
+    const limit = await this.chat.media.uploadLimit();
+    const refused = [];
     for (const f of files) {
-      if (!f.type.startsWith('image/')) {
-        this.composerError.textContent = t('errNotImage');
+      if (limit && f.size > limit) {
+        // Sizes that round alike ("256 KB" over "256 KB") say the bytes.
+        const size = fmtSize(f.size) === fmtSize(limit) ? t('bytes', { n: f.size.toLocaleString() }) : fmtSize(f.size);
+        refused.push(t('errFileTooLarge', { name: f.name, size, limit: fmtSize(limit) }));
         continue;
       }
       this.stick = true;
-      this.chat.outbox.addImage(this.room.id, f);
+      this.chat.outbox.addFile(room.id, f);
     }
+    this.composerError.textContent = refused.join(' ');
   }
 
   /** show switches to room (or none). */
@@ -356,9 +368,17 @@ export class RoomPane {
   bubbleContent(ev, content) {
     const c = content || ev.content || {};
     if (isRedacted(ev) || !c.msgtype) return h('span', { class: 'body deleted', text: t('deleted') });
+    const media = this.chat.media;
     if (c.msgtype === 'm.image' && c.url) {
       const info = c.info || {};
-      return imageButton(this.chat.media.url(c.url), { name: c.body, w: info.w, h: info.h, onOpen: openLightbox });
+      return imageButton(() => media.url(c.url), {
+        name: c.body, w: info.w, h: info.h, onOpen: openLightbox, onBroken: (u) => media.forget(c.url, u),
+      });
+    }
+    if (c.msgtype === 'm.file' && c.url) {
+      const info = c.info || {};
+      const name = String(c.filename || c.body || '');
+      return fileChip({ name, size: info.size }, () => media.save(c.url, name));
     }
     // m.server_notice and every other text: always text, never HTML
     // (formatted_body is not used), newlines kept by the bubble's style,
@@ -412,7 +432,7 @@ export class RoomPane {
     return h('div', { class: `row ${mine ? 'mine' : 'theirs'}${kind}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
       h('span', { class: 'sender', hidden: true, text: room.displayName(ev.sender) }),
       h('div', { class: 'line' },
-        h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
+        h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : c.msgtype === 'm.file' ? ' file' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
         h('div', { class: 'meta' },
           h('span', { class: 'unread' }),
           h('time', { datetime: new Date(ev.origin_server_ts).toISOString(), text: fmtTime(ev.origin_server_ts) })),
@@ -532,6 +552,7 @@ export class RoomPane {
         h('span', { class: 'edited muted', text: t('edited') })].filter(Boolean));
     }
     this.updateReactions(row, room, ev, rel.reactions.get(ev.event_id));
+    bubble.querySelector('.image-button.broken')?.retry(); // shown again: fetch again
     const can = this.messageActions(room, ev);
     const more = row.querySelector('.msg-more');
     more.hidden = !can.reply && !can.del && !can.react;
@@ -556,8 +577,15 @@ export class RoomPane {
     const chat = this.chat;
     let content;
     if (it.kind === 'image') {
-      const src = chat.outbox.previews.get(it.txnId) || (it.content && it.content.url ? chat.media.url(it.content.url) : Promise.reject(new Error('lost')));
+      const src = () => chat.outbox.previews.get(it.txnId) || (it.content && it.content.url ? chat.media.url(it.content.url) : Promise.reject(new Error('lost')));
       content = imageButton(src, { name: it.name, w: it.w, h: it.h, onOpen: openLightbox });
+    } else if (it.kind === 'file') {
+      content = fileChip({ name: it.name, size: it.size }, async () => {
+        const file = chat.outbox.files.get(it.txnId);
+        if (file) saveBlob(file, it.name);
+        else if (it.content && it.content.url) await chat.media.save(it.content.url, it.name);
+        else throw new Error('lost');
+      });
     } else {
       content = h('span', { class: 'body' }, linkify(it.content.body));
     }
@@ -568,7 +596,7 @@ export class RoomPane {
     discard.addEventListener('click', () => chat.outbox.discard(it.txnId));
     return h('div', { class: 'row mine pending', dataset: { txnId: it.txnId } },
       h('div', { class: 'line' },
-        h('div', { class: `bubble${it.kind === 'image' ? ' image' : ''}` }, target ? this.quoteEl(target) : null, content),
+        h('div', { class: `bubble${it.kind === 'image' ? ' image' : it.kind === 'file' ? ' file' : ''}` }, target ? this.quoteEl(target) : null, content),
         h('div', { class: 'meta' }, h('span', { class: 'state', role: 'status' }), h('time', { text: fmtTime(it.ts) }))),
       h('div', { class: 'failed-actions', hidden: true }, retry, discard));
   }
@@ -579,7 +607,7 @@ export class RoomPane {
     if (it.state === 'failed') text = t('failed', { msg: it.error || '' });
     else if (it.state === 'sent') text = '';
     else if (this.chat.api.state !== 'ok') text = t('waiting');
-    else if (it.kind === 'image' && !it.content) text = t('uploading');
+    else if ((it.kind === 'image' || it.kind === 'file') && !it.content) text = t('uploading');
     else text = t('pending');
     if (state.textContent !== text) state.textContent = text;
     row.dataset.state = it.state;
