@@ -56,6 +56,10 @@ func TestBrowserMedia(t *testing.T) {
 
 	ownPhoto(t, alice, bob, roomID)
 	files(t, alice, bob)
+	if os.Getenv("PLANB_SCREENSHOT") == "1" { // for a look: the photo, the file chips, the bell
+		saveScreenshot(t, alice, "")
+		saveScreenshot(t, bob, "")
+	}
 	notifications(t, alice, bob, dc2.URL, roomID)
 
 	// Bob's page in Korean: the limit is refused in Korean too.
@@ -189,14 +193,14 @@ func tooBig(t *testing.T, p *page, words, limit string) {
 // photosRetried reloads bob's page while the first download of each photo
 // is answered 404 M_NOT_FOUND (as from a data center that does not have
 // the media yet; Chromium's Fetch domain answers in the server's place).
-// The photos show broken, then load when the page fetches them again, with
-// no reload and no click.
+// The page asks again for what was refused, and the photos load with no
+// reload and no click.
 func photosRetried(t *testing.T, bob *page) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(bob.ctx)
 	defer cancel()
 	var mu sync.Mutex
-	refused := map[string]bool{}
+	asked := map[string]int{} // URL -> how many times the page asked for it
 	paused := chromedp.Events(ctx, fetch.RequestPaused)
 	go func() {
 		for ev, err := range paused {
@@ -204,8 +208,8 @@ func photosRetried(t *testing.T, bob *page) {
 				return
 			}
 			mu.Lock()
-			first := !refused[ev.Request.URL]
-			refused[ev.Request.URL] = true
+			asked[ev.Request.URL]++
+			first := asked[ev.Request.URL] == 1
 			mu.Unlock()
 			if first {
 				_, _ = chromedp.Call(ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{
@@ -228,19 +232,24 @@ func photosRetried(t *testing.T, bob *page) {
 	}))
 	start := time.Now()
 	bob.do("reload bob's page", chromedp.Reload())
-	bob.waitJS("the photos fail at first", uiTimeout, `document.querySelectorAll('.row.theirs[data-event-id] .image-button.broken').length > 0 ? '' : 'none broken'`)
-	broken := time.Since(start)
-	bob.waitJS("and load when fetched again", uiTimeout, `(() => {
+	bob.waitJS("the photos load, fetched again after the refusal", uiTimeout, `(() => {
 		const imgs = [...document.querySelectorAll('.row.theirs[data-event-id] img.thumb')];
 		const ok = imgs.filter((i) => i.complete && i.naturalWidth === 320).length;
 		return imgs.length === 2 && ok === 2 ? '' : ok + ' of ' + imgs.length + ' photos loaded';
 	})()`)
+	took := time.Since(start)
 	mu.Lock()
-	n := len(refused)
-	mu.Unlock()
-	if n < 2 {
-		t.Fatalf("only %d photo downloads were refused; the retry was not exercised", n)
+	retried := 0
+	for _, n := range asked {
+		if n >= 2 {
+			retried++
+		}
 	}
-	t.Logf("MEASURED: %d photo downloads refused once; broken after %s, both photos loaded %s after the reload",
-		n, broken.Round(10*time.Millisecond), time.Since(start).Round(10*time.Millisecond))
+	mu.Unlock()
+	// Two photos: each was refused at its first URL and asked for again.
+	if retried < 2 {
+		t.Fatalf("the page asked again for %d refused downloads, want 2 (one per photo): %v", retried, asked)
+	}
+	t.Logf("MEASURED: %d refused photo downloads asked for again; both photos loaded %s after the reload",
+		retried, took.Round(10*time.Millisecond))
 }

@@ -9,7 +9,7 @@
 // chose (adopt), not from the outbox's preview, which is dropped soon
 // after the message is sent.
 import { fmtSize, t } from './i18n.js';
-import { h } from './util.js';
+import { h, icon } from './util.js';
 
 /** THUMB is the largest thumbnail edge in CSS pixels. */
 const THUMB = 240;
@@ -185,7 +185,7 @@ export function fileChip({ name, size }, onSave) {
     type: 'button', class: 'file-chip', dataset: { name: name || '', size: sizeText },
     'aria-label': t('downloadFile', { name: name || t('file'), size: sizeText }), title: t('downloadFile', { name: name || t('file'), size: sizeText }),
   },
-  h('span', { class: 'file-icon', 'aria-hidden': 'true', text: '📄' }),
+  icon('file-icon', 22, 28, 'M2 1.5h11l7 7v18H2z', 'M13 1.5v7h7', 'M6 15h10M6 19h10M6 23h6'),
   h('span', { class: 'file-text' },
     h('span', { class: 'file-name', text: name || t('file') }),
     h('span', { class: 'file-size', text: sizeText }), status));

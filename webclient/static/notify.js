@@ -9,7 +9,11 @@
 // choice is kept in localStorage. The sound is made with WebAudio: one
 // oscillator, two quick notes, no audio file.
 import { t } from './i18n.js';
-import { h } from './util.js';
+import { h, icon } from './util.js';
+
+/** BELL is the bell's outline and clapper (24×24); SLASH crosses it out. */
+const BELL = ['M6 16V11a6 6 0 0 1 12 0v5l1.5 2h-15z', 'M10 20.5a2 2 0 0 0 4 0'];
+const SLASH = 'M4 3l16 18';
 
 /** PREF_KEY holds "on" or "off" in localStorage. */
 const PREF_KEY = 'planb.notify';
@@ -61,7 +65,7 @@ export class Notifier {
   render() {
     if (!this.btn) return;
     const on = this.on();
-    this.btn.textContent = on ? '🔔' : '🔕';
+    this.btn.replaceChildren(on ? icon('bell', 24, 24, ...BELL) : icon('bell', 24, 24, ...BELL, SLASH));
     this.btn.setAttribute('aria-pressed', String(on));
     this.btn.setAttribute('aria-label', t('notifications'));
     this.btn.title = on ? t('notifyOnTitle') : t('notifyOffTitle');

@@ -190,3 +190,20 @@ export function normalizeUserId(input, myServer) {
   if (!s.includes(':')) s += ':' + myServer;
   return s.toLowerCase();
 }
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** icon makes a decorative SVG icon (viewBox 0 0 w h) of the path data ds; app.css styles it. */
+export function icon(cls, w, h, ...ds) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', cls);
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  for (const d of ds) {
+    const p = document.createElementNS(SVG_NS, 'path');
+    p.setAttribute('d', d);
+    svg.append(p);
+  }
+  return svg;
+}
