@@ -62,6 +62,7 @@ func notifications(t *testing.T, alice, bob *page, bobBase, roomID string) {
 		t.Fatalf("the notification says %q", s)
 	}
 	badgeIs(t, bob, bobBase, token, roomID, 1)
+	bob.waitJS("the hidden tab's title counts it", uiTimeout, `document.title.startsWith('(1) ') ? '' : 'title ' + document.title`)
 
 	// A muted room: a room rule without "notify" (actions []). The server
 	// does not count the message; the page shows no notification. (planb

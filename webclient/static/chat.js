@@ -329,6 +329,7 @@ export class Chat {
       this.markRead();
       this.list.update();
     }
+    this.updateTitle();
   }
 
   /**
@@ -408,7 +409,8 @@ export class Chat {
 
   updateTitle() {
     let n = 0;
-    for (const r of this.model.rooms.values()) if (r.id !== this.currentRoomId) n += r.unread || 0;
+    // The open room counts too while the page is hidden: nobody reads it.
+    for (const r of this.model.rooms.values()) if (r.id !== this.currentRoomId || !this.pageVisible()) n += r.unread || 0;
     document.title = n ? `(${n}) ${t('appName')}` : t('appName');
   }
 

@@ -13,7 +13,7 @@ export function preview(room, ev, me) {
     if (!c.msgtype) return t('deleted');
     if (c.msgtype === 'm.server_notice') return String(c.body || '').split('\n')[0];
     if (c.msgtype === 'm.image') return `${who}: ${t('photo')}`;
-    if (c.msgtype === 'm.file') return `${who}: ${t('fileNamed', { name: String(c.body || '') })}`;
+    if (c.msgtype === 'm.file' || c.msgtype === 'm.audio' || c.msgtype === 'm.video') return `${who}: ${t('fileNamed', { name: String(c.body || '') })}`;
     return room.isDirect(me) && ev.sender !== me ? String(c.body || '') : `${who}: ${c.body || ''}`;
   }
   return notice(room, ev, me);

@@ -58,6 +58,13 @@ export class Notifier {
     this.btn = h('button', { type: 'button', id: 'notify-btn', class: 'small icon notify-btn' });
     this.btn.hidden = !this.supported();
     this.btn.addEventListener('click', () => this.toggle());
+    // After a reload the chime may only start from a user gesture: the
+    // first click or key on the page unlocks it.
+    const unlock = () => {
+      if (this.on()) this.unlockAudio();
+    };
+    window.addEventListener('pointerdown', unlock, { once: true, capture: true });
+    window.addEventListener('keydown', unlock, { once: true, capture: true });
     this.render();
     return this.btn;
   }

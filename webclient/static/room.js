@@ -35,12 +35,17 @@ function stripReplyFallback(body) {
   return i < lines.length && lines[i] === '' ? lines.slice(i + 1).join('\n') : body;
 }
 
+/** isFileType: messages shown as a file chip. */
+function isFileType(msgtype) {
+  return msgtype === 'm.file' || msgtype === 'm.audio' || msgtype === 'm.video';
+}
+
 /** snippet is the one-line summary of a message quoted by a reply. */
 function snippet(ev) {
   if (isRedacted(ev)) return t('deleted');
   const c = ev.content || {};
   if (c.msgtype === 'm.image') return t('photo');
-  if (c.msgtype === 'm.file') return t('fileNamed', { name: String(c.body || '') });
+  if (isFileType(c.msgtype)) return t('fileNamed', { name: String(c.body || '') });
   const body = replyTarget(ev) ? stripReplyFallback(String(c.body || '')) : String(c.body || '');
   const line = body.split('\n').find((l) => l.trim()) || '';
   return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line;
@@ -160,6 +165,16 @@ export class RoomPane {
     this.placeholder = h('div', { id: 'no-room', class: 'no-room muted' }, h('p', { text: t('chooseChat') }));
     this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
     this.el = h('section', { class: 'room-pane', 'aria-labelledby': 'room-title' }, this.placeholder, this.body);
+    // Files dropped on the conversation are sent like chosen ones.
+    this.body.addEventListener('dragover', (e) => {
+      if (!this.form.hidden && [...(e.dataTransfer?.types || [])].includes('Files')) e.preventDefault();
+    });
+    this.body.addEventListener('drop', (e) => {
+      const files = [...(e.dataTransfer?.files || [])];
+      if (this.form.hidden || !files.length) return;
+      e.preventDefault();
+      this.sendFiles(files);
+    });
   }
 
   /** setReply makes the next message a reply to ev (null: not a reply). */
@@ -375,7 +390,8 @@ export class RoomPane {
         name: c.body, w: info.w, h: info.h, onOpen: openLightbox, onBroken: (u) => media.forget(c.url, u),
       });
     }
-    if (c.msgtype === 'm.file' && c.url) {
+    if (isFileType(c.msgtype) && c.url) {
+      // Sound and video from other clients are offered as files too.
       const info = c.info || {};
       const name = String(c.filename || c.body || '');
       return fileChip({ name, size: info.size }, () => media.save(c.url, name));
@@ -432,7 +448,7 @@ export class RoomPane {
     return h('div', { class: `row ${mine ? 'mine' : 'theirs'}${kind}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
       h('span', { class: 'sender', hidden: true, text: room.displayName(ev.sender) }),
       h('div', { class: 'line' },
-        h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : c.msgtype === 'm.file' ? ' file' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
+        h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : isFileType(c.msgtype) ? ' file' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
         h('div', { class: 'meta' },
           h('span', { class: 'unread' }),
           h('time', { datetime: new Date(ev.origin_server_ts).toISOString(), text: fmtTime(ev.origin_server_ts) })),
