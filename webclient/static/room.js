@@ -250,7 +250,7 @@ export class RoomPane {
         continue;
       }
       this.stick = true;
-      this.chat.outbox.addFile(room.id, f);
+      await this.chat.outbox.addFile(room.id, f); // in the order chosen
     }
     this.composerError.textContent = refused.join(' ');
   }
