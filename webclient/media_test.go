@@ -71,23 +71,35 @@ func TestBrowserMedia(t *testing.T) {
 	photosRetried(t, bob)
 }
 
-// ownPhoto sends a photo from alice with the preview timer at 300 ms: once
+// ownPhoto sends a photo from alice with the preview timer at 300 ms
+// (PLANB_REAL_TIMERS=1: the real minute, and the check two minutes after
+// sending): once
 // the preview is freed and the room drawn anew, her photo shows from real
 // pixels, not from the freed preview. Before media.js adopted the bytes,
 // the freed preview was what the room showed (a broken image).
 func ownPhoto(t *testing.T, alice, bob *page, roomID string) {
 	t.Helper()
+	realTimers := os.Getenv("PLANB_REAL_TIMERS") == "1"
+	keep := "300"
+	if realTimers {
+		keep = "window.planb.chat.outbox.previewKeepMs"
+	}
 	alice.str(`(() => {
 		window.__revoked = [];
 		const revoke = URL.revokeObjectURL.bind(URL);
 		URL.revokeObjectURL = (u) => { window.__revoked.push(u); revoke(u); };
-		window.planb.chat.outbox.previewKeepMs = 300;
+		window.planb.chat.outbox.previewKeepMs = ` + keep + `;
 		return '';
 	})()`)
 	alice.do("attach a photo", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{writeTestImage(t)}))
+	sent := time.Now()
 	alice.waitJS("alice's photo is sent and shown", uiTimeout, imageLoaded("mine"))
-	alice.waitJS("the outbox freed the preview", uiTimeout, `window.__revoked.length > 0 && window.planb.chat.outbox.previews.size === 0 ? '' : 'revoked ' + window.__revoked.length`)
-	time.Sleep(time.Second)
+	alice.waitJS("the outbox freed the preview", 2*uiTimeout, `window.__revoked.length > 0 && window.planb.chat.outbox.previews.size === 0 ? '' : 'revoked ' + window.__revoked.length`)
+	if realTimers {
+		time.Sleep(time.Until(sent.Add(2 * time.Minute)))
+	} else {
+		time.Sleep(time.Second)
+	}
 	// Drawn anew: the list, then the room again (new <img> elements).
 	alice.str(`(() => { window.planb.chat.openRoom(null); return ''; })()`)
 	alice.str(fmt.Sprintf(`(() => { window.planb.chat.openRoom(%s); return ''; })()`, jsString(roomID)))
@@ -97,6 +109,7 @@ func ownPhoto(t *testing.T, alice, bob *page, roomID string) {
 		if (window.__revoked.includes(i.src)) return 'shows the freed preview ' + i.src;
 		return i.complete && i.naturalWidth === 320 ? '' : 'not loaded: ' + i.src + ' broken=' + i.closest('.image-button').classList.contains('broken');
 	})()`)
+	t.Logf("alice's own photo shows real pixels %s after she sent it (preview freed)", time.Since(sent).Round(100*time.Millisecond))
 	alice.click(".row.mine[data-event-id] .image-button")
 	alice.waitJS("and opens full size", uiTimeout, `(() => { const i = document.querySelector('#lightbox img'); return i && i.complete && i.naturalWidth === 320 ? '' : 'no full image'; })()`)
 	alice.click("#lightbox .lightbox-close")
