@@ -553,6 +553,21 @@ export class Api extends EventTarget {
     });
   }
 
+  /**
+   * setRoomMuted mutes a room with a room push rule that does not notify
+   * (actions []), or deletes that rule; a rule already gone is no error.
+   */
+  async setRoomMuted(roomId, muted) {
+    const path = Api.v3(`/pushrules/global/room/${encodeURIComponent(roomId)}`);
+    if (muted) return this.request('PUT', path, { body: { actions: [] }, budgetMs: 15000 });
+    try {
+      return await this.request('DELETE', path, { budgetMs: 15000 });
+    } catch (e) {
+      if (e instanceof MatrixError && e.errcode === 'M_NOT_FOUND') return {};
+      throw e;
+    }
+  }
+
   // ---- planb's own client API (/_planb/client/v1) ----
 
   /** incidents returns the outages that affected the user and the compensation rule. */

@@ -476,6 +476,17 @@ export class Model {
   }
 
   /**
+   * muted reports whether the user's push rules mute roomId: an enabled
+   * room rule (its ID is the room's) whose actions do not notify.
+   */
+  muted(roomId) {
+    const rules = this.accountData.get('m.push_rules');
+    const list = (rules && rules.global && rules.global.room) || [];
+    const r = list.find((x) => x && x.rule_id === roomId);
+    return !!r && r.enabled !== false && !(r.actions || []).includes('notify');
+  }
+
+  /**
    * setCounts takes the notification counts of a /sync read for them alone,
    * asked for when apply had run seq times: a room whose count a later
    * apply brought keeps that newer one.

@@ -15,6 +15,11 @@ import { h, icon } from './util.js';
 const BELL = ['M6 16V11a6 6 0 0 1 12 0v5l1.5 2h-15z', 'M10 20.5a2 2 0 0 0 4 0'];
 const SLASH = 'M4 3l16 18';
 
+/** bellIcon is the bell, crossed out when off. */
+export function bellIcon(on) {
+  return on ? icon('bell', 24, 24, ...BELL) : icon('bell', 24, 24, ...BELL, SLASH);
+}
+
 /** PREF_KEY holds "on" or "off" in localStorage. */
 const PREF_KEY = 'planb.notify';
 /** BODY_CHARS: a notification shows at most this much of the message. */
@@ -72,7 +77,7 @@ export class Notifier {
   render() {
     if (!this.btn) return;
     const on = this.on();
-    this.btn.replaceChildren(on ? icon('bell', 24, 24, ...BELL) : icon('bell', 24, 24, ...BELL, SLASH));
+    this.btn.replaceChildren(bellIcon(on));
     this.btn.setAttribute('aria-pressed', String(on));
     this.btn.setAttribute('aria-label', t('notifications'));
     this.btn.title = on ? t('notifyOnTitle') : t('notifyOffTitle');

@@ -10,8 +10,9 @@ import { dayKey, fmtDay, fmtSize, fmtTime, t } from './i18n.js';
 import { confirmDialog, formDialog, notice } from './list.js';
 import { fileChip, imageButton, openLightbox, saveBlob } from './media.js';
 import { isRedacted, replyTarget } from './model.js';
+import { bellIcon } from './notify.js';
 import { tooLarge } from './outbox.js';
-import { h, linkify, reconcile } from './util.js';
+import { describeError, h, linkify, reconcile } from './util.js';
 
 /** The distance from the bottom (px) within which the view follows new messages. */
 const FOLLOW_PX = 60;
@@ -67,8 +68,12 @@ export class RoomPane {
     leave.addEventListener('click', () => this.leave());
     this.inviteBtn = invite;
     this.leaveBtn = leave;
+    // Mute: a room push rule that does not notify (the server's counts,
+    // badges and notifications then leave the room out).
+    this.muteBtn = h('button', { type: 'button', id: 'mute-btn', class: 'small icon mute-btn' });
+    this.muteBtn.addEventListener('click', () => this.toggleMute());
     this.header = h('header', { class: 'room-head' }, back,
-      h('div', { class: 'room-titles' }, this.title, this.members), invite, leave);
+      h('div', { class: 'room-titles' }, this.title, this.members), this.muteBtn, invite, leave);
 
     this.items = h('div', { class: 'items' });
     this.timeline = h('div', { id: 'timeline', class: 'timeline', role: 'log', 'aria-live': 'off', 'aria-labelledby': 'room-title', tabindex: '0' }, this.items);
@@ -255,6 +260,43 @@ export class RoomPane {
     this.composerError.textContent = refused.join(' ');
   }
 
+  /** toggleMute mutes the room or lets it notify again. */
+  async toggleMute() {
+    const room = this.room;
+    if (!room || this.muteBtn.dataset.busy) return;
+    const model = this.chat.model;
+    const mute = !model.muted(room.id);
+    this.muteBtn.dataset.busy = 'true';
+    this.composerError.textContent = '';
+    try {
+      await this.chat.api.setRoomMuted(room.id, mute);
+      // Shown at once; the next /sync brings the rules (and the counts).
+      const rules = structuredClone(model.accountData.get('m.push_rules') || {});
+      rules.global = rules.global || {};
+      const list = (rules.global.room || []).filter((r) => r.rule_id !== room.id);
+      if (mute) list.unshift({ rule_id: room.id, actions: [], enabled: true, default: false });
+      rules.global.room = list;
+      model.accountData.set('m.push_rules', rules);
+      const ann = document.getElementById('announcer');
+      if (ann) ann.textContent = mute ? t('mutedRoom') : t('unmutedRoom');
+    } catch (e) {
+      this.composerError.textContent = describeError(e);
+    } finally {
+      delete this.muteBtn.dataset.busy;
+      this.update();
+    }
+  }
+
+  updateMute(room) {
+    const muted = this.chat.model.muted(room.id);
+    if (this.muteBtn.dataset.muted === String(muted)) return;
+    this.muteBtn.dataset.muted = String(muted);
+    this.muteBtn.replaceChildren(bellIcon(!muted));
+    this.muteBtn.setAttribute('aria-pressed', String(muted));
+    this.muteBtn.setAttribute('aria-label', t('muteRoom'));
+    this.muteBtn.title = muted ? t('mutedTitle') : t('unmutedTitle');
+  }
+
   /** show switches to room (or none). */
   show(room) {
     const changed = room !== this.room;
@@ -297,6 +339,8 @@ export class RoomPane {
     this.el.classList.toggle('server-notices', notices);
     this.members.hidden = notices;
     this.inviteBtn.hidden = notices || readOnly;
+    this.muteBtn.hidden = notices;
+    this.updateMute(room);
     this.leaveBtn.hidden = notices;
     this.form.hidden = readOnly;
     if (readOnly && this.replyTo) this.setReply(null);
