@@ -19,6 +19,7 @@ const (
 	ScenarioDCLoss         = "dc-loss"         // SIGKILL the data center, later restart it
 	ScenarioDCFreeze       = "dc-freeze"       // SIGSTOP the data center, later SIGCONT
 	ScenarioDCIsolate      = "dc-isolate"      // cut every link of the data center, later heal
+	ScenarioDCBlackhole    = "dc-blackhole"    // every link of the data center carries nothing but stays open, later heal
 	ScenarioSlowLink       = "slow-link"       // latency and jitter between two data centers
 	ScenarioRollingRestart = "rolling-restart" // restart every node one by one (SIGTERM, start)
 	ScenarioDrain          = "drain"           // planned evacuation, later undrain
@@ -38,6 +39,7 @@ var scenarios = []scenario{
 	{name: ScenarioDCLoss, process: true, held: true},
 	{name: ScenarioDCFreeze, process: true, held: true},
 	{name: ScenarioDCIsolate, network: true, held: true},
+	{name: ScenarioDCBlackhole, network: true, held: true},
 	{name: ScenarioSlowLink, network: true, pair: true, held: true},
 	{name: ScenarioRollingRestart, process: true, all: true},
 	{name: ScenarioDrain, held: true},
@@ -188,6 +190,20 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
 			return "/faults/isolate", map[string]any{"duration_seconds": int(f.limit.Seconds())}
 		})
+	case ScenarioDCBlackhole:
+		if f.t.Dev != nil {
+			return f.devLinks(f.t.Dev.LinksOf(target), func(p *toxiclient.Proxy) error {
+				for _, dir := range []string{"upstream", "downstream"} {
+					if _, err := p.AddToxic("drill-blackhole-"+dir, "timeout", dir, 1, toxiclient.Attributes{"timeout": 0}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, func(p *toxiclient.Proxy) error { return removeToxics(p, "drill-blackhole-") })
+		}
+		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
+			return "/faults/blackhole", map[string]any{"duration_seconds": int(f.limit.Seconds())}
+		})
 	case ScenarioSlowLink:
 		lat, jit := int(f.cfg.Latency.Milliseconds()), int(f.cfg.Jitter.Milliseconds())
 		if f.t.Dev != nil {
@@ -205,14 +221,7 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 					}
 				}
 				return nil
-			}, func(p *toxiclient.Proxy) error {
-				for _, dir := range []string{"upstream", "downstream"} {
-					if err := p.RemoveToxic("drill-slow-" + dir); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+			}, func(p *toxiclient.Proxy) error { return removeToxics(p, "drill-slow-") })
 		}
 		return f.nodeFaults(ctx, []string{target, peer}, func(dc string) (string, any) {
 			other := peer
@@ -306,6 +315,16 @@ func (f *faults) restart(ctx context.Context, name string) error {
 	}
 	dc, _ := f.t.dataCenter(name)
 	return waitReady(ctx, dc.Nodes[0])
+}
+
+// removeToxics removes the toxics prefix+"upstream" and prefix+"downstream".
+func removeToxics(p *toxiclient.Proxy, prefix string) error {
+	for _, dir := range []string{"upstream", "downstream"} {
+		if err := p.RemoveToxic(prefix + dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // devLinks applies do to the named toxiproxy links of a dev cluster and

@@ -67,12 +67,14 @@ type outLink struct {
 
 // State is what the fault endpoint reports.
 type State struct {
-	Enabled  bool                `json:"enabled"`
-	Node     string              `json:"node"`
-	Isolated bool                `json:"isolated"`
-	Slow     map[string]Slowness `json:"slow,omitempty"`
-	HealsAt  *time.Time          `json:"heals_at,omitempty"`
-	Links    []LinkState         `json:"links"`
+	Enabled  bool   `json:"enabled"`
+	Node     string `json:"node"`
+	Isolated bool   `json:"isolated"`
+	// Blackholed: every route stays connected but carries nothing.
+	Blackholed bool                `json:"blackholed"`
+	Slow       map[string]Slowness `json:"slow,omitempty"`
+	HealsAt    *time.Time          `json:"heals_at,omitempty"`
+	Links      []LinkState         `json:"links"`
 }
 
 // Slowness is the latency added to a link, each way.
@@ -180,6 +182,46 @@ func (l *Links) Isolate(d time.Duration) error {
 	return nil
 }
 
+// blackholeToxic holds every byte without closing the connection, as a
+// firewall that drops packets or a dead fibre does (no reset): the peers
+// notice only when their pings go unanswered.
+const blackholeToxic = "blackhole"
+
+// Blackhole makes every route of this node, both ways, carry nothing for
+// d, while the connections stay open. Healing closes the held connections
+// (toxiproxy's timeout toxic does), and NATS dials its routes again.
+func (l *Links) Blackhole(d time.Duration) error {
+	if err := checkDuration(d); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.proxiesLocked() {
+		for _, dir := range []string{"upstream", "downstream"} {
+			name := blackholeToxic + "-" + dir
+			_ = p.Toxics.RemoveToxic(context.Background(), name)
+			spec, _ := json.Marshal(map[string]any{"name": name, "type": "timeout", "stream": dir, "toxicity": 1,
+				"attributes": map[string]int{"timeout": 0}})
+			if _, err := p.Toxics.AddToxicJson(bytes.NewReader(spec)); err != nil {
+				return fmt.Errorf("blackhole %s: %w", p.Name, err)
+			}
+		}
+	}
+	l.state.Blackholed = true
+	l.armLocked(d)
+	l.log.Warn("fault injected: every route of this node carries nothing (connections stay open)", "heals_in", d)
+	return nil
+}
+
+// proxiesLocked returns the incoming proxy and every outgoing one.
+func (l *Links) proxiesLocked() []*toxiproxy.Proxy {
+	all := []*toxiproxy.Proxy{l.in}
+	for _, o := range l.out {
+		all = append(all, o.proxy)
+	}
+	return all
+}
+
 // Slow adds latency (with jitter) each way to this node's routes to the
 // data center peer, for d.
 func (l *Links) Slow(peer string, latency, jitter, d time.Duration) error {
@@ -249,14 +291,18 @@ func (l *Links) Heal() error {
 		l.healAt = nil
 	}
 	var errs []error
-	for _, o := range l.out {
+	for _, p := range l.proxiesLocked() {
 		for _, dir := range []string{"upstream", "downstream"} {
-			if o.proxy.Toxics.GetToxic("slow-"+dir) != nil {
-				if err := o.proxy.Toxics.RemoveToxic(context.Background(), "slow-"+dir); err != nil {
-					errs = append(errs, err)
+			for _, name := range []string{"slow-" + dir, blackholeToxic + "-" + dir} {
+				if p.Toxics.GetToxic(name) != nil {
+					if err := p.Toxics.RemoveToxic(context.Background(), name); err != nil {
+						errs = append(errs, err)
+					}
 				}
 			}
 		}
+	}
+	for _, o := range l.out {
 		if err := o.proxy.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 			errs = append(errs, fmt.Errorf("reopen route to %s: %w", o.proxy.Upstream, err))
 		}
@@ -264,7 +310,7 @@ func (l *Links) Heal() error {
 	if err := l.in.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 		errs = append(errs, fmt.Errorf("reopen incoming routes on %s: %w", l.in.Listen, err))
 	}
-	was := l.state.Isolated || len(l.state.Slow) > 0
+	was := l.state.Isolated || l.state.Blackholed || len(l.state.Slow) > 0
 	l.state = State{}
 	if was {
 		l.log.Warn("faults healed")
@@ -282,11 +328,7 @@ func (l *Links) Status() State {
 	for k, v := range l.state.Slow {
 		st.Slow[k] = v
 	}
-	all := []*toxiproxy.Proxy{l.in}
-	for _, o := range l.out {
-		all = append(all, o.proxy)
-	}
-	for _, p := range all {
+	for _, p := range l.proxiesLocked() {
 		st.Links = append(st.Links, LinkState{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled})
 	}
 	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Name < st.Links[j].Name })

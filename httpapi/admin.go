@@ -133,6 +133,7 @@ func (a *API) routesDrills() {
 type FaultInjector interface {
 	Status() any
 	Isolate(d time.Duration) error
+	Blackhole(d time.Duration) error
 	Slow(peer string, latency, jitter, d time.Duration) error
 	Heal() error
 }
@@ -182,6 +183,21 @@ func (a *API) routesFaults() {
 			return
 		}
 		if err := a.faults.Isolate(duration(req)); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/faults/blackhole", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req faultReq
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if !enabled(w) {
+			return
+		}
+		if err := a.faults.Blackhole(duration(req)); err != nil {
 			writeError(w, a.log, err)
 			return
 		}

@@ -128,11 +128,18 @@ func allLed(v map[string]groupView, leaders ...string) (bool, string) {
 // timeout and heals it: while cut off its groups must not campaign (their
 // terms stay), and after healing no group of the majority may change its
 // leader or term (without the guard, the returning node's higher terms make
-// the majority's leaders step down).
+// the majority's leaders step down). The cut either closes the routes
+// (isolate) or holds them open carrying nothing (blackhole), which only
+// the alive messages reveal before the route pings give up (4–6 s).
 func TestQuorumGuard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster and holds a fault for 12 s")
 	}
+	t.Run("isolate", func(t *testing.T) { testQuorumGuard(t, (*faultnet.Links).Isolate) })
+	t.Run("blackhole", func(t *testing.T) { testQuorumGuard(t, (*faultnet.Links).Blackhole) })
+}
+
+func testQuorumGuard(t *testing.T, fault func(*faultnet.Links, time.Duration) error) {
 	c := startTestCluster(t)
 	a, island := c.engines[0], c.engines[2]
 	ids := map[string]string{} // raft node id -> server name
@@ -149,7 +156,7 @@ func TestQuorumGuard(t *testing.T) {
 	})
 	before := view(t, island)
 
-	if err := c.links[2].Isolate(12 * time.Second); err != nil {
+	if err := fault(c.links[2], 12*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	cut := time.Now()
