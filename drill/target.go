@@ -12,6 +12,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/planb-chat/planb/devcluster"
+	"github.com/planb-chat/planb/jetstream"
 )
 
 // Scenarios a drill can run.
@@ -306,6 +307,30 @@ func (f *faults) waitReplicasCurrent(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("replicas not current within 3 minutes: %s", last)
+}
+
+// partitionLeaders returns the data center that leads each event
+// partition, from the admin status; nil when it cannot be read (the report
+// then leaves the comparison out).
+func (f *faults) partitionLeaders(ctx context.Context) map[int]string {
+	var st struct {
+		Streams []struct {
+			Name     string `json:"name"`
+			LeaderDC string `json:"leader_datacenter"`
+		} `json:"streams"`
+	}
+	if err := f.a.Any(ctx, 5*time.Second, "GET", "/status", nil, &st); err != nil {
+		return nil
+	}
+	out := map[int]string{}
+	for p := 0; p < f.cfg.Partitions; p++ {
+		for _, s := range st.Streams {
+			if s.Name == jetstream.EventStream(p) && s.LeaderDC != "" {
+				out[p] = s.LeaderDC
+			}
+		}
+	}
+	return out
 }
 
 // restart starts a dev data center again and waits until it is ready.
