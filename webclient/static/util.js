@@ -108,6 +108,19 @@ export function linkify(text) {
   return frag;
 }
 
+/**
+ * stripReplyFallback drops the "> <@user> quoted text" lines that older
+ * clients put at the start of a reply's body (the quote is shown from the
+ * original event instead).
+ */
+export function stripReplyFallback(body) {
+  if (!body.startsWith('> ')) return body;
+  const lines = body.split('\n');
+  let i = 0;
+  while (i < lines.length && lines[i].startsWith('> ')) i++;
+  return i < lines.length && lines[i] === '' ? lines.slice(i + 1).join('\n') : body;
+}
+
 /** sleep waits ms, or rejects when signal aborts. */
 export function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
