@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -23,7 +24,8 @@ import (
 // in the top bar changes the language at once (no reload), the choice
 // survives a reload, a second browser signed in as alice takes it from
 // her account data, and a choice made there reaches the first page live.
-// It saves the screenshots docs/webclient-search-{en,ko}{,-390}.png.
+// A search that fails says why. The log-in page has the switch too.
+// With PLANB_SCREENSHOT=1 it saves docs/webclient-search-{en,ko}{,-390}.png.
 func TestBrowserSearch(t *testing.T) {
 	chrome := findChromium(t)
 	if testing.Short() {
@@ -74,7 +76,7 @@ func TestBrowserSearch(t *testing.T) {
 	if s := alice.str(`[...document.querySelectorAll('#search-list .search-result')].map((r) => r.querySelector('.sr-sender').textContent).join(',')`); s != "bob,bob,bob" {
 		t.Errorf("senders of the results: %q, want bob for each", s)
 	}
-	saveScreenshot(t, alice, "webclient-search-en.png")
+	shot(t, alice, "webclient-search-en.png")
 
 	// Opening a result from the list shows the message in its room.
 	tripRow := alice.str(fmt.Sprintf(`document.querySelector('#search-list .search-result[data-room-id=%s]').dataset.eventId`, jsString(trip)))
@@ -142,7 +144,7 @@ func TestBrowserSearch(t *testing.T) {
 	oneLineButtons(alice, "the Korean page", "#search-go", "#lang-btn", "#logout", "#send-btn", "#room-search-go")
 	alice.click("#room-search-close")
 	alice.waitJS("the room's search closes", uiTimeout, `document.getElementById('room-search-bar').hidden ? '' : 'open'`)
-	saveScreenshot(t, alice, "webclient-search-ko.png")
+	shot(t, alice, "webclient-search-ko.png")
 	waitLanguage(t, base, aliceTok, aliceID, "ko")
 	search(alice, "#search", "xylophone")
 	alice.waitJS("no match, in Korean", uiTimeout, `document.getElementById('search-state').textContent === '“xylophone” 검색 결과가 없습니다.' ? '' : document.getElementById('search-state').textContent`)
@@ -160,7 +162,8 @@ func TestBrowserSearch(t *testing.T) {
 		return document.getElementById('search-state').textContent === '메시지 2개' && JSON.stringify(marks.sort()) === JSON.stringify(['서울', '서울']) ? '' : JSON.stringify(marks);
 	})()`)
 	oneLineButtons(phone, "the phone's search", "#search-go", "#lang-btn", "#logout")
-	saveScreenshot(t, phone, "webclient-search-ko-390.png")
+	phone.waitJS("nothing is wider than the phone", uiTimeout, `document.documentElement.scrollWidth <= 390 && document.getElementById('search-results').scrollWidth <= 390 ? '' : 'scroll width ' + document.getElementById('search-results').scrollWidth`)
+	shot(t, phone, "webclient-search-ko-390.png")
 
 	// A room's search on the phone: the header keeps its buttons on one line.
 	phone.click("#search-clear")
@@ -180,8 +183,42 @@ func TestBrowserSearch(t *testing.T) {
 	phone.click("#lang-btn")
 	phone.waitJS("the phone is in English", uiTimeout, `document.getElementById('search-state').textContent === '2 messages' && document.getElementById('chats-title').textContent === 'Chats' ? '' : document.getElementById('search-state').textContent`)
 	oneLineButtons(phone, "the phone in English", "#search-go", "#lang-btn", "#logout")
-	saveScreenshot(t, phone, "webclient-search-en-390.png")
+	shot(t, phone, "webclient-search-en-390.png")
 	alice.waitJS("the desktop follows the phone's choice", uiTimeout, `document.getElementById('send-btn')?.textContent === 'Send' && document.documentElement.lang === 'en' ? '' : 'still ' + document.documentElement.lang`)
+
+	// A search that cannot reach the server says so (after the request's
+	// 15 s of retries), and works again once the network is back.
+	phone.do("cut the phone's network", enableNetwork(), setOffline(true))
+	search(phone, "#search", "zebra")
+	phone.waitJS("the failure is said in words", uiTimeout, `(() => {
+		const s = document.getElementById('search-state');
+		return s.dataset.error === 'true' && s.textContent === 'Search failed: Cannot reach the server: no data center answers. Check your connection and try again.' ? '' : 'state: ' + s.textContent;
+	})()`)
+	phone.do("restore the phone's network", setOffline(false))
+	phone.click("#search-go")
+	phone.waitJS("the search works again", uiTimeout, results("#search", 3, "3 messages", "Design team", "제주 여행"))
+
+	// Before logging in: the log-in page has the switch too, keeps what
+	// was typed, and the choice stays for the next visit.
+	guest := openPage(t, browser, "guest", base+"/", 390, 844)
+	guest.waitJS("the log-in page in English", uiTimeout, `document.getElementById('auth-submit')?.textContent === 'Log in' ? '' : 'no English form'`)
+	guest.typeInto("#auth-user", "carol")
+	guest.click("#auth-lang")
+	guest.waitJS("the log-in page in Korean at once", uiTimeout, `(() => {
+		const s = document.getElementById('auth-submit').textContent, u = document.getElementById('auth-user').value;
+		return s === '로그인' && u === 'carol' && document.documentElement.lang === 'ko' && document.getElementById('auth-lang').textContent === 'English' ? '' : s + ' | ' + u;
+	})()`)
+	oneLineButtons(guest, "the Korean log-in page", "#auth-lang", "#auth-submit", "#auth-switch")
+	guest.do("reload", chromedp.Reload())
+	guest.waitJS("still Korean after a reload", uiTimeout, `document.getElementById('auth-submit')?.textContent === '로그인' ? '' : 'not Korean'`)
+}
+
+// shot saves a screenshot for the docs when PLANB_SCREENSHOT=1.
+func shot(t *testing.T, p *page, name string) {
+	t.Helper()
+	if os.Getenv("PLANB_SCREENSHOT") == "1" {
+		saveScreenshot(t, p, name)
+	}
 }
 
 // search types term into the search field with the ID prefix p (#search

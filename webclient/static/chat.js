@@ -14,7 +14,7 @@ import { Model } from './model.js';
 import { newTxnId, Outbox } from './outbox.js';
 import { RoomPane } from './room.js';
 import { clearOutbox, clearSession, loadLanguageChoice, saveKnownDataCenters, saveLanguageChoice, saveSession } from './store.js';
-import { describeError, h, normalizeUserId, serverOf, sleep } from './util.js';
+import { describeError, h, languageButton, normalizeUserId, relabelDocument, serverOf, sleep } from './util.js';
 
 /** SYNC_TIMEOUT_MS is the /sync long-poll. */
 const SYNC_TIMEOUT_MS = 30000;
@@ -92,11 +92,7 @@ export class Chat {
     this.status = h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite', dataset: { state: 'connecting' } });
     const logout = h('button', { type: 'button', id: 'logout', class: 'small', text: t('logout') });
     logout.addEventListener('click', () => this.logout());
-    // The language switch names the other language in that language.
-    const other = lang === 'ko' ? 'en' : 'ko';
-    const langBtn = h('button', { type: 'button', id: 'lang-btn', class: 'small', dataset: { lang: other }, title: t('language'), 'aria-label': t('switchLanguage') },
-      h('span', { lang: other, text: other === 'ko' ? '한국어' : 'English' }));
-    langBtn.addEventListener('click', () => this.chooseLanguage(other));
+    const langBtn = languageButton('lang-btn', (l) => this.chooseLanguage(l));
     this.list = new ListPane(this);
     this.roomPane = new RoomPane(this);
     const shell = h('div', { class: 'shell', id: 'chat-app' },
@@ -376,9 +372,7 @@ export class Chat {
    * way and the searches.
    */
   relabel() {
-    document.title = t('appName');
-    const skip = document.getElementById('skip-link');
-    if (skip) skip.textContent = t('skipToComposer');
+    relabelDocument();
     const old = this.roomPane;
     const keep = {
       draft: old.input.value, replyTo: old.replyTo, editing: old.editing,
