@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -44,6 +45,7 @@ func TestBrowserSearch(t *testing.T) {
 	apiSend(t, base, aliceTok, team, "unrelated lunch talk")
 	apiSend(t, base, bobTok, trip, "Zebras at the safari park, 서울에서 출발해요")
 	apiSend(t, base, aliceTok, trip, "서울역에서 8시에 만나요")
+	apiSend(t, base, bobTok, logs, strings.Repeat("long minutes of the weekly sync ", 20)+"and then the quokka arrived "+strings.Repeat("with more notes ", 20))
 	needle := apiSend(t, base, bobTok, logs, "the needle deploy went out at dawn")
 	for i := 1; i <= 25; i++ {
 		apiSend(t, base, bobTok, logs, fmt.Sprintf("nightly pipeline run %d finished", i))
@@ -54,6 +56,8 @@ func TestBrowserSearch(t *testing.T) {
 	waitSearch(t, base, aliceTok, "zebra", 3)
 	waitSearch(t, base, aliceTok, "pipeline", 25)
 	waitSearch(t, base, aliceTok, "needle", 1)
+	waitSearch(t, base, aliceTok, "filler", 40)
+	waitSearch(t, base, aliceTok, "quokka", 1)
 
 	browser := newBrowser(t, chrome)
 	alice := openPage(t, browser, "alice", base+"/", 1100, 720)
@@ -83,6 +87,14 @@ func TestBrowserSearch(t *testing.T) {
 	alice.click(fmt.Sprintf(`#search-list .search-result[data-room-id=%s]`, jsString(trip)))
 	alice.waitJS("the result's room opens at the message", uiTimeout, shownAt(trip, tripRow))
 
+	// A long message shows the part around the match.
+	search(alice, "#search", "quokka")
+	alice.waitJS("an excerpt around the match", uiTimeout, `(() => {
+		const b = document.querySelector('#search-list .sr-body');
+		const m = b && b.querySelector('mark');
+		return m && m.textContent === 'quokka' && b.textContent.startsWith('…') && b.textContent.endsWith('…') && b.textContent.length < 300 ? '' : 'body: ' + (b ? b.textContent.length + ' ' + b.textContent.slice(0, 80) : 'none');
+	})()`)
+
 	// No match.
 	search(alice, "#search", "xylophone")
 	alice.waitJS("no match is said in words", uiTimeout, `(() => {
@@ -101,6 +113,12 @@ func TestBrowserSearch(t *testing.T) {
 	if s := alice.str(`String(new Set([...document.querySelectorAll('#search-list .search-result')].map((r) => r.dataset.eventId)).size)`); s != "25" {
 		t.Errorf("the two pages hold %s distinct messages, want 25", s)
 	}
+
+	// Exactly two full pages: no third is offered.
+	search(alice, "#search", "filler")
+	alice.waitJS("the first full page", uiTimeout, results("#search", 20, "40 messages", "Build logs"))
+	alice.click("#search-more")
+	alice.waitJS("the second full page, and no more", uiTimeout, results("#search", 40, "40 messages", "Build logs")+` || (document.getElementById('search-more').hidden ? '' : 'a third page is offered')`)
 
 	// A result older than the loaded history: the room loads back to it.
 	search(alice, "#search", "needle")

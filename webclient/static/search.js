@@ -248,11 +248,13 @@ export class SearchView {
         seen.add(ev.event_id);
         this.list.append(this.item(ev, highlights));
       }
-      this.next = res.next_batch || '';
-      this.moreBtn.hidden = !this.next;
       const n = this.list.children.length;
-      // count is the server's estimate of all the results; at least those shown.
+      // count is the server's estimate of all the results; at least those
+      // shown. A full page has a next_batch even when nothing follows: no
+      // "More results" once count says all are shown.
       const total = Math.max(n, Number.isFinite(res.count) ? res.count : 0);
+      this.next = Number.isFinite(res.count) && res.count <= n ? '' : res.next_batch || '';
+      this.moreBtn.hidden = !this.next;
       if (!n) this.state.textContent = t('searchNone', { term: this.term });
       else this.state.textContent = total === 1 ? t('searchCountOne') : t('searchCount', { n: total });
       this.state.dataset.count = String(n);
