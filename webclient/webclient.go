@@ -18,7 +18,10 @@
 //	           links (util.js linkify), replies, the ⋯ menu of each message
 //	incidents.js  "Report damage": the outages that affected the user, what
 //	           the published rule pays, and damage reports (idempotent txnId)
-//	auth.js    sign up / log in; i18n.js Korean and English; media.js images
+//	search.js  message search (POST /search) in one room or all, the
+//	           matched words marked, more pages through next_batch
+//	auth.js    sign up / log in; i18n.js Korean and English (the top bar's
+//	           switch, kept in the account data); media.js images
 //	store.js   localStorage; util.js DOM and error helpers; app.js the entry
 //	cache.js   rooms and their last events in IndexedDB, shown at start
 //	           before the first /sync answers
