@@ -120,6 +120,30 @@ func TestIsolateSlowHeal(t *testing.T) {
 		t.Fatalf("status after heal: %+v", st)
 	}
 
+	// A cut stops the routes this node dials to the peer, not the ones the
+	// peer dials (those pass through the peer's own proxy).
+	if err := l.Cut("dc2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(out); err == nil {
+		t.Fatal("cut: the outgoing route to dc2 still works")
+	}
+	if _, err := roundTrip(listen); err != nil {
+		t.Fatalf("cut: the incoming route must still work: %v", err)
+	}
+	if st := l.Status(); len(st.Cut) != 1 || st.Cut[0] != "dc2" {
+		t.Fatalf("status: %+v", st)
+	}
+	if err := l.Cut("dc9", time.Minute); err == nil {
+		t.Fatal("cutting a route to an unknown data center must fail")
+	}
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(out); err != nil {
+		t.Fatalf("healed cut: %v", err)
+	}
+
 	// A blackhole keeps a connection made before it open, but nothing
 	// crosses it either way; healing lets new connections through.
 	held, err := net.DialTimeout("tcp", out, 2*time.Second)

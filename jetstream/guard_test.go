@@ -137,6 +137,89 @@ func TestQuorumGuard(t *testing.T) {
 	}
 	t.Run("isolate", func(t *testing.T) { testQuorumGuard(t, (*faultnet.Links).Isolate) })
 	t.Run("blackhole", func(t *testing.T) { testQuorumGuard(t, (*faultnet.Links).Blackhole) })
+	t.Run("bridge", testBridgePartition)
+}
+
+// testBridgePartition cuts the link between dc1 and dc3 while both still
+// see dc2, for longer than the longest election timeout. Both ends of the
+// broken link must stop campaigning, neither counts as cut off, and no
+// group may change its leader or term, during the cut or after healing
+// (without the guard, dc3's elections would pass higher terms through dc2
+// to the leaders in dc1, again and again).
+func testBridgePartition(t *testing.T) {
+	c := startTestCluster(t)
+	bridge := c.engines[1]
+	waitFor(t, "every node hears a quorum", time.Minute, func() (bool, string) {
+		for _, e := range c.engines {
+			if q, _ := e.QuorumConnected(); !q || !e.guard.armedNow() {
+				return false, e.cfg.NodeName + " not connected or guard not armed"
+			}
+		}
+		return true, ""
+	})
+	ids := map[string]string{}
+	for _, e := range c.engines {
+		ids[lookupRaftNode(e.srv, metaGroup).ID()] = e.cfg.NodeName
+	}
+	var led []string
+	for _, e := range c.engines {
+		led = append(led, lookupRaftNode(e.srv, metaGroup).ID())
+	}
+	waitFor(t, "every group has a leader", 30*time.Second, func() (bool, string) {
+		return allLed(view(t, bridge), led...)
+	})
+	before := view(t, bridge)
+
+	if err := c.links[0].Cut("dc3", 12*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.links[2].Cut("dc1", 12*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	ends := []*Engine{c.engines[0], c.engines[2]}
+	waitFor(t, "both ends of the broken link observe", 3500*time.Millisecond, func() (bool, string) {
+		for _, e := range ends {
+			if n := lookupRaftNode(e.srv, metaGroup); n == nil || !n.IsObserver() {
+				return false, e.cfg.NodeName + " does not observe"
+			}
+		}
+		return true, ""
+	})
+	t.Logf("both ends observed %.1fs after the cut", time.Since(cut).Seconds())
+	for _, e := range append(ends, bridge) {
+		if e.CutOff() {
+			t.Errorf("%s counts as cut off, but it still reaches a quorum", e.cfg.NodeName)
+		}
+	}
+	if n := lookupRaftNode(bridge.srv, metaGroup); n.IsObserver() {
+		t.Error("the bridge node observes")
+	}
+	time.Sleep(time.Until(cut.Add(11 * time.Second)))
+	if err := c.links[0].Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.links[2].Heal(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ends rejoin", 30*time.Second, func() (bool, string) {
+		for _, e := range ends {
+			if n := lookupRaftNode(e.srv, metaGroup); n.IsObserver() {
+				return false, e.cfg.NodeName + " still observes"
+			}
+		}
+		return true, ""
+	})
+	time.Sleep(10 * time.Second)
+	changed := 0
+	for g, b := range before {
+		if a := view(t, bridge)[g]; a != b {
+			changed++
+			t.Errorf("group %s: leader %s term %d before the cut, leader %s term %d after healing", g,
+				ids[b.leader], b.term, ids[a.leader], a.term)
+		}
+	}
+	t.Logf("%d of %d groups kept their leader and term through the bridge partition", len(before)-changed, len(before))
 }
 
 func testQuorumGuard(t *testing.T, fault func(*faultnet.Links, time.Duration) error) {
