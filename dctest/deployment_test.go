@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,7 +119,7 @@ func TestDrillOnDeployment(t *testing.T) {
 		t.Fatalf("dc-loss on a deployment: want a refusal naming process control, got err=%v:\n%s", err, out)
 	}
 
-	for _, sc := range []string{"dc-isolate", "dc-blackhole", "slow-link"} {
+	for _, sc := range []string{"dc-isolate", "dc-blackhole", "bridge-partition", "slow-link"} {
 		t.Run(sc, func(t *testing.T) {
 			report := filepath.Join(t.TempDir(), "report.json")
 			cmd := exec.Command(planbBinary, d.drillArgs(sc, "--target", "dc3", "--users", "3", "--rooms", "4",
@@ -137,6 +138,14 @@ func TestDrillOnDeployment(t *testing.T) {
 				case "dc-isolate", "dc-blackhole":
 					if getStatus(d.urls[2]+"/ready", "", 503) == nil {
 						sawFault = "dc3 not ready while cut off"
+					}
+				case "bridge-partition":
+					var st3, st1 struct {
+						Cut []string `json:"cut"`
+					}
+					if getJSON(d.urls[2]+"/_planb/admin/v1/faults", d.token, &st3) == nil && slices.Equal(st3.Cut, []string{"dc1"}) &&
+						getJSON(d.urls[0]+"/_planb/admin/v1/faults", d.token, &st1) == nil && slices.Equal(st1.Cut, []string{"dc3"}) {
+						sawFault = "dc3 and dc1 both cut the link between them"
 					}
 				case "slow-link":
 					var st3, st1 struct {
@@ -177,7 +186,7 @@ func TestDrillOnDeployment(t *testing.T) {
 			if !rep.Pass || rep.Missing != 0 || rep.Duplicates != 0 || rep.Acked == 0 || rep.StoredAs == "" {
 				t.Errorf("report: %s", raw)
 			}
-			if sc == "slow-link" && rep.Peer != "dc1" {
+			if (sc == "slow-link" || sc == "bridge-partition") && rep.Peer != "dc1" {
 				t.Errorf("slow-link peer = %q, want dc1 (the data center after dc3)", rep.Peer)
 			}
 			// Healed: no node holds a fault any more.
@@ -185,9 +194,10 @@ func TestDrillOnDeployment(t *testing.T) {
 				var st struct {
 					Isolated   bool           `json:"isolated"`
 					Blackholed bool           `json:"blackholed"`
+					Cut        []string       `json:"cut"`
 					Slow       map[string]any `json:"slow"`
 				}
-				if err := getJSON(u+"/_planb/admin/v1/faults", d.token, &st); err != nil || st.Isolated || st.Blackholed || len(st.Slow) > 0 {
+				if err := getJSON(u+"/_planb/admin/v1/faults", d.token, &st); err != nil || st.Isolated || st.Blackholed || len(st.Cut) > 0 || len(st.Slow) > 0 {
 					t.Errorf("%s after the drill: %+v, %v", u, st, err)
 				}
 			}

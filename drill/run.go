@@ -60,9 +60,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if sc.pair && c.Target != "" && c.Target == c.Peer {
-		errs = append(errs, errors.New("slow-link needs two different data centers (--target and --peer)"))
+		errs = append(errs, fmt.Errorf("%s needs two different data centers (--target and --peer)", sc.name))
 	}
-	if sc.pair && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
+	if sc.name == ScenarioSlowLink && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
 		errs = append(errs, errors.New("slow-link: latency must be in (0, 5s] and jitter in [0, latency]"))
 	}
 	if c.Users < 2 || c.Users > 200 || c.Rooms < 1 || c.Rooms > 200 {
