@@ -126,3 +126,18 @@ func TestLedElsewhere(t *testing.T) {
 		t.Fatalf("without leaders: %d, %d", n, bad)
 	}
 }
+
+func TestCheckReads(t *testing.T) {
+	final := map[string]Stored{"!r": {EventIDs: []string{"$1", "$2", "$3", "$4"}}}
+	reads := []map[string][]string{
+		{"!r": {"$1", "$2", "$2", "$4"}}, // in order, $2 given twice
+		{"!r": {"$3", "$2", "$9"}},       // $2 after $3; $9 never stored
+	}
+	got := CheckReads(reads, final)
+	if got.Checked != 6 || got.Redelivered != 1 || got.OutOfOrder != 1 || len(got.Phantom) != 1 || got.Phantom[0] != "$9" {
+		t.Fatalf("CheckReads = %+v", got)
+	}
+	if clean := CheckReads(reads[:1], final); clean.OutOfOrder != 0 || len(clean.Phantom) != 0 {
+		t.Fatalf("a clean read: %+v", clean)
+	}
+}

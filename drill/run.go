@@ -110,13 +110,21 @@ type Report struct {
 	// target's data center at the fault, and ElsewhereInterrupted those of
 	// them that still went without a write for longer than twice the send
 	// interval: a fault of the target alone should leave them untouched.
-	LedElsewhere         int     `json:"rooms_led_elsewhere"`
-	ElsewhereInterrupted int     `json:"rooms_led_elsewhere_interrupted"`
-	Missing              int     `json:"rpo_missing_events"`
-	Duplicates           int     `json:"duplicates"`
-	OrderDiffs           int     `json:"rooms_with_different_order"`
-	CatchUp              float64 `json:"catch_up_seconds"`
-	CatchUpOf            string  `json:"catch_up_of"`
+	LedElsewhere         int `json:"rooms_led_elsewhere"`
+	ElsewhereInterrupted int `json:"rooms_led_elsewhere_interrupted"`
+	Missing              int `json:"rpo_missing_events"`
+	Duplicates           int `json:"duplicates"`
+	OrderDiffs           int `json:"rooms_with_different_order"`
+	// ReadsChecked counts the drill messages the /sync readers saw;
+	// PhantomReads those of them the final history does not hold,
+	// ReadsOutOfOrder those seen before a message the history puts
+	// earlier; Redelivered those a reader was given more than once.
+	ReadsChecked    int     `json:"reads_checked"`
+	PhantomReads    int     `json:"phantom_reads"`
+	ReadsOutOfOrder int     `json:"reads_out_of_order"`
+	Redelivered     int     `json:"reads_redelivered"`
+	CatchUp         float64 `json:"catch_up_seconds"`
+	CatchUpOf       string  `json:"catch_up_of"`
 	// Delivery is the latency from send to arrival in another user's
 	// /sync, by the phase the message was sent in: before, during, after.
 	Delivery map[string]Latency `json:"delivery"`
@@ -271,7 +279,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	phase.Store("waiting for " + cfg.Target + " to catch up")
 	rep.CatchUp, rep.CatchUpOf = <-caught, cfg.Target
 	phase.Store("reading back from every data center")
-	if err := readAndCheck(ctx, w, acks, rep, cfg.Target); err != nil {
+	if err := readAndCheck(ctx, w, acks, recv.history(), rep, cfg.Target); err != nil {
 		return nil, err
 	}
 	judge(rep, rec, cfg.RTOBudget)
@@ -339,7 +347,7 @@ func (w *workload) catchUp(ctx context.Context, name string) <-chan float64 {
 
 // readAndCheck waits until the healed data center has every acknowledged
 // write, then reads every room back from every data center and compares.
-func readAndCheck(ctx context.Context, w *workload, acks []Ack, rep *Report, target string) error {
+func readAndCheck(ctx context.Context, w *workload, acks []Ack, reads []map[string][]string, rep *Report, target string) error {
 	if _, err := w.hasAll(ctx, target, acks, 3*time.Minute); err != nil {
 		return err
 	}
@@ -353,6 +361,8 @@ func readAndCheck(ctx context.Context, w *workload, acks []Ack, rep *Report, tar
 	}
 	loss := Check(acks, all)
 	rep.Missing, rep.Duplicates, rep.OrderDiffs = len(loss.Missing), len(loss.Duplicates), len(loss.OrderDiffers)
+	rd := CheckReads(reads, all[target])
+	rep.ReadsChecked, rep.PhantomReads, rep.ReadsOutOfOrder, rep.Redelivered = rd.Checked, len(rd.Phantom), rd.OutOfOrder, rd.Redelivered
 	return nil
 }
 
@@ -366,6 +376,12 @@ func judge(rep *Report, rec Recovery, budget time.Duration) {
 	}
 	if rep.OrderDiffs > 0 {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d rooms ordered differently between data centers", rep.OrderDiffs))
+	}
+	if rep.PhantomReads > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d messages read through /sync are not in the final history", rep.PhantomReads))
+	}
+	if rep.ReadsOutOfOrder > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d messages read through /sync out of the history's order", rep.ReadsOutOfOrder))
 	}
 	if rec.AllResumed == 0 && len(rec.Rooms) > 0 {
 		rep.Failures = append(rep.Failures, "writes did not resume in every room before the end of the drill")
@@ -415,6 +431,8 @@ func (r *Report) Human(w io.Writer) {
 		fmt.Fprintf(w, "  rooms whose partition was led outside %s at the fault: %d, of them interrupted: %d\n", r.Target, r.LedElsewhere, r.ElsewhereInterrupted)
 	}
 	fmt.Fprintf(w, "  RPO: %d acknowledged events missing; duplicates: %d; rooms ordered differently: %d\n", r.Missing, r.Duplicates, r.OrderDiffs)
+	fmt.Fprintf(w, "  reads through /sync: %d messages checked, %d not in the final history, %d out of order, %d given twice\n",
+		r.ReadsChecked, r.PhantomReads, r.ReadsOutOfOrder, r.Redelivered)
 	fmt.Fprintf(w, "  catch-up: %s served every write acknowledged before healing %.1fs after healing\n", r.CatchUpOf, r.CatchUp)
 	fmt.Fprintf(w, "  acknowledged writes: %d; client-visible errors: %v\n", r.Acked, r.Errors)
 	for _, p := range []string{"before", "during", "after"} {
