@@ -353,6 +353,17 @@ func (e *Engine) CutOff() bool {
 	return known && !quorum
 }
 
+// BrokenLink returns the node this one cannot hear although other peers
+// still do (one end of a broken link, see guard.go), or "" when there is
+// none or it cannot be told. Such a node can still commit through the
+// others, but what the far node leads reaches it only after healing.
+func (e *Engine) BrokenLink() string {
+	if e.guard == nil {
+		return ""
+	}
+	return e.guard.brokenLink()
+}
+
 // IsStreamLeader reports whether this node's embedded server leads stream,
 // from its own Raft state (no request). known is false when that cannot be
 // told: a standalone server or an external engine.

@@ -85,6 +85,7 @@ type guard struct {
 	reports   map[string]report    // peer node -> what it said it hears
 	observing bool
 	isolated  bool            // observing because no quorum is heard
+	broken    string          // observing for a broken link to this peer
 	groups    map[string]bool // groups put into observer mode
 	since     time.Time       // when the current verdict began
 	steady    bool            // the current verdict: a quorum heard, no broken link
@@ -222,6 +223,9 @@ func (g *guard) enter(first, reachable, routes bool, live int, broken string) {
 	}
 	g.observing = true
 	g.isolated = !reachable
+	if reachable {
+		g.broken = broken
+	}
 	g.mu.Unlock()
 	switch {
 	case first && !reachable:
@@ -243,10 +247,22 @@ func (g *guard) leave() {
 		groups = append(groups, name)
 	}
 	g.groups = map[string]bool{}
-	g.observing, g.isolated = false, false
+	g.observing, g.isolated, g.broken = false, false, ""
 	g.mu.Unlock()
 	n := observe(g.srv, groups, false)
 	g.log.Warn("rejoined the cluster's quorum: this node's Raft groups follow the current leaders and may campaign again", "groups", n)
+}
+
+// brokenLink returns the peer whose link to this node is broken while
+// others still reach it, while the guard holds this node out of elections
+// for that reason; "" otherwise.
+func (g *guard) brokenLink() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.isolated {
+		return ""
+	}
+	return g.broken
 }
 
 // cutOff reports whether the guard holds this node out of elections

@@ -192,6 +192,9 @@ func testBridgePartition(t *testing.T) {
 			t.Errorf("%s counts as cut off, but it still reaches a quorum", e.cfg.NodeName)
 		}
 	}
+	if a, b, m := c.engines[0].BrokenLink(), c.engines[2].BrokenLink(), bridge.BrokenLink(); a != "dc3" || b != "dc1" || m != "" {
+		t.Errorf("broken links: dc1 says %q, dc3 %q, dc2 %q; want dc3, dc1 and none", a, b, m)
+	}
 	if n := lookupRaftNode(bridge.srv, metaGroup); n.IsObserver() {
 		t.Error("the bridge node observes")
 	}
