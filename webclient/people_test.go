@@ -3,6 +3,8 @@ package webclient
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"testing"
 
@@ -68,6 +70,34 @@ func TestBrowserPeople(t *testing.T) {
 		saveScreenshot(t, bob, "") // the conversation, for a look
 	}
 	kick(alice, bob, carol)
+	directChat(bob)
+	ban(t, alice, bob, dc1.URL, roomID)
+}
+
+// ban: alice bans bob (through the API: the page offers removing only),
+// then lifts the ban; the notices say so, and bob's page says he was
+// banned.
+func ban(t *testing.T, alice, bob *page, base, roomID string) {
+	t.Helper()
+	token := alice.str(`JSON.parse(localStorage.getItem('planb.session')).accessToken`)
+	u := base + "/_matrix/client/v3/rooms/" + url.PathEscape(roomID)
+	if code, body := call(t, http.MethodPost, u+"/ban", token, map[string]string{"user_id": "@bob:localhost", "reason": "광고"}); code != http.StatusOK {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	notice := func(want string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('.notice-row')].some((r) => r.textContent === %s) ? '' : JSON.stringify([...document.querySelectorAll('.notice-row')].map((r) => r.textContent).slice(-3))`, jsString(want))
+	}
+	alice.waitJS("alice's notice of the ban", uiTimeout, notice("내가 bob님을 차단했습니다 (사유: 광고)"))
+	bob.click(fmt.Sprintf(`.chat-item[data-room-id=%s]`, jsString(roomID)))
+	bob.waitJS("bob's page says he was banned", uiTimeout, `(() => {
+		const t = document.getElementById('read-only-text').textContent;
+		return !document.getElementById('read-only').hidden && t === '김앨리스 banned you from this chat. (reason: 광고)' && document.getElementById('composer-form').hidden ? '' : 'read-only: ' + t;
+	})()`)
+	bob.waitJS("bob's notice of the ban", uiTimeout, notice("김앨리스 banned you (reason: 광고)"))
+	if code, body := call(t, http.MethodPost, u+"/unban", token, map[string]string{"user_id": "@bob:localhost"}); code != http.StatusOK {
+		t.Fatalf("unban: %d %s", code, body)
+	}
+	alice.waitJS("alice's notice of the unban", uiTimeout, notice("내가 bob님을 차단 해제했습니다"))
 }
 
 // senderOf yields "" when the newest message with text shows name as its
@@ -106,9 +136,12 @@ func profile(alice, bob *page, hello string) {
 		return !d && name === '김앨리스' && img && img.naturalWidth > 0 ? '' : 'dialog ' + (d ? 'open: ' + d.querySelector('.error').textContent : 'closed') + ', name ' + name;
 	})()`)
 	bob.waitJS("bob sees alice's new name and photo on her message", uiTimeout, senderOf(hello, "김앨리스", true))
-	bob.waitJS("and the shrunk photo (256 px) came as authenticated media", uiTimeout, `(() => {
+	bob.waitJS("and the shrunk photo (256 px) came as authenticated media, small and round", uiTimeout, `(() => {
 		const i = document.querySelector('.row.theirs .msg-avatar .avatar-img');
-		return i && i.naturalWidth === 256 && i.src.startsWith('blob:') ? '' : 'photo ' + (i ? i.naturalWidth + ' ' + i.src : 'none');
+		const a = i && i.closest('.avatar');
+		const r = a && a.getBoundingClientRect();
+		return i && i.naturalWidth === 256 && i.src.startsWith('blob:') && getComputedStyle(a).borderRadius === '50%' && r.width <= 40 && r.width === r.height ? '' :
+			'photo ' + (i ? i.naturalWidth + ' ' + i.src + ' ' + getComputedStyle(a).borderRadius + ' ' + r.width + '×' + r.height : 'none');
 	})()`)
 	bob.waitJS("bob's earlier notices name her too", uiTimeout, `(() => {
 		const n = [...document.querySelectorAll('.notice-row')].map((r) => r.textContent);
@@ -118,6 +151,25 @@ func profile(alice, bob *page, hello string) {
 		const p = document.querySelector('.chat-item .chat-preview');
 		return p && p.textContent === '김앨리스: ' + %s ? '' : 'preview ' + (p && p.textContent);
 	})()`, jsString(hello)))
+	alice.do("reload", chromedp.Reload())
+	alice.waitJS("after a reload alice's top bar still shows her name and photo", uiTimeout, `(() => {
+		const n = document.querySelector('#me .me-name');
+		const img = document.querySelector('#me .avatar-img');
+		return n && n.textContent === '김앨리스' && img && img.naturalWidth > 0 && document.body.classList.contains('in-room') ? '' : 'name ' + (n && n.textContent);
+	})()`)
+}
+
+// directChat: bob starts a 1:1 chat with alice; his chat list shows it
+// under her name with her photo.
+func directChat(bob *page) {
+	bob.t.Helper()
+	bob.click("#new-chat")
+	bob.typeInto("#new-chat-user", "alice")
+	bob.click("#dlg-new-chat-submit")
+	bob.waitJS("the 1:1 chat is listed under alice's name with her photo", uiTimeout, `(() => {
+		const items = [...document.querySelectorAll('.chat-item')].map((b) => b.querySelector('.chat-name').textContent + '|' + (b.querySelector('.avatar-slot .avatar-img')?.naturalWidth > 0 ? 'photo' : b.querySelector('.avatar-slot').textContent));
+		return items.includes('김앨리스|photo') && items.includes('주말 등산|주') ? '' : JSON.stringify(items);
+	})()`)
 }
 
 // openSettings opens the chat's settings and members on p.
@@ -202,11 +254,20 @@ func notAdmin(alice, bob, carol *page, hello string) {
 			bob.fail("bob is offered %q on %q, want only Reply", s, text)
 		}
 	}
-	// Carol (not an admin either, on her phone) is not offered to delete alice's message.
+	// Carol (not an admin either, on her phone) is not offered to delete
+	// alice's message, and sees the members in Korean.
 	openActions(carol, hello)
 	if s := carol.str(`String(!!` + rowOf(hello) + `.querySelector('.msg-delete'))`); s != "false" {
 		carol.fail("carol is offered to delete alice's message")
 	}
+	openSettings(carol)
+	carol.waitJS("carol's member list, in Korean", uiTimeout, `(() => {
+		const m = `+members+`;
+		return m === JSON.stringify(['김앨리스|관리자|', 'carol (나)||', 'bob||']) && document.getElementById('members-title').textContent === '대화 상대 3명' &&
+			document.getElementById('settings-hint').textContent === '이름과 설명은 관리자만 바꿀 수 있습니다.' ? '' : m;
+	})()`)
+	oneLineButtons(carol, "the settings on a phone", "#dlg-settings-close")
+	closeSettings(carol)
 }
 
 // adminDelete: alice, the group's admin, deletes bob's message from its
@@ -268,7 +329,7 @@ func kick(alice, bob, carol *page) {
 	carol.waitJS("carol's page says she was removed", uiTimeout, `(() => {
 		const ro = document.getElementById('read-only');
 		const t = document.getElementById('read-only-text').textContent;
-		return !ro.hidden && t === '김앨리스님이 나를 이 채팅방에서 내보냈습니다.' && document.getElementById('composer-form').hidden &&
+		return !ro.hidden && t === '김앨리스님이 나를 이 채팅방에서 내보냈습니다. (사유: 도배)' && document.getElementById('composer-form').hidden &&
 			document.getElementById('settings-btn').hidden && !document.getElementById('forget-btn').hidden ? '' : 'read-only ' + (ro.hidden ? 'hidden' : t);
 	})()`)
 	carol.waitJS("carol's timeline has the notice", uiTimeout, notice("김앨리스님이 나를 내보냈습니다 (사유: 도배)"))

@@ -39,11 +39,14 @@ export function notice(room, ev, me) {
       const target = ev.state_key;
       const targetName = c.displayname || name(target);
       const why = (text) => (typeof c.reason === 'string' && c.reason.trim() ? t('withReason', { text, reason: c.reason.trim() }) : text);
-      const removed = () => {
-        if (byMe) return why(t('kickedMe', { target: name(target) }));
-        if (target === me) return why(t('kickedYou', { user: name(ev.sender) }));
-        return why(t('kicked', { user: name(ev.sender), target: name(target) }));
+      // acted is the sentence of key for one member acting on another:
+      // key+"Me" when I acted, key+"You" when it was done to me.
+      const acted = (key) => {
+        if (byMe) return why(t(key + 'Me', { target: name(target) }));
+        if (target === me) return why(t(key + 'You', { user: name(ev.sender) }));
+        return why(t(key, { user: name(ev.sender), target: name(target) }));
       };
+      const prev = ev.unsigned && ev.unsigned.prev_content && ev.unsigned.prev_content.membership;
       switch (c.membership) {
         case 'join':
           return target === me ? t('joinedMe') : t('joined', { user: targetName });
@@ -52,10 +55,15 @@ export function notice(room, ev, me) {
           if (target === me) return t('invitedMe', { user: name(ev.sender) });
           return t('invitedUser', { user: name(ev.sender), target: targetName });
         case 'leave':
-          if (ev.sender === target) return target === me ? t('leftMe') : t('left', { user: name(target) });
-          return removed();
+          if (ev.sender === target) {
+            if (prev === 'invite') return target === me ? t('declinedMe') : t('declined', { user: name(target) });
+            return target === me ? t('leftMe') : t('left', { user: name(target) });
+          }
+          if (prev === 'ban') return acted('unbanned');
+          if (prev === 'invite') return acted('uninvited');
+          return acted('kicked');
         case 'ban':
-          return removed();
+          return acted('banned');
       }
     }
   }

@@ -47,7 +47,7 @@ export class RoomSettings {
     this.count = h('h3', { id: 'members-title' });
     this.list = h('ul', { id: 'member-list', class: 'member-list', 'aria-labelledby': 'members-title' });
     this.memberErr = h('p', { class: 'error', role: 'alert', id: 'members-error' });
-    const close = h('button', { type: 'button', id: 'dlg-settings-close', class: 'icon', 'aria-label': t('close'), title: t('close'), text: '×' });
+    const close = this.closeBtn = h('button', { type: 'button', id: 'dlg-settings-close', class: 'icon', 'aria-label': t('close'), title: t('close'), text: '×' });
     this.title = h('h2', { id: 'dlg-settings-title', text: t('chatSettings') });
     this.dlg = h('dialog', { id: 'dlg-settings', class: 'form-dialog settings-dialog', 'aria-labelledby': 'dlg-settings-title' },
       h('div', { class: 'settings-head' }, this.title, close),
@@ -185,6 +185,7 @@ export class RoomSettings {
         await this.chat.api.kick(room.id, userId, reason.value.trim());
         dlg.close();
         this.update();
+        this.closeBtn.focus(); // the member's button is gone
       } catch (ex) {
         err.textContent = describeError(ex, 'kick', { user: name });
       } finally {

@@ -94,6 +94,8 @@ export class Room {
      */
     this.removedBy = '';
     this.removedReason = '';
+    /** banned: removedBy banned me (not only removed). */
+    this.banned = false;
   }
 
   /**
@@ -530,6 +532,7 @@ export class Model {
       r.add(events);
       r.membership = 'leave';
       r.removedBy = mine.sender;
+      r.banned = m === 'ban';
       r.removedReason = typeof mine.content.reason === 'string' ? mine.content.reason : '';
       r.typing = [];
       r.unread = 0;

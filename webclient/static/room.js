@@ -46,6 +46,12 @@ function snippet(ev) {
   return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line;
 }
 
+/** removedText says who removed me from room, and why if they said. */
+function removedText(room) {
+  const text = t(room.banned ? 'bannedFromChat' : 'removedFromChat', { user: room.displayName(room.removedBy) });
+  return room.removedReason ? t('withReason', { text, reason: room.removedReason }) : text;
+}
+
 export class RoomPane {
   constructor(chat) {
     this.chat = chat;
@@ -292,7 +298,7 @@ export class RoomPane {
     if (readOnly && this.editing) this.setEdit(null);
     this.readOnly.hidden = !readOnly;
     this.readOnlyText.textContent = notices ? t('noticesReadOnly')
-      : removed ? t('removedFromChat', { user: room.displayName(room.removedBy) }) : t('cannotSend');
+      : removed ? removedText(room) : t('cannotSend');
     this.readOnly.classList.toggle('removed', removed);
     this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
     this.forgetBtn.hidden = !removed;
