@@ -166,3 +166,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// ledElsewhere counts the rooms whose partition was led outside target at
+// the fault (led: partition -> data center), and those of them that went
+// without a write for smooth or longer.
+func ledElsewhere(rooms []Gap, led map[int]string, partitionOf func(string) int, target string, smooth time.Duration) (n, interrupted int) {
+	for _, g := range rooms {
+		if dc, ok := led[partitionOf(g.Key)]; ok && dc != target {
+			n++
+			if g.Longest >= smooth {
+				interrupted++
+			}
+		}
+	}
+	return n, interrupted
+}

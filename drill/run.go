@@ -60,9 +60,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if sc.pair && c.Target != "" && c.Target == c.Peer {
-		errs = append(errs, errors.New("slow-link needs two different data centers (--target and --peer)"))
+		errs = append(errs, fmt.Errorf("%s needs two different data centers (--target and --peer)", sc.name))
 	}
-	if sc.pair && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
+	if sc.name == ScenarioSlowLink && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
 		errs = append(errs, errors.New("slow-link: latency must be in (0, 5s] and jitter in [0, latency]"))
 	}
 	if c.Users < 2 || c.Users > 200 || c.Rooms < 1 || c.Rooms > 200 {
@@ -103,11 +103,20 @@ type Report struct {
 	Partitions     map[int]float64 `json:"partition_gap_seconds"`
 	Rooms          int             `json:"rooms"`
 	Smooth         int             `json:"rooms_without_interruption"`
-	Missing        int             `json:"rpo_missing_events"`
-	Duplicates     int             `json:"duplicates"`
-	OrderDiffs     int             `json:"rooms_with_different_order"`
-	CatchUp        float64         `json:"catch_up_seconds"`
-	CatchUpOf      string          `json:"catch_up_of"`
+	// LedAtFault is the data center that led each event partition just
+	// before the fault (absent when the cluster status could not be read).
+	LedAtFault map[int]string `json:"partition_leaders_at_fault,omitempty"`
+	// LedElsewhere counts the rooms whose partition was led outside the
+	// target's data center at the fault, and ElsewhereInterrupted those of
+	// them that still went without a write for longer than twice the send
+	// interval: a fault of the target alone should leave them untouched.
+	LedElsewhere         int     `json:"rooms_led_elsewhere"`
+	ElsewhereInterrupted int     `json:"rooms_led_elsewhere_interrupted"`
+	Missing              int     `json:"rpo_missing_events"`
+	Duplicates           int     `json:"duplicates"`
+	OrderDiffs           int     `json:"rooms_with_different_order"`
+	CatchUp              float64 `json:"catch_up_seconds"`
+	CatchUpOf            string  `json:"catch_up_of"`
 	// Delivery is the latency from send to arrival in another user's
 	// /sync, by the phase the message was sent in: before, during, after.
 	Delivery map[string]Latency `json:"delivery"`
@@ -212,9 +221,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	phase.Store("breaking")
-	rep.Fault = time.Now()
 	f := &faults{t: cfg.Cluster, a: a, cfg: &cfg, limit: limit,
 		say: func(format string, args ...any) { phase.Store(fmt.Sprintf(format, args...)) }}
+	rep.LedAtFault = f.partitionLeaders(ctx)
+	rep.Fault = time.Now()
 	heal, err := f.apply(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("inject %s: %w", cfg.Scenario, err)
@@ -250,6 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rec := Measure(acks, roomNames(w), cfg.partitionOf, rep.Fault, loadStopped, 2*cfg.Interval)
 	rep.ResumedSeconds = rec.AllResumed.Seconds()
 	rep.Smooth = rec.Uninterrupted
+	rep.LedElsewhere, rep.ElsewhereInterrupted = ledElsewhere(rec.Rooms, rep.LedAtFault, cfg.partitionOf, cfg.Target, 2*cfg.Interval)
 	rep.Partitions = map[int]float64{}
 	for p, d := range rec.Partitions {
 		rep.Partitions[p] = d.Seconds()
@@ -400,6 +411,9 @@ func (r *Report) Human(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  longest gap per partition: %s\n", strings.Join(ps, " "))
 	fmt.Fprintf(w, "  rooms without interruption: %d of %d\n", r.Smooth, r.Rooms)
+	if len(r.LedAtFault) > 0 {
+		fmt.Fprintf(w, "  rooms whose partition was led outside %s at the fault: %d, of them interrupted: %d\n", r.Target, r.LedElsewhere, r.ElsewhereInterrupted)
+	}
 	fmt.Fprintf(w, "  RPO: %d acknowledged events missing; duplicates: %d; rooms ordered differently: %d\n", r.Missing, r.Duplicates, r.OrderDiffs)
 	fmt.Fprintf(w, "  catch-up: %s served every write acknowledged before healing %.1fs after healing\n", r.CatchUpOf, r.CatchUp)
 	fmt.Fprintf(w, "  acknowledged writes: %d; client-visible errors: %v\n", r.Acked, r.Errors)

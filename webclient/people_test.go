@@ -1,7 +1,6 @@
 package webclient
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -362,13 +361,4 @@ func memberScreenshots(t *testing.T, alice, bob *page) {
 		closeSettings(s.p)
 		s.p.do("desktop size", chromedp.EmulateViewport(1100, 720))
 	}
-}
-
-// mustJSON is v as JSON (for JavaScript).
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
 }

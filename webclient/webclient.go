@@ -21,7 +21,10 @@
 //	members.js a chat's settings (name, topic) and members: power marks,
 //	           removing a member (kick), offered only where power levels allow
 //	profile.js my display name and photo; avatar.js photos or initials
-//	auth.js    sign up / log in; i18n.js Korean and English; media.js images
+//	search.js  message search (POST /search) in one room or all, the
+//	           matched words marked, more pages through next_batch
+//	auth.js    sign up / log in; i18n.js Korean and English (the top bar's
+//	           switch, kept in the account data); media.js images
 //	store.js   localStorage; util.js DOM and error helpers; app.js the entry
 //	cache.js   rooms and their last events in IndexedDB, shown at start
 //	           before the first /sync answers

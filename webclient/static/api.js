@@ -520,6 +520,24 @@ export class Api extends EventTarget {
     return this.request('GET', Api.v3(`/rooms/${encodeURIComponent(roomId)}/messages`), { query: { from, dir: 'b', limit } });
   }
 
+  /**
+   * search finds the messages with the words of term (POST /search,
+   * category room_events, newest first): in roomId only, or in every room
+   * when roomId is empty; nextBatch continues a previous page. It returns
+   * the category's {count, highlights, results, next_batch}. A search only
+   * reads, so it may be sent again to another data center.
+   */
+  async search(term, { roomId = '', nextBatch = '', limit = 0, signal } = {}) {
+    const filter = {};
+    if (roomId) filter.rooms = [roomId];
+    if (limit) filter.limit = limit;
+    const res = await this.request('POST', Api.v3('/search'), {
+      query: { next_batch: nextBatch }, idempotent: true, budgetMs: 15000, signal,
+      body: { search_categories: { room_events: { search_term: term, keys: ['content.body'], order_by: 'recent', filter } } },
+    });
+    return (res.search_categories && res.search_categories.room_events) || { count: 0, highlights: [], results: [] };
+  }
+
   joinedMembers(roomId) {
     return this.request('GET', Api.v3(`/rooms/${encodeURIComponent(roomId)}/joined_members`));
   }

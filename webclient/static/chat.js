@@ -1,11 +1,13 @@
 // The logged-in app: the top bar with the data center in use and the
 // connection status, the chat list, the conversation, the "Report damage"
-// view (#/incidents), the /sync loop, the outbox and read receipts, and the
-// user's language in their account data (for the server's notices).
+// view (#/incidents), the /sync loop, the outbox and read receipts, message
+// search results opened in their room, and the user's language: the switch
+// in the top bar, kept on this device and in their account data (which
+// also tells the server the language of its notices).
 import { discover } from './api.js';
 import { avatarEl, avatarSig } from './avatar.js';
 import { RoomCache } from './cache.js';
-import { lang, t } from './i18n.js';
+import { forcedLang, lang, setLang, t } from './i18n.js';
 import { IncidentPane } from './incidents.js';
 import { confirmDialog, ListPane } from './list.js';
 import { Media } from './media.js';
@@ -13,8 +15,8 @@ import { Model } from './model.js';
 import { newTxnId, Outbox } from './outbox.js';
 import { profileDialog } from './profile.js';
 import { RoomPane } from './room.js';
-import { clearOutbox, clearSession, saveKnownDataCenters, saveSession } from './store.js';
-import { describeError, h, localpart, normalizeUserId, serverOf, sleep } from './util.js';
+import { clearOutbox, clearSession, loadLanguageChoice, saveKnownDataCenters, saveLanguageChoice, saveSession } from './store.js';
+import { describeError, h, languageButton, localpart, normalizeUserId, relabelDocument, serverOf, sleep } from './util.js';
 
 /** SYNC_TIMEOUT_MS is the /sync long-poll. */
 const SYNC_TIMEOUT_MS = 30000;
@@ -88,12 +90,13 @@ export class Chat {
     }, CACHE_SAVE_MS);
   }
 
-  start() {
-    const signal = this.abort.signal;
+  /** buildShell makes the views (again, after the language changed). */
+  buildShell() {
     this.badge = h('span', { id: 'dc-badge', class: 'dc-badge', title: t('dcBadgeTitle') });
     this.status = h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite', dataset: { state: 'connecting' } });
     const logout = h('button', { type: 'button', id: 'logout', class: 'small', text: t('logout') });
     logout.addEventListener('click', () => this.logout());
+    const langBtn = languageButton('lang-btn', (l) => this.chooseLanguage(l));
     // My name and photo; a click edits them.
     this.meAvatar = h('span', { class: 'avatar-slot' });
     this.meName = h('span', { class: 'me-name', text: localpart(this.me) });
@@ -101,19 +104,24 @@ export class Chat {
     this.meBtn.addEventListener('click', () => profileDialog(this));
     this.list = new ListPane(this);
     this.roomPane = new RoomPane(this);
-    this.incidents = new IncidentPane(this);
     const shell = h('div', { class: 'shell', id: 'chat-app' },
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
         this.badge,
         this.meBtn,
-        logout),
+        h('span', { class: 'top-actions' }, langBtn, logout)),
       this.status,
       h('div', { class: 'panes' }, this.list.el, this.roomPane.el, this.incidents.el));
     this.root.replaceChildren(shell);
     this.root.removeAttribute('aria-busy');
     this.renderBadge();
     this.renderMe();
+  }
+
+  start() {
+    const signal = this.abort.signal;
+    this.incidents = new IncidentPane(this);
+    this.buildShell();
     this.setStatus('connecting', t('connecting'));
 
     // The data center in use and the recent failures are kept in the
@@ -339,31 +347,126 @@ export class Chat {
   }
 
   /**
-   * syncLanguage writes the UI language to the user's account data when
-   * it says another one (or none), so that the server's notices come in
-   * the language the user reads. It runs after the first /sync (which
-   * brings the account data) and until it has succeeded once, not after
-   * every change: two devices in different languages would otherwise
-   * overwrite each other for ever. The last page opened wins.
+   * syncLanguage keeps the language of this page and the user's account
+   * data ({"language", "chosen_at"}) in step; it runs after every /sync.
+   *
+   * A choice made with the switch (on this device: kept in localStorage
+   * with its time; on another: chosen_at in the account data) wins over
+   * the browser's language, and the newest choice wins over older ones:
+   * a newer one in the account data is taken at once (the views change
+   * language), a newer one here is written there. Without any choice the
+   * page is in the browser's language and writes it once when the account
+   * data says another (or none), so that the server's notices come in the
+   * language the user reads; not after every change, or two devices in
+   * different languages would overwrite each other for ever. ?lang= (for
+   * testing) fixes the page's language and is written like the browser's.
    */
   async syncLanguage() {
     const st = this.language;
-    if (st.done || st.sending || Date.now() - st.failedAt < LANGUAGE_RETRY_MS) return;
-    const cur = this.model.accountData.get(LANGUAGE_TYPE);
-    if (cur && cur.language === lang) {
+    if (st.sending || Date.now() - st.failedAt < LANGUAGE_RETRY_MS) return;
+    const cur = this.model.accountData.get(LANGUAGE_TYPE) || {};
+    const theirs = (cur.language === 'ko' || cur.language === 'en') && Number.isFinite(cur.chosen_at) ? cur : null;
+    const mine = forcedLang ? null : loadLanguageChoice();
+    let want = null;
+    if (theirs && !forcedLang && (!mine || theirs.chosen_at > mine.at)) {
+      // chosen on another device (or here, before this page): take it
+      saveLanguageChoice(theirs.language, theirs.chosen_at);
+      st.done = true;
+      if (setLang(theirs.language)) this.relabel();
+      return;
+    }
+    if (mine && (!theirs || mine.at > theirs.chosen_at || mine.language !== theirs.language)) {
+      want = { language: mine.language, chosen_at: mine.at };
+    } else if (mine || st.done) {
+      st.done = true;
+      return;
+    } else if (cur.language !== lang) {
+      want = { language: lang };
+    } else {
       st.done = true;
       return;
     }
     st.sending = true;
     try {
-      await this.api.setAccountData(this.me, LANGUAGE_TYPE, { language: lang });
-      this.model.accountData.set(LANGUAGE_TYPE, { language: lang });
+      await this.api.setAccountData(this.me, LANGUAGE_TYPE, want);
+      this.model.accountData.set(LANGUAGE_TYPE, want);
       st.done = true;
     } catch {
       st.failedAt = Date.now(); // not important enough to bother the user; try again later
     } finally {
       st.sending = false;
     }
+  }
+
+  /**
+   * chooseLanguage switches the UI to l at once, remembers the choice on
+   * this device and writes it to the account data for the other devices.
+   */
+  chooseLanguage(l) {
+    saveLanguageChoice(l, Date.now());
+    this.language.failedAt = 0;
+    if (setLang(l)) this.relabel();
+    document.getElementById('lang-btn')?.focus();
+    this.syncLanguage();
+  }
+
+  /**
+   * relabel builds the views again in the UI language, keeping what they
+   * show: the open room with the text being typed, the reply or edit under
+   * way, the searches, and the chat's settings and members if they are
+   * open (with what is being typed there). The top bar's name and photo
+   * are drawn again by buildShell; my profile's dialog, if open, stays
+   * as it is (it saves through setProfile, which draws the new top bar).
+   */
+  relabel() {
+    relabelDocument();
+    const old = this.roomPane;
+    const keep = {
+      draft: old.input.value, replyTo: old.replyTo, editing: old.editing,
+      listTerm: this.list.search.term, roomTerm: old.search.term, roomSearch: !old.searchBar.hidden,
+      settings: old.settings ? old.settings.carry() : null,
+    };
+    old.settings?.dismiss();
+    this.incidents.rebuild();
+    this.buildShell();
+    this.route(true);
+    const pane = this.roomPane;
+    if (pane.room && old.room === pane.room) {
+      if (keep.editing) pane.setEdit(keep.editing, keep.draft);
+      else if (keep.replyTo) pane.setReply(keep.replyTo);
+      pane.input.value = keep.draft;
+      pane.autosize();
+      if (keep.roomSearch) {
+        pane.openSearch();
+        pane.search.input.value = keep.roomTerm;
+        if (keep.roomTerm) pane.search.run(keep.roomTerm);
+      }
+      if (keep.settings) {
+        pane.openSettings();
+        pane.settings?.restore(keep.settings);
+      }
+    }
+    if (keep.listTerm) {
+      this.list.search.input.value = keep.listTerm;
+      this.list.search.run(keep.listTerm);
+    }
+    const { state } = this.base;
+    const again = { connecting: t('connecting'), offline: t('offline'), switching: t('switching'), switched: t('switched', { dc: this.api.dc.name }), ok: '' };
+    this.setStatus(state, state in again ? again[state] : this.base.text);
+    this.updateTitle();
+  }
+
+  /**
+   * openResult opens a search result: its room, scrolled to the message
+   * (loading older history if needed). from is "room" for the room's own
+   * search (which closes), "all" for the chat list's (which stays).
+   */
+  async openResult(roomId, eventId, from) {
+    const room = this.model.rooms.get(roomId);
+    if (!room || room.membership !== 'join') return;
+    if (from === 'room') this.roomPane.closeSearch();
+    if (this.currentRoomId !== roomId) this.openRoom(roomId);
+    await this.roomPane.reveal(eventId);
   }
 
   /** openIncidents shows the "Report damage" view. */

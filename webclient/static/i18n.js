@@ -1,5 +1,9 @@
-// UI text in Korean and English. The language comes from the browser
-// (navigator.languages); ?lang=ko or ?lang=en overrides it for testing.
+// UI text in Korean and English. The language is the one the user chose
+// with the switch in the top bar (kept on this device and in their account
+// data, see chat.js), else the browser's (navigator.languages); ?lang=ko or
+// ?lang=en overrides both for testing. setLang changes it while the page
+// runs: the views are built again with the new texts.
+import { loadLanguageChoice } from './store.js';
 
 const en = {
   appName: 'planb',
@@ -244,6 +248,25 @@ const en = {
   errKickForbidden: 'You are not allowed to remove {user} from this chat. ({msg})',
   errSettingsForbidden: 'You are not allowed to change this chat’s settings. ({msg})',
   errRedactForbidden: 'You are not allowed to delete this message. ({msg})',
+  // search (search.js)
+  searchAll: 'Search messages',
+  searchRoom: 'Search this chat',
+  searchGo: 'Search',
+  searchOpen: 'Search in this chat',
+  searchClose: 'Close search',
+  searchClear: 'Clear search',
+  searching: 'Searching…',
+  searchCountOne: '1 message',
+  searchCount: '{n} messages',
+  searchNone: 'No messages match “{term}”.',
+  searchError: 'Search failed: {msg}',
+  searchTooBroad: 'Too many messages contain these words. Add another word or search in one chat.',
+  searchMore: 'More results',
+  searchResultLabel: '{room}, {sender}, {time}: {body}',
+  searchNotShown: 'That message could not be shown: it is further back than the history loaded here.',
+  // language switch
+  language: 'Language',
+  switchLanguage: 'Language: English. Switch to Korean',
   // server notices
   serverNotices: 'Server notices',
   noticesReadOnly: 'Notices from the service. You cannot reply in this room.',
@@ -487,30 +510,72 @@ const ko = {
   errRedactForbidden: '이 메시지를 삭제할 권한이 없습니다. ({msg})',
   serverNotices: '서버 알림',
   noticesReadOnly: '서비스에서 보내는 알림입니다. 이 방에서는 답장할 수 없습니다.',
+  searchAll: '메시지 검색',
+  searchRoom: '이 채팅방에서 검색',
+  searchGo: '검색',
+  searchOpen: '이 채팅방에서 검색',
+  searchClose: '검색 닫기',
+  searchClear: '검색어 지우기',
+  searching: '검색 중…',
+  searchCountOne: '메시지 1개',
+  searchCount: '메시지 {n}개',
+  searchNone: '“{term}” 검색 결과가 없습니다.',
+  searchError: '검색하지 못했습니다: {msg}',
+  searchTooBroad: '이 단어가 들어간 메시지가 너무 많습니다. 단어를 더 넣거나 한 채팅방에서 검색하세요.',
+  searchMore: '결과 더 보기',
+  searchResultLabel: '{room}, {sender}, {time}: {body}',
+  searchNotShown: '이 메시지는 불러온 대화보다 더 이전에 있어서 보여 줄 수 없습니다.',
+  language: '언어',
+  switchLanguage: '언어: 한국어. 영어로 바꾸기',
   cannotSend: '이 방에서는 메시지를 보낼 수 없습니다.',
 };
 
-function pickLang() {
+/** forcedLang is the language ?lang= asks for ("" for none). */
+export const forcedLang = (() => {
   const q = new URLSearchParams(location.search).get('lang');
-  if (q === 'ko' || q === 'en') return q;
+  return q === 'ko' || q === 'en' ? q : '';
+})();
+
+/** browserLang is the language of the browser: "ko" or "en". */
+export function browserLang() {
   const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
   return String(langs[0] || 'en').toLowerCase().startsWith('ko') ? 'ko' : 'en';
 }
 
-/** The UI language: "ko" or "en". */
-export const lang = pickLang();
-const dict = lang === 'ko' ? ko : en;
-const locale = lang === 'ko' ? 'ko-KR' : undefined;
+function pickLang() {
+  if (forcedLang) return forcedLang;
+  const chosen = loadLanguageChoice();
+  return chosen ? chosen.language : browserLang();
+}
+
+/** The UI language: "ko" or "en" (a live binding: setLang changes it). */
+export let lang = '';
+let dict = en;
+let timeFmt, dayFmt, shortDayFmt, dateTimeFmt, resultDayFmt;
+
+/** setLang makes l ("ko" or "en") the UI language; it returns whether it changed. */
+export function setLang(l) {
+  if (l !== 'ko' && l !== 'en') return false;
+  if (l === lang) return false;
+  lang = l;
+  dict = l === 'ko' ? ko : en;
+  // English in the browser's own English (en-GB dates stay en-GB).
+  const locale = l === 'ko' ? 'ko-KR' : browserLang() === 'en' ? undefined : 'en-US';
+  timeFmt = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' });
+  dayFmt = new Intl.DateTimeFormat(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+  shortDayFmt = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric' });
+  dateTimeFmt = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' });
+  resultDayFmt = new Intl.DateTimeFormat(locale, { year: 'numeric', month: 'short', day: 'numeric' });
+  if (typeof document !== 'undefined') document.documentElement.lang = l;
+  return true;
+}
+setLang(pickLang());
 
 /** t returns the text for key with {name} placeholders filled from vars. */
 export function t(key, vars = {}) {
   const s = dict[key] ?? en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
 }
-
-const timeFmt = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' });
-const dayFmt = new Intl.DateTimeFormat(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
-const shortDayFmt = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric' });
 
 /** fmtTime formats a timestamp (ms) as a clock time. */
 export function fmtTime(ts) {
@@ -536,7 +601,12 @@ export function fmtListTime(ts) {
   return shortDayFmt.format(new Date(ts));
 }
 
-const dateTimeFmt = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' });
+/** fmtResultTime is the time of a search result: clock today, else date and clock. */
+export function fmtResultTime(ts) {
+  if (dayKey(ts) === dayKey(Date.now())) return fmtTime(ts);
+  const day = dayKey(ts) === dayKey(Date.now() - 86400000) ? t('yesterday') : resultDayFmt.format(new Date(ts));
+  return `${day} ${fmtTime(ts)}`;
+}
 
 /** fmtDateTime formats a time (ms or a string Date parses) as a local date and time. */
 export function fmtDateTime(ts) {

@@ -2,6 +2,7 @@
 // last message) and the dialogs that start chats.
 import { avatarEl, avatarSig, initialOf } from './avatar.js';
 import { fmtListTime, t } from './i18n.js';
+import { SearchView } from './search.js';
 import { describeError, h, localpart, reconcile } from './util.js';
 
 /** preview is the one-line summary of an event for the chat list. */
@@ -163,9 +164,18 @@ export class ListPane {
       h('span', { class: 'incidents-top' }, h('span', { class: 'incidents-name', text: t('reportDamage') }), this.incidentsBadge),
       this.incidentsSub);
     this.incidentsBtn.addEventListener('click', () => this.chat.openIncidents());
+    // Search in every room: the results take the place of the chat list.
+    this.search = new SearchView(chat, {
+      id: 'search', placeholder: t('searchAll'), clearable: true,
+      onToggle: (on) => {
+        this.list.hidden = on;
+        this.empty.hidden = on || this.chat.model.sorted().length > 0;
+      },
+    });
     this.el = h('nav', { class: 'list-pane', 'aria-labelledby': 'chats-title' },
       h('div', { class: 'list-head' }, h('h2', { id: 'chats-title', text: t('chats') }), newChat, newGroup),
-      this.incidentsBtn, this.list, this.empty);
+      h('div', { class: 'list-search' }, this.search.form),
+      this.incidentsBtn, this.search.results, this.list, this.empty);
   }
 
   /** setIncidents shows the banner for the user's incidents (none: hidden). */
@@ -185,7 +195,7 @@ export class ListPane {
   update() {
     const { model, me } = this.chat;
     const rooms = model.sorted();
-    this.empty.hidden = rooms.length > 0;
+    this.empty.hidden = rooms.length > 0 || this.search.shown;
     reconcile(this.list, rooms.map((room) => ({
       key: room.id + '|' + room.membership,
       create: () => (room.membership === 'invite' ? this.inviteItem(room) : this.roomItem(room)),

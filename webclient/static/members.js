@@ -24,6 +24,8 @@ export class RoomSettings {
   constructor(chat, room) {
     this.chat = chat;
     this.room = room;
+    /** kicking: the open removal dialog {userId, reason (its input), dlg}, or null. */
+    this.kicking = null;
     this.nameInput = h('input', { id: 'settings-name', type: 'text', maxlength: String(NAME_MAX), autocomplete: 'off', value: room.name });
     this.topicInput = h('textarea', { id: 'settings-topic', rows: '2', maxlength: String(TOPIC_MAX), text: room.topic });
     this.nameText = h('p', { id: 'settings-name-text', class: 'settings-value' });
@@ -175,8 +177,12 @@ export class RoomSettings {
       h('div', { class: 'field' }, h('label', { for: 'kick-reason', text: t('kickReason') }), reason),
       err, h('div', { class: 'actions' }, cancel, ok));
     const dlg = h('dialog', { id: 'dlg-kick', class: 'form-dialog', 'aria-labelledby': 'dlg-kick-title' }, form);
+    const kicking = this.kicking = { userId, reason, dlg };
     cancel.addEventListener('click', () => dlg.close());
-    dlg.addEventListener('close', () => dlg.remove());
+    dlg.addEventListener('close', () => {
+      dlg.remove();
+      if (this.kicking === kicking) this.kicking = null;
+    });
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       err.textContent = '';
@@ -196,5 +202,33 @@ export class RoomSettings {
     dlg.showModal();
     reason.focus();
     return dlg;
+  }
+
+  /**
+   * carry is what the dialog holds that is not saved yet: the name and
+   * topic being typed and the removal being asked about, for restore on
+   * the dialog that replaces this one (after the language changed).
+   */
+  carry() {
+    return {
+      name: this.nameInput.value, topic: this.topicInput.value,
+      kick: this.kicking ? { userId: this.kicking.userId, reason: this.kicking.reason.value } : null,
+    };
+  }
+
+  /** restore puts back what carry took from the dialog this one replaces. */
+  restore(c) {
+    this.nameInput.value = c.name;
+    this.topicInput.value = c.topic;
+    if (c.kick && this.room.members.get(c.kick.userId)?.membership === 'join') {
+      this.kickDialog(c.kick.userId);
+      this.kicking.reason.value = c.kick.reason;
+    }
+  }
+
+  /** dismiss closes the dialog and the removal dialog over it, if any. */
+  dismiss() {
+    this.kicking?.dlg.close();
+    this.dlg.close();
   }
 }

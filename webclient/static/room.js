@@ -12,7 +12,8 @@ import { RoomSettings } from './members.js';
 import { imageButton, openLightbox } from './media.js';
 import { isRedacted, replyTarget } from './model.js';
 import { tooLarge } from './outbox.js';
-import { h, linkify, reconcile } from './util.js';
+import { searchIcon, SearchView } from './search.js';
+import { h, linkify, reconcile, sleep, stripReplyFallback } from './util.js';
 
 /** The distance from the bottom (px) within which the view follows new messages. */
 const FOLLOW_PX = 60;
@@ -22,19 +23,10 @@ const OLDER_PX = 120;
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 /** A quoted message is cut to this many characters. */
 const QUOTE_CHARS = 120;
-
-/**
- * stripReplyFallback drops the "> <@user> quoted text" lines that older
- * clients put at the start of a reply's body (the quote is shown from the
- * original event instead).
- */
-function stripReplyFallback(body) {
-  if (!body.startsWith('> ')) return body;
-  const lines = body.split('\n');
-  let i = 0;
-  while (i < lines.length && lines[i].startsWith('> ')) i++;
-  return i < lines.length && lines[i] === '' ? lines.slice(i + 1).join('\n') : body;
-}
+/** Showing a search result loads at most this many pages of older history. */
+const REVEAL_PAGES = 20;
+/** …and waits at most this long for them (ms). */
+const REVEAL_MS = 60000;
 
 /** snippet is the one-line summary of a message quoted by a reply. */
 function snippet(ev) {
@@ -74,8 +66,28 @@ export class RoomPane {
     this.settingsBtn = settings;
     /** settings: the open settings dialog (members.js), or null. */
     this.settings = null;
+    // Search in this room: a bar under the header; the results take the
+    // place of the timeline until one is opened or the search is closed.
+    this.searchBtn = h('button', { type: 'button', id: 'room-search-btn', class: 'icon', 'aria-label': t('searchOpen'), title: t('searchOpen'), 'aria-expanded': 'false', 'aria-controls': 'room-search-bar' }, searchIcon());
+    this.search = new SearchView(chat, {
+      id: 'room-search', placeholder: t('searchRoom'),
+      onToggle: (on) => {
+        this.timeline.hidden = on;
+        this.typing.hidden = on;
+      },
+    });
+    const closeSearch = h('button', { type: 'button', id: 'room-search-close', class: 'icon', 'aria-label': t('searchClose'), title: t('searchClose'), text: '×' });
+    closeSearch.addEventListener('click', () => this.closeSearch(true));
+    this.searchBar = h('div', { id: 'room-search-bar', class: 'room-search-bar', hidden: true }, this.search.form, closeSearch);
+    this.searchBtn.addEventListener('click', () => (this.searchBar.hidden ? this.openSearch() : this.closeSearch(true)));
+    this.searchBar.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        this.closeSearch(true);
+      }
+    });
     this.header = h('header', { class: 'room-head' }, back,
-      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)), invite, leave, settings);
+      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)), this.searchBtn, invite, leave, settings);
 
     this.items = h('div', { class: 'items' });
     this.timeline = h('div', { id: 'timeline', class: 'timeline', role: 'log', 'aria-live': 'off', 'aria-labelledby': 'room-title', tabindex: '0' }, this.items);
@@ -172,8 +184,51 @@ export class RoomPane {
     this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn, this.forgetBtn);
 
     this.placeholder = h('div', { id: 'no-room', class: 'no-room muted' }, h('p', { text: t('chooseChat') }));
-    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
+    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.searchBar, this.search.results, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
     this.el = h('section', { class: 'room-pane', 'aria-labelledby': 'room-title' }, this.placeholder, this.body);
+  }
+
+  /** openSearch shows the room's search bar and puts the focus in it. */
+  openSearch() {
+    this.searchBar.hidden = false;
+    this.searchBtn.setAttribute('aria-expanded', 'true');
+    this.search.input.focus();
+  }
+
+  /** closeSearch hides the room's search (focus: back to the button). */
+  closeSearch(focus = false) {
+    this.search.close();
+    this.search.roomId = this.room ? this.room.id : null;
+    this.searchBar.hidden = true;
+    this.searchBtn.setAttribute('aria-expanded', 'false');
+    if (focus) this.searchBtn.focus();
+  }
+
+  /**
+   * reveal scrolls to a message of the open room and marks it, loading
+   * older history until it is there (at most REVEAL_PAGES pages). It
+   * returns whether the message is shown.
+   */
+  async reveal(eventId) {
+    const room = this.room;
+    if (!room) return false;
+    let pages = 0;
+    const until = Date.now() + REVEAL_MS;
+    while (!room.has(eventId) && !room.reachedStart && pages < REVEAL_PAGES && Date.now() < until) {
+      if (room.loadingOlder) {
+        await sleep(100); // a page asked for by the scroll is on its way
+      } else {
+        await this.chat.loadOlder(room);
+        pages++;
+      }
+      if (this.room !== room) return false;
+    }
+    if (!room.has(eventId)) {
+      this.composerError.textContent = t('searchNotShown');
+      return false;
+    }
+    this.update();
+    return this.jumpTo(eventId);
   }
 
   /** setReply makes the next message a reply to ev (null: not a reply). */
@@ -252,6 +307,7 @@ export class RoomPane {
     this.body.hidden = !room;
     if (changed) {
       this.settings?.dlg.close();
+      this.closeSearch();
       this.items.replaceChildren();
       this.stick = true;
       this.input.value = '';
@@ -293,6 +349,9 @@ export class RoomPane {
     this.inviteBtn.hidden = notices || readOnly;
     this.leaveBtn.hidden = notices || removed;
     this.settingsBtn.hidden = notices || removed;
+    // Search results open in a joined room only (chat.openResult).
+    this.searchBtn.hidden = removed;
+    if (removed && !this.searchBar.hidden) this.closeSearch();
     this.form.hidden = readOnly;
     if (readOnly && this.replyTo) this.setReply(null);
     if (readOnly && this.editing) this.setEdit(null);
@@ -426,13 +485,14 @@ export class RoomPane {
   /** jumpTo scrolls to a loaded message and highlights it. */
   jumpTo(eventId) {
     const row = [...this.items.children].find((r) => r.dataset.eventId === eventId);
-    if (!row) return;
+    if (!row) return false;
     this.stick = false;
     row.scrollIntoView({ block: 'center' });
     row.classList.remove('flash');
     void row.offsetWidth; // restart the animation
     row.classList.add('flash');
     setTimeout(() => row.classList.remove('flash'), 1600);
+    return true;
   }
 
   messageEl(room, ev) {
