@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -64,6 +65,7 @@ func TestBrowserPeople(t *testing.T) {
 	groupSettings(alice, bob, carol)
 	notAdmin(alice, bob, carol, hello)
 	adminDelete(alice, bob, carol)
+	switchLanguage(t, bob, dc2.URL)
 	if os.Getenv("PLANB_SCREENSHOT") == "1" {
 		memberScreenshots(t, alice, bob)
 		saveScreenshot(t, bob, "") // the conversation, for a look
@@ -156,6 +158,52 @@ func profile(alice, bob *page, hello string) {
 		const img = document.querySelector('#me .avatar-img');
 		return n && n.textContent === '김앨리스' && img && img.naturalWidth > 0 && document.body.classList.contains('in-room') ? '' : 'name ' + (n && n.textContent);
 	})()`)
+}
+
+// switchLanguage: bob turns his page to Korean with the switch; the top
+// bar keeps his profile button and the header its search, settings, invite,
+// leave and the topic. With the settings and a removal dialog open, he
+// picks English on another device (the account data): both dialogs come
+// back in English with the reason he was typing, and nothing else of them
+// stays behind.
+func switchLanguage(t *testing.T, bob *page, base string) {
+	t.Helper()
+	bob.click("#lang-btn")
+	bob.waitJS("bob's page is in Korean with his profile button and the room's header", uiTimeout, `(() => {
+		const me = document.getElementById('me'), q = (id) => document.getElementById(id);
+		const shown = ['me', 'lang-btn', 'logout', 'room-search-btn', 'settings-btn', 'invite-btn', 'leave-btn', 'room-topic'].filter((id) => q(id)?.getClientRects().length);
+		const seen = [document.documentElement.lang, me && me.getAttribute('aria-label'), me && me.querySelector('.me-name')?.textContent, me && me.querySelector('.avatar .initial')?.textContent,
+			q('room-search-btn')?.getAttribute('aria-label'), q('settings-btn')?.getAttribute('aria-label'), q('invite-btn')?.textContent, q('leave-btn')?.textContent,
+			q('room-members')?.textContent, q('room-topic')?.textContent, shown.length].join(' | ');
+		return seen === 'ko | 내 프로필: bob | bob | B | 이 채팅방에서 검색 | 채팅방 설정과 대화 상대 | 초대 | 나가기 | 3명 | 토요일 9시 북한산 입구 | 8' ? '' : seen;
+	})()`)
+	oneLineButtons(bob, "bob's Korean page", "#me", "#lang-btn", "#logout", "#room-search-btn", "#settings-btn", "#invite-btn", "#leave-btn")
+	token := bob.str(`JSON.parse(localStorage.getItem('planb.session')).accessToken`)
+	waitLanguage(t, base, token, "@bob:localhost", "ko")
+
+	openSettings(bob)
+	bob.waitJS("bob's member list, in Korean", uiTimeout, `(() => {
+		const m = `+members+`;
+		return m === JSON.stringify(['김앨리스|관리자|', 'bob (나)||', 'carol||']) ? '' : m;
+	})()`)
+	bob.str(`(planb.chat.roomPane.settings.kickDialog('@carol:localhost'), '')`)
+	bob.typeInto("#kick-reason", "잠깐")
+	u := base + "/_matrix/client/v3/user/" + url.PathEscape("@bob:localhost") + "/account_data/org.planb.language"
+	if code, body := call(t, http.MethodPut, u, token, map[string]any{"language": "en", "chosen_at": time.Now().UnixMilli() + 1}); code != http.StatusOK {
+		t.Fatalf("account data: %d %s", code, body)
+	}
+	bob.waitJS("the settings and the removal come back in English, once each", uiTimeout, `(() => {
+		const m = `+members+`;
+		const k = document.getElementById('dlg-kick'), s = document.getElementById('dlg-settings');
+		const seen = [document.documentElement.lang, document.querySelectorAll('dialog').length, s && s.open, document.getElementById('dlg-settings-title')?.textContent, m,
+			k && k.open, document.getElementById('dlg-kick-title')?.textContent, document.getElementById('kick-reason')?.value,
+			document.getElementById('me').getAttribute('aria-label'), document.getElementById('settings-btn').getAttribute('aria-label')].join(' | ');
+		return seen === 'en | 2 | true | Chat settings | ' + JSON.stringify(['김앨리스|Admin|', 'bob (you)||', 'carol||']) +
+			' | true | Remove carol from this chat? | 잠깐 | My profile: bob | Chat settings and members' ? '' : seen;
+	})()`)
+	bob.click("#dlg-kick-cancel")
+	closeSettings(bob)
+	bob.waitJS("the focus is back on the settings button", uiTimeout, `document.activeElement.id === 'settings-btn' && document.querySelectorAll('dialog').length === 0 ? '' : 'focus on ' + document.activeElement.id`)
 }
 
 // directChat: bob starts a 1:1 chat with alice; his chat list shows it
