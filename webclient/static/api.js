@@ -565,6 +565,32 @@ export class Api extends EventTarget {
     return this.request('GET', Api.v3(`/profile/${encodeURIComponent(userId)}`), { auth: false, budgetMs: 5000 });
   }
 
+  /** setProfileField sets my displayname or avatar_url (PUT /profile/{userId}/{field}). */
+  setProfileField(userId, field, value) {
+    return this.request('PUT', Api.v3(`/profile/${encodeURIComponent(userId)}/${field}`), {
+      body: { [field]: value }, budgetMs: 30000,
+    });
+  }
+
+  /** kick removes userId from the room, saying why (reason may be empty). */
+  kick(roomId, userId, reason) {
+    return this.request('POST', Api.v3(`/rooms/${encodeURIComponent(roomId)}/kick`), {
+      body: reason ? { user_id: userId, reason } : { user_id: userId }, idempotent: true,
+    });
+  }
+
+  /** sendState sends a state event (PUT /rooms/{roomId}/state/{type}/{stateKey}). */
+  sendState(roomId, type, stateKey, content) {
+    return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`), {
+      body: content,
+    });
+  }
+
+  /** forget drops a room I have left from my list for good. */
+  forget(roomId) {
+    return this.request('POST', Api.v3(`/rooms/${encodeURIComponent(roomId)}/forget`), { body: {}, idempotent: true });
+  }
+
   setAccountData(userId, type, content) {
     return this.request('PUT', Api.v3(`/user/${encodeURIComponent(userId)}/account_data/${encodeURIComponent(type)}`), {
       body: content, budgetMs: 15000,

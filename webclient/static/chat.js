@@ -5,6 +5,7 @@
 // in the top bar, kept on this device and in their account data (which
 // also tells the server the language of its notices).
 import { discover } from './api.js';
+import { avatarEl, avatarSig } from './avatar.js';
 import { RoomCache } from './cache.js';
 import { forcedLang, lang, setLang, t } from './i18n.js';
 import { IncidentPane } from './incidents.js';
@@ -12,9 +13,10 @@ import { confirmDialog, ListPane } from './list.js';
 import { Media } from './media.js';
 import { Model } from './model.js';
 import { newTxnId, Outbox } from './outbox.js';
+import { profileDialog } from './profile.js';
 import { RoomPane } from './room.js';
 import { clearOutbox, clearSession, loadLanguageChoice, saveKnownDataCenters, saveLanguageChoice, saveSession } from './store.js';
-import { describeError, h, languageButton, normalizeUserId, relabelDocument, serverOf, sleep } from './util.js';
+import { describeError, h, languageButton, localpart, normalizeUserId, relabelDocument, serverOf, sleep } from './util.js';
 
 /** SYNC_TIMEOUT_MS is the /sync long-poll. */
 const SYNC_TIMEOUT_MS = 30000;
@@ -63,6 +65,8 @@ export class Chat {
     this.language = { done: false, sending: false, failedAt: 0 };
     this.cache = new RoomCache(this.me);
     this.cacheTimer = 0;
+    /** profile: my display name and photo (GET /profile at start). */
+    this.profile = { displayname: '', avatarUrl: '' };
     /** base: the connection status (state, text) before the outbox's overlay. */
     this.base = { state: 'connecting', text: '' };
   }
@@ -93,19 +97,25 @@ export class Chat {
     const logout = h('button', { type: 'button', id: 'logout', class: 'small', text: t('logout') });
     logout.addEventListener('click', () => this.logout());
     const langBtn = languageButton('lang-btn', (l) => this.chooseLanguage(l));
+    // My name and photo; a click edits them.
+    this.meAvatar = h('span', { class: 'avatar-slot' });
+    this.meName = h('span', { class: 'me-name', text: localpart(this.me) });
+    this.meBtn = h('button', { type: 'button', id: 'me', class: 'me-btn', title: this.me, 'aria-haspopup': 'dialog' }, this.meAvatar, this.meName);
+    this.meBtn.addEventListener('click', () => profileDialog(this));
     this.list = new ListPane(this);
     this.roomPane = new RoomPane(this);
     const shell = h('div', { class: 'shell', id: 'chat-app' },
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
         this.badge,
-        h('span', { class: 'me muted', id: 'me', text: this.me }),
+        this.meBtn,
         h('span', { class: 'top-actions' }, langBtn, logout)),
       this.status,
       h('div', { class: 'panes' }, this.list.el, this.roomPane.el, this.incidents.el));
     this.root.replaceChildren(shell);
     this.root.removeAttribute('aria-busy');
     this.renderBadge();
+    this.renderMe();
   }
 
   start() {
@@ -140,6 +150,7 @@ export class Chat {
     window.addEventListener('hashchange', () => this.route(), { signal });
 
     this.showCached(signal);
+    this.loadProfile(signal);
     this.refreshDataCenters();
     this.outbox.run(signal);
     this.api.probe(signal);
@@ -159,6 +170,39 @@ export class Chat {
       }
     } catch {
       // keep the known list; the failover finds a data center that answers
+    }
+  }
+
+  /** loadProfile reads my display name and photo (tried again a few times). */
+  async loadProfile(signal) {
+    for (let i = 0; i < 5 && !signal.aborted; i++) {
+      try {
+        const p = await this.api.profile(this.me);
+        this.setProfile({ displayname: String(p.displayname || ''), avatarUrl: String(p.avatar_url || '') });
+        return;
+      } catch (e) {
+        if (e && e.errcode === 'M_NOT_FOUND') return;
+        await sleep(3000, signal).catch(() => {});
+      }
+    }
+  }
+
+  /** setProfile records my profile (loaded or just saved) and shows it. */
+  setProfile(p) {
+    this.profile = { displayname: p.displayname || '', avatarUrl: p.avatarUrl || '' };
+    this.renderMe();
+    this.renderRoom();
+  }
+
+  /** renderMe shows my name and photo in the top bar. */
+  renderMe() {
+    const name = this.profile.displayname || localpart(this.me);
+    if (this.meName.textContent !== name) this.meName.textContent = name;
+    this.meBtn.setAttribute('aria-label', t('myProfileLabel', { name }));
+    const sig = avatarSig(name, this.profile.avatarUrl);
+    if (this.meAvatar.dataset.sig !== sig) {
+      this.meAvatar.dataset.sig = sig;
+      this.meAvatar.replaceChildren(avatarEl(this.media, name, this.profile.avatarUrl, 'avatar-xs'));
     }
   }
 
@@ -369,7 +413,10 @@ export class Chat {
   /**
    * relabel builds the views again in the UI language, keeping what they
    * show: the open room with the text being typed, the reply or edit under
-   * way and the searches.
+   * way, the searches, and the chat's settings and members if they are
+   * open (with what is being typed there). The top bar's name and photo
+   * are drawn again by buildShell; my profile's dialog, if open, stays
+   * as it is (it saves through setProfile, which draws the new top bar).
    */
   relabel() {
     relabelDocument();
@@ -377,7 +424,9 @@ export class Chat {
     const keep = {
       draft: old.input.value, replyTo: old.replyTo, editing: old.editing,
       listTerm: this.list.search.term, roomTerm: old.search.term, roomSearch: !old.searchBar.hidden,
+      settings: old.settings ? old.settings.carry() : null,
     };
+    old.settings?.dismiss();
     this.incidents.rebuild();
     this.buildShell();
     this.route(true);
@@ -391,6 +440,10 @@ export class Chat {
         pane.openSearch();
         pane.search.input.value = keep.roomTerm;
         if (keep.roomTerm) pane.search.run(keep.roomTerm);
+      }
+      if (keep.settings) {
+        pane.openSettings();
+        pane.settings?.restore(keep.settings);
       }
     }
     if (keep.listTerm) {
@@ -449,7 +502,8 @@ export class Chat {
     const id = m ? decodeURIComponent(m[1]) : null;
     const room = id ? this.model.rooms.get(id) : null;
     if (id && !room && !this.ready) return; // not known yet; route again after the first sync
-    const shown = room && room.membership === 'join' ? room : null;
+    // A room I was removed from stays readable until I delete it from the list.
+    const shown = room && (room.membership === 'join' || room.membership === 'leave') ? room : null;
     this.currentRoomId = shown ? shown.id : null;
     document.body.classList.toggle('in-room', !!shown);
     this.roomPane.show(shown);
@@ -472,7 +526,7 @@ export class Chat {
   /** markRead sends a read receipt for the newest message of the open room. */
   async markRead() {
     const room = this.currentRoomId && this.model.rooms.get(this.currentRoomId);
-    if (!room || !this.pageVisible()) return;
+    if (!room || room.membership !== 'join' || !this.pageVisible()) return;
     const ev = room.latestFromOthers(this.me);
     if (!ev) return;
     const mine = room.receipts.get(this.me);
@@ -592,7 +646,9 @@ export class Chat {
    * room shows it deleted at once; /sync brings the redaction to everyone.
    */
   async deleteMessage(room, ev) {
-    if (!(await confirmDialog('dlg-delete', t('deleteConfirm'), t('deleteMessage'), true))) return;
+    const own = ev.sender === this.me;
+    const question = own ? t('deleteConfirm') : t('deleteOthersConfirm', { user: room.displayName(ev.sender) });
+    if (!(await confirmDialog('dlg-delete', question, own ? t('deleteMessage') : t('deleteOthers'), true))) return;
     this.roomPane.composerError.textContent = '';
     try {
       const res = await this.api.redact(room.id, ev.event_id, newTxnId());
@@ -600,8 +656,19 @@ export class Chat {
       this.renderRoom();
       this.list.update();
     } catch (e) {
-      this.roomPane.composerError.textContent = describeError(e);
+      this.roomPane.composerError.textContent = describeError(e, 'redact');
     }
+  }
+
+  /** forget deletes a room I was removed from from my list (POST /forget). */
+  async forget(roomId) {
+    try {
+      await this.api.forget(roomId);
+    } catch {
+      // gone from this page anyway; an initial /sync does not list it either
+    }
+    this.model.rooms.delete(roomId);
+    this.openRoom(null);
   }
 
   /**

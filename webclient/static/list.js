@@ -1,5 +1,6 @@
 // The chat list (sorted by the latest message, with unread badges and the
 // last message) and the dialogs that start chats.
+import { avatarEl, avatarSig, initialOf } from './avatar.js';
 import { fmtListTime, t } from './i18n.js';
 import { SearchView } from './search.js';
 import { describeError, h, localpart, reconcile } from './util.js';
@@ -33,14 +34,20 @@ export function notice(room, ev, me) {
       return byMe ? t('createdMe') : t('created', { user: name(ev.sender) });
     case 'm.room.name':
       return byMe ? t('renamedMe', { name: c.name || '' }) : t('renamed', { user: name(ev.sender), name: c.name || '' });
+    case 'm.room.topic':
+      return byMe ? t('topicMe', { topic: c.topic || '' }) : t('topicSet', { user: name(ev.sender), topic: c.topic || '' });
     case 'm.room.member': {
       const target = ev.state_key;
       const targetName = c.displayname || name(target);
-      const removed = () => {
-        if (byMe) return t('kickedMe', { target: name(target) });
-        if (target === me) return t('kickedYou', { user: name(ev.sender) });
-        return t('kicked', { user: name(ev.sender), target: name(target) });
+      const why = (text) => (typeof c.reason === 'string' && c.reason.trim() ? t('withReason', { text, reason: c.reason.trim() }) : text);
+      // acted is the sentence of key for one member acting on another:
+      // key+"Me" when I acted, key+"You" when it was done to me.
+      const acted = (key) => {
+        if (byMe) return why(t(key + 'Me', { target: name(target) }));
+        if (target === me) return why(t(key + 'You', { user: name(ev.sender) }));
+        return why(t(key, { user: name(ev.sender), target: name(target) }));
       };
+      const prev = ev.unsigned && ev.unsigned.prev_content && ev.unsigned.prev_content.membership;
       switch (c.membership) {
         case 'join':
           return target === me ? t('joinedMe') : t('joined', { user: targetName });
@@ -49,10 +56,15 @@ export function notice(room, ev, me) {
           if (target === me) return t('invitedMe', { user: name(ev.sender) });
           return t('invitedUser', { user: name(ev.sender), target: targetName });
         case 'leave':
-          if (ev.sender === target) return target === me ? t('leftMe') : t('left', { user: name(target) });
-          return removed();
+          if (ev.sender === target) {
+            if (prev === 'invite') return target === me ? t('declinedMe') : t('declined', { user: name(target) });
+            return target === me ? t('leftMe') : t('left', { user: name(target) });
+          }
+          if (prev === 'ban') return acted('unbanned');
+          if (prev === 'invite') return acted('uninvited');
+          return acted('kicked');
         case 'ban':
-          return removed();
+          return acted('banned');
       }
     }
   }
@@ -126,8 +138,13 @@ export function confirmDialog(id, text, okText, danger = false) {
 
 function avatar(name, notices = false) {
   if (notices) return h('span', { class: 'avatar notices', 'aria-hidden': 'true', text: '!' });
-  const ch = Array.from(String(name || '?').replace(/^@/, ''))[0] || '?';
-  return h('span', { class: 'avatar', 'aria-hidden': 'true', text: ch.toUpperCase() });
+  return h('span', { class: 'avatar', 'aria-hidden': 'true', text: initialOf(name) });
+}
+
+/** peerOf is the other person of a 1:1 chat ("" for a group). */
+function peerOf(room, me) {
+  if (!room.isDirect(me)) return '';
+  return room.activeMembers().find((u) => u !== me) || '';
 }
 
 /** ListPane is the left column. chat is the controller (chat.js). */
@@ -206,9 +223,11 @@ export class ListPane {
     btn.classList.toggle('notices-room', notices);
     btn.querySelector('.chat-name').textContent = title;
     const slot = btn.querySelector('.avatar-slot');
-    const letter = (notices ? 'n:' : 'r:') + title;
+    // A 1:1 chat shows the other person's photo; a group its initial.
+    const peer = notices ? '' : peerOf(room, me);
+    const letter = notices ? 'n:' : peer ? 'p:' + avatarSig(title, room.avatarOf(peer)) : 'r:' + initialOf(title);
     if (slot.dataset.letter !== letter) {
-      slot.replaceChildren(avatar(title, notices));
+      slot.replaceChildren(peer ? avatarEl(this.chat.media, title, room.avatarOf(peer)) : avatar(title, notices));
       slot.dataset.letter = letter;
     }
     btn.querySelector('.chat-preview').textContent = preview(room, last, me);

@@ -5,8 +5,10 @@
 // messages; deleting one's own messages, replying, reacting and editing
 // one's own text messages (each message's "⋯"); reactions as chips under
 // the message, edited messages with their newest text and a mark.
+import { avatarEl, avatarSig } from './avatar.js';
 import { dayKey, fmtDay, fmtTime, t } from './i18n.js';
 import { confirmDialog, formDialog, notice } from './list.js';
+import { RoomSettings } from './members.js';
 import { imageButton, openLightbox } from './media.js';
 import { isRedacted, replyTarget } from './model.js';
 import { tooLarge } from './outbox.js';
@@ -36,6 +38,12 @@ function snippet(ev) {
   return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line;
 }
 
+/** removedText says who removed me from room, and why if they said. */
+function removedText(room) {
+  const text = t(room.banned ? 'bannedFromChat' : 'removedFromChat', { user: room.displayName(room.removedBy) });
+  return room.removedReason ? t('withReason', { text, reason: room.removedReason }) : text;
+}
+
 export class RoomPane {
   constructor(chat) {
     this.chat = chat;
@@ -46,12 +54,18 @@ export class RoomPane {
     back.addEventListener('click', () => chat.openRoom(null));
     this.title = h('h2', { id: 'room-title' });
     this.members = h('span', { id: 'room-members', class: 'muted' });
+    this.topic = h('span', { id: 'room-topic', class: 'muted room-topic' });
     const invite = h('button', { type: 'button', id: 'invite-btn', class: 'small', text: t('invite') });
     const leave = h('button', { type: 'button', id: 'leave-btn', class: 'small danger', text: t('leave') });
+    const settings = h('button', { type: 'button', id: 'settings-btn', class: 'icon', 'aria-label': t('chatSettingsLabel'), title: t('chatSettingsLabel'), 'aria-haspopup': 'dialog', text: '≡' });
     invite.addEventListener('click', () => this.inviteDialog());
     leave.addEventListener('click', () => this.leave());
+    settings.addEventListener('click', () => this.openSettings());
     this.inviteBtn = invite;
     this.leaveBtn = leave;
+    this.settingsBtn = settings;
+    /** settings: the open settings dialog (members.js), or null. */
+    this.settings = null;
     // Search in this room: a bar under the header; the results take the
     // place of the timeline until one is opened or the search is closed.
     this.searchBtn = h('button', { type: 'button', id: 'room-search-btn', class: 'icon', 'aria-label': t('searchOpen'), title: t('searchOpen'), 'aria-expanded': 'false', 'aria-controls': 'room-search-bar' }, searchIcon());
@@ -73,7 +87,7 @@ export class RoomPane {
       }
     });
     this.header = h('header', { class: 'room-head' }, back,
-      h('div', { class: 'room-titles' }, this.title, this.members), this.searchBtn, invite, leave);
+      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)), this.searchBtn, invite, leave, settings);
 
     this.items = h('div', { class: 'items' });
     this.timeline = h('div', { id: 'timeline', class: 'timeline', role: 'log', 'aria-live': 'off', 'aria-labelledby': 'room-title', tabindex: '0' }, this.items);
@@ -165,7 +179,9 @@ export class RoomPane {
     this.readOnlyText = h('p', { id: 'read-only-text' });
     this.reportBtn = h('button', { type: 'button', id: 'notices-report', class: 'small', hidden: true, text: t('reportDamage') });
     this.reportBtn.addEventListener('click', () => chat.openIncidents());
-    this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn);
+    this.forgetBtn = h('button', { type: 'button', id: 'forget-btn', class: 'small danger', hidden: true, text: t('forgetChat') });
+    this.forgetBtn.addEventListener('click', () => chat.forget(this.room.id));
+    this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn, this.forgetBtn);
 
     this.placeholder = h('div', { id: 'no-room', class: 'no-room muted' }, h('p', { text: t('chooseChat') }));
     this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.searchBar, this.search.results, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
@@ -290,6 +306,7 @@ export class RoomPane {
     this.placeholder.hidden = !!room;
     this.body.hidden = !room;
     if (changed) {
+      this.settings?.dlg.close();
       this.closeSearch();
       this.items.replaceChildren();
       this.stick = true;
@@ -321,18 +338,30 @@ export class RoomPane {
     const me = chat.me;
     this.title.textContent = room.title(me);
     this.members.textContent = t('members', { n: room.joinedCount() });
+    if (this.topic.textContent !== room.topic) this.topic.textContent = room.topic;
+    this.topic.title = room.topic;
+    this.topic.hidden = !room.topic;
     const notices = room.isServerNotice;
-    const readOnly = notices || !room.canSend(me);
+    const removed = room.membership === 'leave';
+    const readOnly = notices || removed || !room.canSend(me);
     this.el.classList.toggle('server-notices', notices);
     this.members.hidden = notices;
     this.inviteBtn.hidden = notices || readOnly;
-    this.leaveBtn.hidden = notices;
+    this.leaveBtn.hidden = notices || removed;
+    this.settingsBtn.hidden = notices || removed;
+    // Search results open in a joined room only (chat.openResult).
+    this.searchBtn.hidden = removed;
+    if (removed && !this.searchBar.hidden) this.closeSearch();
     this.form.hidden = readOnly;
     if (readOnly && this.replyTo) this.setReply(null);
     if (readOnly && this.editing) this.setEdit(null);
     this.readOnly.hidden = !readOnly;
-    this.readOnlyText.textContent = notices ? t('noticesReadOnly') : t('cannotSend');
+    this.readOnlyText.textContent = notices ? t('noticesReadOnly')
+      : removed ? removedText(room) : t('cannotSend');
+    this.readOnly.classList.toggle('removed', removed);
     this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
+    this.forgetBtn.hidden = !removed;
+    this.settings?.update();
 
     const el = this.timeline;
     const follow = this.stick || this.atBottom();
@@ -363,7 +392,15 @@ export class RoomPane {
       addDay(ev.origin_server_ts);
       if (ev.type !== 'm.room.message') {
         prevSender = '';
-        items.push({ key: ev.event_id, create: () => h('div', { class: 'notice-row', dataset: { eventId: ev.event_id } }, h('span', { text: notice(room, ev, me) })) });
+        items.push({
+          key: ev.event_id,
+          create: () => h('div', { class: 'notice-row', dataset: { eventId: ev.event_id } }, h('span')),
+          update: (row) => {
+            // Names change with the members' profiles.
+            const text = notice(room, ev, me);
+            if (row.firstChild.textContent !== text) row.firstChild.textContent = text;
+          },
+        });
         continue;
       }
       const showSender = ev.sender !== me && ev.sender !== prevSender;
@@ -467,6 +504,7 @@ export class RoomPane {
     const actions = h('div', { class: 'msg-actions', hidden: true });
     more.addEventListener('click', () => this.toggleActions(room, ev, more, actions));
     return h('div', { class: `row ${mine ? 'mine' : 'theirs'}${kind}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
+      mine ? null : h('span', { class: 'msg-avatar avatar-slot', hidden: true }),
       h('span', { class: 'sender', hidden: true, text: room.displayName(ev.sender) }),
       h('div', { class: 'line' },
         h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
@@ -478,13 +516,18 @@ export class RoomPane {
       actions);
   }
 
-  /** canReply: messages of a room the user may write in; canDelete: their own. */
+  /**
+   * messageActions: reply and react in a room the user may write in;
+   * delete their own messages, and others' when their power level reaches
+   * the room's redact level (an admin); edit their own text messages.
+   */
   messageActions(room, ev) {
     const me = this.chat.me;
     const c = ev.content || {};
-    if (isRedacted(ev) || room.isServerNotice || !c.msgtype) return { reply: false, del: false, react: false, edit: false };
+    if (isRedacted(ev) || room.isServerNotice || !c.msgtype || room.membership !== 'join') return { reply: false, del: false, react: false, edit: false };
     const send = room.canSend(me);
-    return { reply: send, del: ev.sender === me, react: send, edit: send && ev.sender === me && (c.msgtype === 'm.text' || c.msgtype === 'm.emote') };
+    const del = ev.sender === me || room.canRedactOthers(me);
+    return { reply: send, del, react: send, edit: send && ev.sender === me && (c.msgtype === 'm.text' || c.msgtype === 'm.emote') };
   }
 
   /** toggleActions opens (or closes) the actions under a message. */
@@ -503,7 +546,7 @@ export class RoomPane {
       more.setAttribute('aria-expanded', 'false');
     };
     const reply = can.reply ? h('button', { type: 'button', class: 'small msg-reply', text: t('reply') }) : null;
-    const del = can.del ? h('button', { type: 'button', class: 'small danger msg-delete', text: t('deleteMessage') }) : null;
+    const del = can.del ? h('button', { type: 'button', class: 'small danger msg-delete', text: ev.sender === this.chat.me ? t('deleteMessage') : t('deleteOthers') }) : null;
     const edit = can.edit ? h('button', { type: 'button', class: 'small msg-edit', text: t('editMessage') }) : null;
     edit?.addEventListener('click', () => {
       close();
@@ -566,10 +609,22 @@ export class RoomPane {
   }
 
   updateMessage(row, room, ev, showSender, rel) {
-    const sender = row.firstElementChild;
+    const sender = row.querySelector('.sender');
     showSender = showSender && !room.isServerNotice; // the room's name says who writes
     sender.hidden = !showSender;
-    if (showSender) sender.textContent = room.displayName(ev.sender);
+    const name = room.displayName(ev.sender);
+    if (showSender && sender.textContent !== name) sender.textContent = name;
+    // The sender's photo (or initial) at the first of their messages in a row.
+    const slot = row.querySelector('.msg-avatar');
+    if (slot) {
+      slot.hidden = !showSender;
+      row.classList.toggle('with-avatar', !room.isServerNotice);
+      const sig = avatarSig(name, room.avatarOf(ev.sender));
+      if (showSender && slot.dataset.sig !== sig) {
+        slot.dataset.sig = sig;
+        slot.replaceChildren(avatarEl(this.chat.media, name, room.avatarOf(ev.sender), 'avatar-sm'));
+      }
+    }
     const bubble = row.querySelector('.bubble');
     if (isRedacted(ev) && row.dataset.redacted !== 'true') {
       // Deleted, here or live by someone else: the content goes away.
@@ -646,6 +701,19 @@ export class RoomPane {
     row.querySelector('.retry').hidden = !!it.permanent;
     const quote = row.querySelector('.reply-quote');
     if (quote && this.room) this.updateQuote(quote, this.room);
+  }
+
+  /** openSettings opens the chat's settings and members (members.js). */
+  openSettings() {
+    const room = this.room;
+    if (!room || room.membership !== 'join') return;
+    this.settings?.dlg.close();
+    const s = new RoomSettings(this.chat, room);
+    s.onClose = () => {
+      if (this.settings === s) this.settings = null;
+      this.settingsBtn.focus();
+    };
+    this.settings = s;
   }
 
   inviteDialog() {

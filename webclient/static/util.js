@@ -177,6 +177,9 @@ export function describeError(err, ctx = '', vars = {}) {
     case 'M_FORBIDDEN':
       if (ctx === 'login') return t('errWrongPassword');
       if (ctx === 'register') return t('errRegistrationDisabled');
+      if (ctx === 'kick') return t('errKickForbidden', { user: vars.user || '', msg: err.message });
+      if (ctx === 'settings') return t('errSettingsForbidden', { msg: err.message });
+      if (ctx === 'redact') return t('errRedactForbidden', { msg: err.message });
       return t('errForbidden', { msg: err.message });
     case 'M_USER_IN_USE':
       return t('errUserTaken');
