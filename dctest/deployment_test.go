@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,8 +106,8 @@ func (d *deployment) drillArgs(scenario string, extra ...string) []string {
 }
 
 // TestDrillOnDeployment drills a deployment through the nodes' admin fault
-// endpoint: dc-isolate and slow-link run and keep RPO 0; the fault really
-// happens (the isolated node stops being ready; both ends of the slowed
+// endpoint: dc-isolate, dc-blackhole and slow-link run and keep RPO 0; the
+// fault really happens (the isolated or blackholed node stops being ready; both ends of the slowed
 // link report it); dc-loss, which needs process control, is refused with a
 // clear reason; and the history is read back by URL.
 func TestDrillOnDeployment(t *testing.T) {
@@ -118,7 +119,7 @@ func TestDrillOnDeployment(t *testing.T) {
 		t.Fatalf("dc-loss on a deployment: want a refusal naming process control, got err=%v:\n%s", err, out)
 	}
 
-	for _, sc := range []string{"dc-isolate", "slow-link"} {
+	for _, sc := range []string{"dc-isolate", "dc-blackhole", "bridge-partition", "slow-link"} {
 		t.Run(sc, func(t *testing.T) {
 			report := filepath.Join(t.TempDir(), "report.json")
 			cmd := exec.Command(planbBinary, d.drillArgs(sc, "--target", "dc3", "--users", "3", "--rooms", "4",
@@ -134,9 +135,17 @@ func TestDrillOnDeployment(t *testing.T) {
 			deadline := time.Now().Add(2 * time.Minute)
 			for sawFault == "" && time.Now().Before(deadline) {
 				switch sc {
-				case "dc-isolate":
+				case "dc-isolate", "dc-blackhole":
 					if getStatus(d.urls[2]+"/ready", "", 503) == nil {
-						sawFault = "dc3 not ready while isolated"
+						sawFault = "dc3 not ready while cut off"
+					}
+				case "bridge-partition":
+					var st3, st1 struct {
+						Cut []string `json:"cut"`
+					}
+					if getJSON(d.urls[2]+"/_planb/admin/v1/faults", d.token, &st3) == nil && slices.Equal(st3.Cut, []string{"dc1"}) &&
+						getJSON(d.urls[0]+"/_planb/admin/v1/faults", d.token, &st1) == nil && slices.Equal(st1.Cut, []string{"dc3"}) {
+						sawFault = "dc3 and dc1 both cut the link between them"
 					}
 				case "slow-link":
 					var st3, st1 struct {
@@ -177,16 +186,18 @@ func TestDrillOnDeployment(t *testing.T) {
 			if !rep.Pass || rep.Missing != 0 || rep.Duplicates != 0 || rep.Acked == 0 || rep.StoredAs == "" {
 				t.Errorf("report: %s", raw)
 			}
-			if sc == "slow-link" && rep.Peer != "dc1" {
+			if (sc == "slow-link" || sc == "bridge-partition") && rep.Peer != "dc1" {
 				t.Errorf("slow-link peer = %q, want dc1 (the data center after dc3)", rep.Peer)
 			}
 			// Healed: no node holds a fault any more.
 			for _, u := range d.urls {
 				var st struct {
-					Isolated bool           `json:"isolated"`
-					Slow     map[string]any `json:"slow"`
+					Isolated   bool           `json:"isolated"`
+					Blackholed bool           `json:"blackholed"`
+					Cut        []string       `json:"cut"`
+					Slow       map[string]any `json:"slow"`
 				}
-				if err := getJSON(u+"/_planb/admin/v1/faults", d.token, &st); err != nil || st.Isolated || len(st.Slow) > 0 {
+				if err := getJSON(u+"/_planb/admin/v1/faults", d.token, &st); err != nil || st.Isolated || st.Blackholed || len(st.Cut) > 0 || len(st.Slow) > 0 {
 					t.Errorf("%s after the drill: %+v, %v", u, st, err)
 				}
 			}

@@ -37,7 +37,10 @@ type delivery struct {
 type receivers struct {
 	mu      sync.Mutex
 	samples []delivery
-	wg      sync.WaitGroup
+	// reads is, per receiver, the drill messages of each room in the
+	// order its /sync returned them (for CheckReads).
+	reads []map[string][]string
+	wg    sync.WaitGroup
 }
 
 func (w *workload) follow(ctx context.Context, n int) *receivers {
@@ -45,6 +48,7 @@ func (w *workload) follow(ctx context.Context, n int) *receivers {
 	filter := `{"room":{"timeline":{"limit":500},"state":{"lazy_load_members":true}},"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]}}`
 	for i := 0; i < n && i < len(w.clients); i++ {
 		cli, self := w.clients[i], w.users[i]
+		r.reads = append(r.reads, map[string][]string{})
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -57,7 +61,7 @@ func (w *workload) follow(ctx context.Context, n int) *receivers {
 				}
 				now := time.Now()
 				if since != "" { // the first sync only gives the starting point
-					r.record(now, self, resp)
+					r.record(now, i, self, resp)
 				}
 				since = resp.NextBatch
 			}
@@ -66,12 +70,18 @@ func (w *workload) follow(ctx context.Context, n int) *receivers {
 	return r
 }
 
-func (r *receivers) record(now time.Time, self id.UserID, resp *mautrix.RespSync) {
+func (r *receivers) record(now time.Time, who int, self id.UserID, resp *mautrix.RespSync) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, room := range resp.Rooms.Join {
+	for roomID, room := range resp.Rooms.Join {
 		for _, ev := range room.Timeline.Events {
-			if ev.Type != event.EventMessage || ev.Sender == self {
+			if ev.Type != event.EventMessage {
+				continue
+			}
+			if _, drill := ev.Content.Raw["org.planb.drill"].(string); drill {
+				r.reads[who][string(roomID)] = append(r.reads[who][string(roomID)], string(ev.ID))
+			}
+			if ev.Sender == self {
 				continue
 			}
 			us, ok := ev.Content.Raw[sentField].(float64)
@@ -82,6 +92,13 @@ func (r *receivers) record(now time.Time, self id.UserID, resp *mautrix.RespSync
 			r.samples = append(r.samples, delivery{sent: sent, took: now.Sub(sent)})
 		}
 	}
+}
+
+// history returns what each receiver read (see reads).
+func (r *receivers) history() []map[string][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reads
 }
 
 // phases splits the samples by the phase the message was sent in.

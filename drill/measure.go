@@ -166,3 +166,71 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// ledElsewhere counts the rooms whose partition was led outside target at
+// the fault (led: partition -> data center), and those of them that went
+// without a write for smooth or longer.
+func ledElsewhere(rooms []Gap, led map[int]string, partitionOf func(string) int, target string, smooth time.Duration) (n, interrupted int) {
+	for _, g := range rooms {
+		if dc, ok := led[partitionOf(g.Key)]; ok && dc != target {
+			n++
+			if g.Longest >= smooth {
+				interrupted++
+			}
+		}
+	}
+	return n, interrupted
+}
+
+// Reads is what CheckReads finds in what clients read through /sync during
+// the drill, against the history read back at the end.
+type Reads struct {
+	// Checked counts the messages read (first sightings).
+	Checked int
+	// Phantom lists messages a read returned that the final history does
+	// not hold: a write that was never acknowledged and vanished, or one
+	// that was lost after it was seen.
+	Phantom []string
+	// OutOfOrder counts messages a reader saw before one that the final
+	// history puts earlier in the same room.
+	OutOfOrder int
+	// Redelivered counts messages a reader was given again (after a
+	// failover, a /sync may resend what another data center already gave).
+	Redelivered int
+}
+
+// CheckReads compares each reader's per-room sequence of message IDs with
+// final (room -> event IDs in order, as read back from one data center).
+func CheckReads(reads []map[string][]string, final map[string]Stored) Reads {
+	var out Reads
+	phantom := map[string]bool{}
+	for _, rooms := range reads {
+		for room, ids := range rooms {
+			pos := map[string]int{}
+			for i, e := range final[room].EventIDs {
+				pos[e] = i
+			}
+			seen := map[string]bool{}
+			last := -1
+			for _, e := range ids {
+				if seen[e] {
+					out.Redelivered++
+					continue
+				}
+				seen[e] = true
+				out.Checked++
+				p, ok := pos[e]
+				if !ok {
+					phantom[e] = true
+					continue
+				}
+				if p < last {
+					out.OutOfOrder++
+				}
+				last = max(last, p)
+			}
+		}
+	}
+	out.Phantom = sortedKeys(phantom)
+	return out
+}

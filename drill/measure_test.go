@@ -108,3 +108,36 @@ func TestCheck(t *testing.T) {
 		t.Errorf("OrderDiffers = %v, want [r s]", l.OrderDiffers)
 	}
 }
+
+func TestLedElsewhere(t *testing.T) {
+	rooms := []Gap{
+		{Key: "a", Longest: 600 * time.Millisecond}, // partition 0, led by dc2: untouched
+		{Key: "b", Longest: 4 * time.Second},        // partition 1, led by dc2: interrupted
+		{Key: "c", Longest: 7 * time.Second},        // partition 2, led by the target
+		{Key: "d", Longest: 9 * time.Second},        // partition 3, leader unknown
+	}
+	part := map[string]int{"a": 0, "b": 1, "c": 2, "d": 3}
+	led := map[int]string{0: "dc2", 1: "dc2", 2: "dc1"}
+	n, bad := ledElsewhere(rooms, led, func(r string) int { return part[r] }, "dc1", time.Second)
+	if n != 2 || bad != 1 {
+		t.Fatalf("led elsewhere %d, interrupted %d; want 2 and 1", n, bad)
+	}
+	if n, bad := ledElsewhere(rooms, nil, func(r string) int { return part[r] }, "dc1", time.Second); n != 0 || bad != 0 {
+		t.Fatalf("without leaders: %d, %d", n, bad)
+	}
+}
+
+func TestCheckReads(t *testing.T) {
+	final := map[string]Stored{"!r": {EventIDs: []string{"$1", "$2", "$3", "$4"}}}
+	reads := []map[string][]string{
+		{"!r": {"$1", "$2", "$2", "$4"}}, // in order, $2 given twice
+		{"!r": {"$3", "$2", "$9"}},       // $2 after $3; $9 never stored
+	}
+	got := CheckReads(reads, final)
+	if got.Checked != 6 || got.Redelivered != 1 || got.OutOfOrder != 1 || len(got.Phantom) != 1 || got.Phantom[0] != "$9" {
+		t.Fatalf("CheckReads = %+v", got)
+	}
+	if clean := CheckReads(reads[:1], final); clean.OutOfOrder != 0 || len(clean.Phantom) != 0 {
+		t.Fatalf("a clean read: %+v", clean)
+	}
+}

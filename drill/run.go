@@ -60,9 +60,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if sc.pair && c.Target != "" && c.Target == c.Peer {
-		errs = append(errs, errors.New("slow-link needs two different data centers (--target and --peer)"))
+		errs = append(errs, fmt.Errorf("%s needs two different data centers (--target and --peer)", sc.name))
 	}
-	if sc.pair && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
+	if sc.name == ScenarioSlowLink && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
 		errs = append(errs, errors.New("slow-link: latency must be in (0, 5s] and jitter in [0, latency]"))
 	}
 	if c.Users < 2 || c.Users > 200 || c.Rooms < 1 || c.Rooms > 200 {
@@ -103,11 +103,28 @@ type Report struct {
 	Partitions     map[int]float64 `json:"partition_gap_seconds"`
 	Rooms          int             `json:"rooms"`
 	Smooth         int             `json:"rooms_without_interruption"`
-	Missing        int             `json:"rpo_missing_events"`
-	Duplicates     int             `json:"duplicates"`
-	OrderDiffs     int             `json:"rooms_with_different_order"`
-	CatchUp        float64         `json:"catch_up_seconds"`
-	CatchUpOf      string          `json:"catch_up_of"`
+	// LedAtFault is the data center that led each event partition just
+	// before the fault (absent when the cluster status could not be read).
+	LedAtFault map[int]string `json:"partition_leaders_at_fault,omitempty"`
+	// LedElsewhere counts the rooms whose partition was led outside the
+	// target's data center at the fault, and ElsewhereInterrupted those of
+	// them that still went without a write for longer than twice the send
+	// interval: a fault of the target alone should leave them untouched.
+	LedElsewhere         int `json:"rooms_led_elsewhere"`
+	ElsewhereInterrupted int `json:"rooms_led_elsewhere_interrupted"`
+	Missing              int `json:"rpo_missing_events"`
+	Duplicates           int `json:"duplicates"`
+	OrderDiffs           int `json:"rooms_with_different_order"`
+	// ReadsChecked counts the drill messages the /sync readers saw;
+	// PhantomReads those of them the final history does not hold,
+	// ReadsOutOfOrder those seen before a message the history puts
+	// earlier; Redelivered those a reader was given more than once.
+	ReadsChecked    int     `json:"reads_checked"`
+	PhantomReads    int     `json:"phantom_reads"`
+	ReadsOutOfOrder int     `json:"reads_out_of_order"`
+	Redelivered     int     `json:"reads_redelivered"`
+	CatchUp         float64 `json:"catch_up_seconds"`
+	CatchUpOf       string  `json:"catch_up_of"`
 	// Delivery is the latency from send to arrival in another user's
 	// /sync, by the phase the message was sent in: before, during, after.
 	Delivery map[string]Latency `json:"delivery"`
@@ -212,9 +229,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	phase.Store("breaking")
-	rep.Fault = time.Now()
 	f := &faults{t: cfg.Cluster, a: a, cfg: &cfg, limit: limit,
 		say: func(format string, args ...any) { phase.Store(fmt.Sprintf(format, args...)) }}
+	rep.LedAtFault = f.partitionLeaders(ctx)
+	rep.Fault = time.Now()
 	heal, err := f.apply(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("inject %s: %w", cfg.Scenario, err)
@@ -250,6 +268,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rec := Measure(acks, roomNames(w), cfg.partitionOf, rep.Fault, loadStopped, 2*cfg.Interval)
 	rep.ResumedSeconds = rec.AllResumed.Seconds()
 	rep.Smooth = rec.Uninterrupted
+	rep.LedElsewhere, rep.ElsewhereInterrupted = ledElsewhere(rec.Rooms, rep.LedAtFault, cfg.partitionOf, cfg.Target, 2*cfg.Interval)
 	rep.Partitions = map[int]float64{}
 	for p, d := range rec.Partitions {
 		rep.Partitions[p] = d.Seconds()
@@ -260,7 +279,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	phase.Store("waiting for " + cfg.Target + " to catch up")
 	rep.CatchUp, rep.CatchUpOf = <-caught, cfg.Target
 	phase.Store("reading back from every data center")
-	if err := readAndCheck(ctx, w, acks, rep, cfg.Target); err != nil {
+	if err := readAndCheck(ctx, w, acks, recv.history(), rep, cfg.Target); err != nil {
 		return nil, err
 	}
 	judge(rep, rec, cfg.RTOBudget)
@@ -328,7 +347,7 @@ func (w *workload) catchUp(ctx context.Context, name string) <-chan float64 {
 
 // readAndCheck waits until the healed data center has every acknowledged
 // write, then reads every room back from every data center and compares.
-func readAndCheck(ctx context.Context, w *workload, acks []Ack, rep *Report, target string) error {
+func readAndCheck(ctx context.Context, w *workload, acks []Ack, reads []map[string][]string, rep *Report, target string) error {
 	if _, err := w.hasAll(ctx, target, acks, 3*time.Minute); err != nil {
 		return err
 	}
@@ -342,6 +361,8 @@ func readAndCheck(ctx context.Context, w *workload, acks []Ack, rep *Report, tar
 	}
 	loss := Check(acks, all)
 	rep.Missing, rep.Duplicates, rep.OrderDiffs = len(loss.Missing), len(loss.Duplicates), len(loss.OrderDiffers)
+	rd := CheckReads(reads, all[target])
+	rep.ReadsChecked, rep.PhantomReads, rep.ReadsOutOfOrder, rep.Redelivered = rd.Checked, len(rd.Phantom), rd.OutOfOrder, rd.Redelivered
 	return nil
 }
 
@@ -355,6 +376,12 @@ func judge(rep *Report, rec Recovery, budget time.Duration) {
 	}
 	if rep.OrderDiffs > 0 {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d rooms ordered differently between data centers", rep.OrderDiffs))
+	}
+	if rep.PhantomReads > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d messages read through /sync are not in the final history", rep.PhantomReads))
+	}
+	if rep.ReadsOutOfOrder > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d messages read through /sync out of the history's order", rep.ReadsOutOfOrder))
 	}
 	if rec.AllResumed == 0 && len(rec.Rooms) > 0 {
 		rep.Failures = append(rep.Failures, "writes did not resume in every room before the end of the drill")
@@ -400,7 +427,12 @@ func (r *Report) Human(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  longest gap per partition: %s\n", strings.Join(ps, " "))
 	fmt.Fprintf(w, "  rooms without interruption: %d of %d\n", r.Smooth, r.Rooms)
+	if len(r.LedAtFault) > 0 {
+		fmt.Fprintf(w, "  rooms whose partition was led outside %s at the fault: %d, of them interrupted: %d\n", r.Target, r.LedElsewhere, r.ElsewhereInterrupted)
+	}
 	fmt.Fprintf(w, "  RPO: %d acknowledged events missing; duplicates: %d; rooms ordered differently: %d\n", r.Missing, r.Duplicates, r.OrderDiffs)
+	fmt.Fprintf(w, "  reads through /sync: %d messages checked, %d not in the final history, %d out of order, %d given twice\n",
+		r.ReadsChecked, r.PhantomReads, r.ReadsOutOfOrder, r.Redelivered)
 	fmt.Fprintf(w, "  catch-up: %s served every write acknowledged before healing %.1fs after healing\n", r.CatchUpOf, r.CatchUp)
 	fmt.Fprintf(w, "  acknowledged writes: %d; client-visible errors: %v\n", r.Acked, r.Errors)
 	for _, p := range []string{"before", "during", "after"} {

@@ -12,16 +12,19 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/planb-chat/planb/devcluster"
+	"github.com/planb-chat/planb/jetstream"
 )
 
 // Scenarios a drill can run.
 const (
-	ScenarioDCLoss         = "dc-loss"         // SIGKILL the data center, later restart it
-	ScenarioDCFreeze       = "dc-freeze"       // SIGSTOP the data center, later SIGCONT
-	ScenarioDCIsolate      = "dc-isolate"      // cut every link of the data center, later heal
-	ScenarioSlowLink       = "slow-link"       // latency and jitter between two data centers
-	ScenarioRollingRestart = "rolling-restart" // restart every node one by one (SIGTERM, start)
-	ScenarioDrain          = "drain"           // planned evacuation, later undrain
+	ScenarioDCLoss         = "dc-loss"          // SIGKILL the data center, later restart it
+	ScenarioDCFreeze       = "dc-freeze"        // SIGSTOP the data center, later SIGCONT
+	ScenarioDCIsolate      = "dc-isolate"       // cut every link of the data center, later heal
+	ScenarioDCBlackhole    = "dc-blackhole"     // every link of the data center carries nothing but stays open, later heal
+	ScenarioSlowLink       = "slow-link"        // latency and jitter between two data centers
+	ScenarioBridge         = "bridge-partition" // cut the link between two data centers; both still see the others
+	ScenarioRollingRestart = "rolling-restart"  // restart every node one by one (SIGTERM, start)
+	ScenarioDrain          = "drain"            // planned evacuation, later undrain
 )
 
 // scenario describes what a scenario needs from the target.
@@ -38,7 +41,9 @@ var scenarios = []scenario{
 	{name: ScenarioDCLoss, process: true, held: true},
 	{name: ScenarioDCFreeze, process: true, held: true},
 	{name: ScenarioDCIsolate, network: true, held: true},
+	{name: ScenarioDCBlackhole, network: true, held: true},
 	{name: ScenarioSlowLink, network: true, pair: true, held: true},
+	{name: ScenarioBridge, network: true, pair: true, held: true},
 	{name: ScenarioRollingRestart, process: true, all: true},
 	{name: ScenarioDrain, held: true},
 }
@@ -188,31 +193,44 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
 			return "/faults/isolate", map[string]any{"duration_seconds": int(f.limit.Seconds())}
 		})
+	case ScenarioDCBlackhole:
+		if f.t.Dev != nil {
+			return f.devLinks(f.t.Dev.LinksOf(target), func(p *toxiclient.Proxy) error {
+				for _, dir := range []string{"upstream", "downstream"} {
+					if _, err := p.AddToxic("drill-blackhole-"+dir, "timeout", dir, 1, toxiclient.Attributes{"timeout": 0}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, func(p *toxiclient.Proxy) error { return removeToxics(p, "drill-blackhole-") })
+		}
+		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
+			return "/faults/blackhole", map[string]any{"duration_seconds": int(f.limit.Seconds())}
+		})
+	case ScenarioBridge:
+		if f.t.Dev != nil {
+			return f.devLinks(f.linksBetween(target, peer), func(p *toxiclient.Proxy) error { return p.Disable() },
+				func(p *toxiclient.Proxy) error { return p.Enable() })
+		}
+		return f.nodeFaults(ctx, []string{target, peer}, func(dc string) (string, any) {
+			other := peer
+			if dc == peer {
+				other = target
+			}
+			return "/faults/cut", map[string]any{"peer": other, "duration_seconds": int(f.limit.Seconds())}
+		})
 	case ScenarioSlowLink:
 		lat, jit := int(f.cfg.Latency.Milliseconds()), int(f.cfg.Jitter.Milliseconds())
 		if f.t.Dev != nil {
-			var links []string
-			for _, l := range f.t.Dev.Links {
-				if (l.From == target && l.To == peer) || (l.From == peer && l.To == target) {
-					links = append(links, l.Name)
-				}
-			}
 			attrs := toxiclient.Attributes{"latency": lat, "jitter": jit}
-			return f.devLinks(links, func(p *toxiclient.Proxy) error {
+			return f.devLinks(f.linksBetween(target, peer), func(p *toxiclient.Proxy) error {
 				for _, dir := range []string{"upstream", "downstream"} {
 					if _, err := p.AddToxic("drill-slow-"+dir, "latency", dir, 1, attrs); err != nil {
 						return err
 					}
 				}
 				return nil
-			}, func(p *toxiclient.Proxy) error {
-				for _, dir := range []string{"upstream", "downstream"} {
-					if err := p.RemoveToxic("drill-slow-" + dir); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+			}, func(p *toxiclient.Proxy) error { return removeToxics(p, "drill-slow-") })
 		}
 		return f.nodeFaults(ctx, []string{target, peer}, func(dc string) (string, any) {
 			other := peer
@@ -299,6 +317,30 @@ func (f *faults) waitReplicasCurrent(ctx context.Context) error {
 	return fmt.Errorf("replicas not current within 3 minutes: %s", last)
 }
 
+// partitionLeaders returns the data center that leads each event
+// partition, from the admin status; nil when it cannot be read (the report
+// then leaves the comparison out).
+func (f *faults) partitionLeaders(ctx context.Context) map[int]string {
+	var st struct {
+		Streams []struct {
+			Name     string `json:"name"`
+			LeaderDC string `json:"leader_datacenter"`
+		} `json:"streams"`
+	}
+	if err := f.a.Any(ctx, 5*time.Second, "GET", "/status", nil, &st); err != nil {
+		return nil
+	}
+	out := map[int]string{}
+	for p := 0; p < f.cfg.Partitions; p++ {
+		for _, s := range st.Streams {
+			if s.Name == jetstream.EventStream(p) && s.LeaderDC != "" {
+				out[p] = s.LeaderDC
+			}
+		}
+	}
+	return out
+}
+
 // restart starts a dev data center again and waits until it is ready.
 func (f *faults) restart(ctx context.Context, name string) error {
 	if _, err := devcluster.RestartDataCenter(ctx, f.t.Dev, name); err != nil {
@@ -306,6 +348,28 @@ func (f *faults) restart(ctx context.Context, name string) error {
 	}
 	dc, _ := f.t.dataCenter(name)
 	return waitReady(ctx, dc.Nodes[0])
+}
+
+// linksBetween names the dev cluster's links between data centers a and b,
+// both ways.
+func (f *faults) linksBetween(a, b string) []string {
+	var links []string
+	for _, l := range f.t.Dev.Links {
+		if (l.From == a && l.To == b) || (l.From == b && l.To == a) {
+			links = append(links, l.Name)
+		}
+	}
+	return links
+}
+
+// removeToxics removes the toxics prefix+"upstream" and prefix+"downstream".
+func removeToxics(p *toxiclient.Proxy, prefix string) error {
+	for _, dir := range []string{"upstream", "downstream"} {
+		if err := p.RemoveToxic(prefix + dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // devLinks applies do to the named toxiproxy links of a dev cluster and

@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,12 +68,16 @@ type outLink struct {
 
 // State is what the fault endpoint reports.
 type State struct {
-	Enabled  bool                `json:"enabled"`
-	Node     string              `json:"node"`
-	Isolated bool                `json:"isolated"`
-	Slow     map[string]Slowness `json:"slow,omitempty"`
-	HealsAt  *time.Time          `json:"heals_at,omitempty"`
-	Links    []LinkState         `json:"links"`
+	Enabled  bool   `json:"enabled"`
+	Node     string `json:"node"`
+	Isolated bool   `json:"isolated"`
+	// Blackholed: every route stays connected but carries nothing.
+	Blackholed bool `json:"blackholed"`
+	// Cut lists the data centers this node's own routes to are cut.
+	Cut     []string            `json:"cut,omitempty"`
+	Slow    map[string]Slowness `json:"slow,omitempty"`
+	HealsAt *time.Time          `json:"heals_at,omitempty"`
+	Links   []LinkState         `json:"links"`
 }
 
 // Slowness is the latency added to a link, each way.
@@ -180,6 +185,87 @@ func (l *Links) Isolate(d time.Duration) error {
 	return nil
 }
 
+// Cut stops this node's outgoing routes to the data center peer for d.
+// Connections the peer dialled to this node pass through the peer's
+// outgoing proxy, so cutting the link between two nodes takes a Cut at
+// both ends (the drill's bridge-partition does).
+func (l *Links) Cut(peer string, d time.Duration) error {
+	if err := checkDuration(d); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	links, err := l.linksToLocked(peer)
+	if err != nil {
+		return err
+	}
+	for _, o := range links {
+		o.proxy.Stop()
+	}
+	if !slices.Contains(l.state.Cut, peer) {
+		l.state.Cut = append(l.state.Cut, peer)
+	}
+	l.armLocked(d)
+	l.log.Warn("fault injected: the routes this node dials to a peer are cut", "peer", peer, "heals_in", d)
+	return nil
+}
+
+// linksToLocked returns the outgoing links to the data center peer.
+func (l *Links) linksToLocked(peer string) ([]outLink, error) {
+	var links []outLink
+	var names []string
+	for _, o := range l.out {
+		names = append(names, o.peer)
+		if o.peer == peer {
+			links = append(links, o)
+		}
+	}
+	if len(links) == 0 {
+		return nil, planb.InvalidParam("no route to a data center called %q; routes are named %q (name routes NAME=host:port)", peer, names)
+	}
+	return links, nil
+}
+
+// blackholeToxic holds every byte without closing the connection, as a
+// firewall that drops packets or a dead fibre does (no reset): the peers
+// notice only when their pings go unanswered.
+const blackholeToxic = "blackhole"
+
+// Blackhole makes every route of this node, both ways, carry nothing for
+// d, while the connections stay open. Healing closes the held connections
+// (toxiproxy's timeout toxic does), and NATS dials its routes again.
+func (l *Links) Blackhole(d time.Duration) error {
+	if err := checkDuration(d); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.proxiesLocked() {
+		for _, dir := range []string{"upstream", "downstream"} {
+			name := blackholeToxic + "-" + dir
+			_ = p.Toxics.RemoveToxic(context.Background(), name)
+			spec, _ := json.Marshal(map[string]any{"name": name, "type": "timeout", "stream": dir, "toxicity": 1,
+				"attributes": map[string]int{"timeout": 0}})
+			if _, err := p.Toxics.AddToxicJson(bytes.NewReader(spec)); err != nil {
+				return fmt.Errorf("blackhole %s: %w", p.Name, err)
+			}
+		}
+	}
+	l.state.Blackholed = true
+	l.armLocked(d)
+	l.log.Warn("fault injected: every route of this node carries nothing (connections stay open)", "heals_in", d)
+	return nil
+}
+
+// proxiesLocked returns the incoming proxy and every outgoing one.
+func (l *Links) proxiesLocked() []*toxiproxy.Proxy {
+	all := []*toxiproxy.Proxy{l.in}
+	for _, o := range l.out {
+		all = append(all, o.proxy)
+	}
+	return all
+}
+
 // Slow adds latency (with jitter) each way to this node's routes to the
 // data center peer, for d.
 func (l *Links) Slow(peer string, latency, jitter, d time.Duration) error {
@@ -191,16 +277,9 @@ func (l *Links) Slow(peer string, latency, jitter, d time.Duration) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var links []outLink
-	var names []string
-	for _, o := range l.out {
-		names = append(names, o.peer)
-		if o.peer == peer {
-			links = append(links, o)
-		}
-	}
-	if len(links) == 0 {
-		return planb.InvalidParam("no route to a data center called %q; routes are named %q (name routes NAME=host:port)", peer, names)
+	links, err := l.linksToLocked(peer)
+	if err != nil {
+		return err
 	}
 	for _, o := range links {
 		for _, dir := range []string{"upstream", "downstream"} {
@@ -249,14 +328,18 @@ func (l *Links) Heal() error {
 		l.healAt = nil
 	}
 	var errs []error
-	for _, o := range l.out {
+	for _, p := range l.proxiesLocked() {
 		for _, dir := range []string{"upstream", "downstream"} {
-			if o.proxy.Toxics.GetToxic("slow-"+dir) != nil {
-				if err := o.proxy.Toxics.RemoveToxic(context.Background(), "slow-"+dir); err != nil {
-					errs = append(errs, err)
+			for _, name := range []string{"slow-" + dir, blackholeToxic + "-" + dir} {
+				if p.Toxics.GetToxic(name) != nil {
+					if err := p.Toxics.RemoveToxic(context.Background(), name); err != nil {
+						errs = append(errs, err)
+					}
 				}
 			}
 		}
+	}
+	for _, o := range l.out {
 		if err := o.proxy.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 			errs = append(errs, fmt.Errorf("reopen route to %s: %w", o.proxy.Upstream, err))
 		}
@@ -264,7 +347,7 @@ func (l *Links) Heal() error {
 	if err := l.in.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 		errs = append(errs, fmt.Errorf("reopen incoming routes on %s: %w", l.in.Listen, err))
 	}
-	was := l.state.Isolated || len(l.state.Slow) > 0
+	was := l.state.Isolated || l.state.Blackholed || len(l.state.Cut) > 0 || len(l.state.Slow) > 0
 	l.state = State{}
 	if was {
 		l.log.Warn("faults healed")
@@ -278,15 +361,12 @@ func (l *Links) Status() State {
 	defer l.mu.Unlock()
 	st := l.state
 	st.Enabled, st.Node = true, l.node
+	st.Cut = slices.Clone(l.state.Cut)
 	st.Slow = map[string]Slowness{}
 	for k, v := range l.state.Slow {
 		st.Slow[k] = v
 	}
-	all := []*toxiproxy.Proxy{l.in}
-	for _, o := range l.out {
-		all = append(all, o.proxy)
-	}
-	for _, p := range all {
+	for _, p := range l.proxiesLocked() {
 		st.Links = append(st.Links, LinkState{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled})
 	}
 	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Name < st.Links[j].Name })

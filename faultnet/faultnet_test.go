@@ -120,6 +120,66 @@ func TestIsolateSlowHeal(t *testing.T) {
 		t.Fatalf("status after heal: %+v", st)
 	}
 
+	// A cut stops the routes this node dials to the peer, not the ones the
+	// peer dials (those pass through the peer's own proxy).
+	if err := l.Cut("dc2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(out); err == nil {
+		t.Fatal("cut: the outgoing route to dc2 still works")
+	}
+	if _, err := roundTrip(listen); err != nil {
+		t.Fatalf("cut: the incoming route must still work: %v", err)
+	}
+	if st := l.Status(); len(st.Cut) != 1 || st.Cut[0] != "dc2" {
+		t.Fatalf("status: %+v", st)
+	}
+	if err := l.Cut("dc9", time.Minute); err == nil {
+		t.Fatal("cutting a route to an unknown data center must fail")
+	}
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(out); err != nil {
+		t.Fatalf("healed cut: %v", err)
+	}
+
+	// A blackhole keeps a connection made before it open, but nothing
+	// crosses it either way; healing lets new connections through.
+	held, err := net.DialTimeout("tcp", out, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := l.Blackhole(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Status().Blackholed {
+		t.Fatalf("status: %+v", l.Status())
+	}
+	if _, err := held.Write([]byte("held\n")); err != nil {
+		t.Fatalf("write into the blackhole: %v", err)
+	}
+	r := bufio.NewReader(held)
+	_ = held.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("blackholed: data came through")
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("blackholed: the connection must stay open, got %v", err)
+	}
+	if _, err := roundTrip(listen); err == nil {
+		t.Fatal("blackholed: the incoming route still works")
+	}
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(out); err != nil {
+		t.Fatalf("after healing the blackhole: %v", err)
+	}
+	if st := l.Status(); st.Blackholed {
+		t.Fatalf("status after heal: %+v", st)
+	}
+
 	// A fault heals by itself after its duration, even if nobody asks.
 	if err := l.Isolate(time.Second); err != nil {
 		t.Fatal(err)

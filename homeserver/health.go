@@ -65,8 +65,11 @@ func (s *Service) Status() adminapi.Status {
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
 	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
 	fault := s.model.Fault()
-	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil
+	broken := s.engine.BrokenLink()
+	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil && broken == ""
 	switch {
+	case broken != "":
+		out.Reason = "cannot hear " + broken + " although the other data centers do: the rooms led there may be behind here until the link heals"
 	case fault != nil:
 		out.Reason = "this node's read models cannot be written (it retries by itself): " + fault.Error()
 	case behind && out.CaughtUp && out.CanCommit:

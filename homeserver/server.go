@@ -255,17 +255,18 @@ func (s *Service) followPartition(ctx context.Context, p int) error {
 func (s *Service) followReceipts(ctx context.Context) error {
 	b := jetstream.BucketReceipts
 	return s.engine.Follow(ctx, jetstream.BucketStream(b), s.model.Position().Receipts+1, func(m jetstream.RawMsg) error {
-		parts := strings.Split(jetstream.BucketKey(b, m.Subject), ".")
 		var r struct {
-			EventID  string `json:"event_id"`
-			TS       int64  `json:"ts"`
-			ThreadID string `json:"thread_id"`
+			EventID string `json:"event_id"`
+			TS      int64  `json:"ts"`
 		}
-		if len(parts) != 3 || json.Unmarshal(m.Data, &r) != nil {
+		// The key says the thread: a receipt stored before threaded
+		// receipts had keys of their own may carry a thread_id under an
+		// unthreaded key, and is unthreaded, as it was then.
+		room, user, rtype, thread, ok := parseReceiptKey(jetstream.BucketKey(b, m.Subject))
+		if !ok || json.Unmarshal(m.Data, &r) != nil {
 			return s.applyRetrying(ctx, "receipts", func() error { return s.model.SkipReceiptPos(m.Seq) })
 		}
-		room, user, rtype := jetstream.DecodeKeyPart(parts[0]), jetstream.DecodeKeyPart(parts[1]), jetstream.DecodeKeyPart(parts[2])
-		rc := projection.Receipt{EventID: r.EventID, TS: r.TS, ThreadID: r.ThreadID}
+		rc := projection.Receipt{EventID: r.EventID, TS: r.TS, ThreadID: thread}
 		return s.applyRetrying(ctx, "receipts", func() error { return s.model.ApplyReceipt(m.Seq, room, user, rtype, rc) })
 	})
 }

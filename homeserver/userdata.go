@@ -117,11 +117,17 @@ func (s *Service) AccountData(sess Session, userID, roomID, dtype string) (json.
 	return c, nil
 }
 
-// SendReceipt records a receipt (POST /rooms/{roomId}/receipt/{type}/{eventId}).
+// SendReceipt records a receipt (POST /rooms/{roomId}/receipt/{type}/{eventId}):
+// unthreaded when threadID is "", else for the main timeline ("main") or
+// the thread of that root. A threaded receipt must point at an event of
+// its thread (projection.Model.CheckReceiptThread).
 func (s *Service) SendReceipt(ctx context.Context, sess Session, roomID, rtype, eventID, threadID string) error {
 	switch rtype {
 	case "m.read", "m.read.private":
 	case "m.fully_read":
+		if threadID != "" {
+			return planb.InvalidParam("thread_id is not compatible with m.fully_read receipts")
+		}
 		c, _ := json.Marshal(map[string]string{"event_id": eventID})
 		return s.putAccountData(ctx, sess.UserID, roomID, "m.fully_read", c)
 	default:
@@ -133,11 +139,16 @@ func (s *Service) SendReceipt(ctx context.Context, sess Session, roomID, rtype, 
 	if _, err := s.model.Event(sess.UserID, sess.DeviceID, roomID, eventID); err != nil {
 		return planb.NotFound("event %s not found in room %s", eventID, roomID)
 	}
-	if rc, ok := s.model.Receipt(roomID, sess.UserID, rtype); ok && rc.EventID == eventID && rc.ThreadID == threadID {
+	if threadID != "" {
+		if err := s.model.CheckReceiptThread(roomID, eventID, threadID); err != nil {
+			return err
+		}
+	}
+	if rc, ok := s.model.Receipt(roomID, sess.UserID, rtype, threadID); ok && rc.EventID == eventID {
 		return nil // unchanged
 	}
 	b, _ := json.Marshal(map[string]any{"event_id": eventID, "ts": time.Now().UnixMilli(), "thread_id": threadID})
-	rev, err := s.engine.Put(ctx, jetstream.BucketReceipts, jetstream.KeyPart(roomID)+"."+jetstream.KeyPart(sess.UserID)+"."+jetstream.KeyPart(rtype), b)
+	rev, err := s.engine.Put(ctx, jetstream.BucketReceipts, receiptKey(roomID, sess.UserID, rtype, threadID), b)
 	if err != nil {
 		return s.unavailable(err)
 	}
@@ -145,6 +156,33 @@ func (s *Service) SendReceipt(ctx context.Context, sess Session, roomID, rtype, 
 	defer cancel()
 	_ = s.model.WaitFor(wctx, projection.Token{Receipts: rev})
 	return nil
+}
+
+// receiptKey is the receipts bucket's key of a receipt: room.user.type for
+// an unthreaded one, room.user.type.thread for a threaded one, each part
+// encoded. Each key holds one receipt, as the spec keeps one per user,
+// type and thread.
+func receiptKey(roomID, userID, rtype, thread string) string {
+	k := jetstream.KeyPart(roomID) + "." + jetstream.KeyPart(userID) + "." + jetstream.KeyPart(rtype)
+	if thread != "" {
+		k += "." + jetstream.KeyPart(thread)
+	}
+	return k
+}
+
+// parseReceiptKey takes a receiptKey apart; false for a key of no receipt.
+func parseReceiptKey(k string) (roomID, userID, rtype, thread string, ok bool) {
+	parts := strings.Split(k, ".")
+	if len(parts) != 3 && len(parts) != 4 {
+		return "", "", "", "", false
+	}
+	dec := make([]string, 4)
+	for i, p := range parts {
+		if dec[i] = jetstream.DecodeKeyPart(p); dec[i] == "" {
+			return "", "", "", "", false
+		}
+	}
+	return dec[0], dec[1], dec[2], dec[3], true
 }
 
 // SetReadMarkers answers POST /rooms/{roomId}/read_markers.

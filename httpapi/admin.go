@@ -133,6 +133,8 @@ func (a *API) routesDrills() {
 type FaultInjector interface {
 	Status() any
 	Isolate(d time.Duration) error
+	Blackhole(d time.Duration) error
+	Cut(peer string, d time.Duration) error
 	Slow(peer string, latency, jitter, d time.Duration) error
 	Heal() error
 }
@@ -187,6 +189,21 @@ func (a *API) routesFaults() {
 		}
 		writeJSON(w, 200, a.faults.Status())
 	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/faults/blackhole", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req faultReq
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if !enabled(w) {
+			return
+		}
+		if err := a.faults.Blackhole(duration(req)); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
 	a.mux.HandleFunc("POST "+adminPrefix+"/faults/slow", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		var req faultReq
 		if err := decode(r, &req); err != nil {
@@ -202,6 +219,25 @@ func (a *API) routesFaults() {
 		}
 		ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 		if err := a.faults.Slow(req.Peer, ms(req.LatencyMS), ms(req.JitterMS), duration(req)); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		writeJSON(w, 200, a.faults.Status())
+	}))
+	a.mux.HandleFunc("POST "+adminPrefix+"/faults/cut", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		var req faultReq
+		if err := decode(r, &req); err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if req.Peer == "" {
+			writeError(w, a.log, planb.MissingParam("peer (the data center at the other end of the link) is required"))
+			return
+		}
+		if !enabled(w) {
+			return
+		}
+		if err := a.faults.Cut(req.Peer, duration(req)); err != nil {
 			writeError(w, a.log, err)
 			return
 		}

@@ -231,13 +231,18 @@ func (a *API) routesEphemeral() {
 			return
 		}
 		var body struct {
-			ThreadID string `json:"thread_id"`
+			ThreadID json.RawMessage `json:"thread_id"`
 		}
 		if err := decode(r, &body); err != nil {
 			writeError(w, a.log, err)
 			return
 		}
-		if err := a.hs.SendReceipt(r.Context(), s, id, r.PathValue("receiptType"), r.PathValue("eventId"), body.ThreadID); err != nil {
+		thread, err := receiptThread(body.ThreadID)
+		if err != nil {
+			writeError(w, a.log, err)
+			return
+		}
+		if err := a.hs.SendReceipt(r.Context(), s, id, r.PathValue("receiptType"), r.PathValue("eventId"), thread); err != nil {
 			writeError(w, a.log, err)
 			return
 		}
@@ -320,4 +325,17 @@ func (a *API) routesTags() {
 		}
 		writeJSON(w, 200, struct{}{})
 	})
+}
+
+// receiptThread reads a receipt's thread_id: "" when absent (unthreaded),
+// else a non-empty string (M_INVALID_PARAM otherwise, as the spec says).
+func receiptThread(raw json.RawMessage) (string, error) {
+	if raw == nil {
+		return "", nil
+	}
+	var t string
+	if json.Unmarshal(raw, &t) != nil || t == "" {
+		return "", planb.InvalidParam("thread_id field must be a non-empty string")
+	}
+	return t, nil
 }

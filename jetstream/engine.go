@@ -81,6 +81,7 @@ type Engine struct {
 	js    natsjs.JetStream
 	kv    map[string]natsjs.KeyValue // fixed after Start
 	media natsjs.ObjectStore
+	guard *guard // nil unless an embedded clustered server
 }
 
 // Start starts the embedded server (or connects to ExternalURLs), waits
@@ -201,7 +202,25 @@ func (e *Engine) startEmbedded(ctx context.Context) error {
 		return fmt.Errorf("connect in-process: %w", err)
 	}
 	e.nc = nc
+	if len(cfg.Routes) > 0 {
+		if err := e.startGuard(); err != nil {
+			return err
+		}
+	}
 	return e.initJS(ctx)
+}
+
+// startGuard starts the quorum guard (guard.go).
+func (e *Engine) startGuard() error {
+	g := newGuard(e.srv, e.log, e.cfg.NodeName, len(e.cfg.Routes)+1, func(b []byte) error {
+		return e.nc.Publish(aliveSubject, b)
+	})
+	if _, err := e.nc.Subscribe(aliveSubject, func(m *nats.Msg) { g.alive(m.Data) }); err != nil {
+		return fmt.Errorf("subscribe %s: %w", aliveSubject, err)
+	}
+	e.guard = g
+	go g.run()
+	return nil
 }
 
 func (e *Engine) connectExternal() error {
@@ -232,6 +251,9 @@ func (e *Engine) initJS(ctx context.Context) error {
 
 // Close closes the connection and shuts the embedded server down.
 func (e *Engine) Close() {
+	if e.guard != nil {
+		e.guard.close()
+	}
 	if e.nc != nil {
 		e.nc.Close()
 	}
@@ -311,22 +333,35 @@ func (p permanentError) Unwrap() error { return p.error }
 func permanent(err error) error { return permanentError{err} }
 
 // QuorumConnected reports whether this node's embedded server has routes to
-// a majority of the cluster (itself included). known is false for an
+// a majority of the cluster (itself included) and hears it: the quorum
+// guard (guard.go) has not found it cut off. known is false for an
 // external engine or a standalone node, where only commits tell.
 func (e *Engine) QuorumConnected() (ok, known bool) {
 	if e.srv == nil || len(e.cfg.Routes) == 0 {
 		return false, false
 	}
 	size := len(e.cfg.Routes) + 1
-	return e.srv.NumRemotes()+1 >= size/2+1, true
+	ok = e.srv.NumRemotes()+1 >= size/2+1 && (e.guard == nil || !e.guard.cutOff())
+	return ok, true
 }
 
-// CutOff reports whether this node knows it has no routes to a quorum of
+// CutOff reports whether this node knows it is cut off from a quorum of
 // the cluster: it can commit nothing and hears nothing the others commit.
 // An external or standalone engine never knows, and reports false.
 func (e *Engine) CutOff() bool {
 	quorum, known := e.QuorumConnected()
 	return known && !quorum
+}
+
+// BrokenLink returns the node this one cannot hear although other peers
+// still do (one end of a broken link, see guard.go), or "" when there is
+// none or it cannot be told. Such a node can still commit through the
+// others, but what the far node leads reaches it only after healing.
+func (e *Engine) BrokenLink() string {
+	if e.guard == nil {
+		return ""
+	}
+	return e.guard.brokenLink()
 }
 
 // IsStreamLeader reports whether this node's embedded server leads stream,

@@ -162,9 +162,11 @@ func readyHandler(hs *homeserver.Service) http.HandlerFunc {
 // faultInjector adapts faultnet.Links to the HTTP edge.
 type faultInjector struct{ l *faultnet.Links }
 
-func (f faultInjector) Status() any                   { return f.l.Status() }
-func (f faultInjector) Isolate(d time.Duration) error { return f.l.Isolate(d) }
-func (f faultInjector) Heal() error                   { return f.l.Heal() }
+func (f faultInjector) Status() any                            { return f.l.Status() }
+func (f faultInjector) Isolate(d time.Duration) error          { return f.l.Isolate(d) }
+func (f faultInjector) Blackhole(d time.Duration) error        { return f.l.Blackhole(d) }
+func (f faultInjector) Cut(peer string, d time.Duration) error { return f.l.Cut(peer, d) }
+func (f faultInjector) Heal() error                            { return f.l.Heal() }
 func (f faultInjector) Slow(peer string, latency, jitter, d time.Duration) error {
 	return f.l.Slow(peer, latency, jitter, d)
 }

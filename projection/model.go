@@ -96,12 +96,19 @@ type visChange struct {
 	value string
 }
 
-// Receipt is a user's receipt of one type in a room.
+// Receipt is a user's receipt of one type in a room, unthreaded
+// (ThreadID "") or for one thread ("main" or a thread root's ID).
 type Receipt struct {
 	EventID  string
 	TS       int64
 	ThreadID string
 	Pos      uint64 // receipts bucket sequence
+}
+
+// receiptSlot is what one receipt of a user in a room replaces: the
+// spec keeps one event per user, receipt type and thread.
+type receiptSlot struct {
+	rtype, thread string
 }
 
 // Room is the read model of one room. Its timeline is in the store.
@@ -124,8 +131,8 @@ type Room struct {
 	// memberChangedAt is the index of the room's latest membership change.
 	memberChangedAt int
 	vis             []visChange
-	receipts        map[string]map[string]Receipt // user → receipt type → receipt
-	typing          map[string]time.Time          // user → typing until
+	receipts        map[string]map[receiptSlot]Receipt // user → receipt type and thread → receipt
+	typing          map[string]time.Time               // user → typing until
 	typingPos       uint64
 	// redactions counts the events of the room that were redacted, so
 	// that cached unread counts notice.
@@ -198,7 +205,7 @@ type Model struct {
 	openRooms                 map[string]*Room
 
 	// earlyReceipts holds receipts of rooms not applied yet (setReceipt).
-	earlyReceipts map[string]map[string]map[string]Receipt
+	earlyReceipts map[string]map[string]map[receiptSlot]Receipt
 	events        int   // events in all timelines
 	fault         error // why the last write to the store failed; nil after a success
 	closed        bool
@@ -556,7 +563,7 @@ func (r *Room) appendTail(e *Entry) {
 
 func newRoom(id string, p int) *Room {
 	return &Room{ID: id, Partition: p, State: planb.StateMap{}, current: map[planb.StateTuple]*Entry{},
-		members: map[string][]memberChange{}, receipts: map[string]map[string]Receipt{}, typing: map[string]time.Time{}}
+		members: map[string][]memberChange{}, receipts: map[string]map[receiptSlot]Receipt{}, typing: map[string]time.Time{}}
 }
 
 // joinedOrInvited returns the users currently joined to or invited to room.

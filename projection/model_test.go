@@ -58,7 +58,7 @@ func TestUnreadCountsAndReceipts(t *testing.T) {
 	if got := unread(alice); got != (Unread{Notifications: 2}) {
 		t.Errorf("alice after reading %s: %+v, want 2", b1.EventID, got)
 	}
-	if got, ok := w.m.Receipt(r.id, alice, "m.read"); !ok || got.EventID != b1.EventID || got.Pos != 1 {
+	if got, ok := w.m.Receipt(r.id, alice, "m.read", ""); !ok || got.EventID != b1.EventID || got.Pos != 1 {
 		t.Errorf("Receipt = %+v %v", got, ok)
 	}
 
@@ -105,7 +105,7 @@ func TestUnreadCountsAndReceipts(t *testing.T) {
 	// Receipts for unknown rooms and replays are ignored.
 	w.m.ApplyReceipt(4, "!missing:hs", alice, "m.read", Receipt{EventID: b1.EventID})
 	w.m.ApplyReceipt(3, r.id, alice, "m.read", Receipt{EventID: b1.EventID})
-	if got, _ := w.m.Receipt(r.id, alice, "m.read"); got.EventID != mention.EventID {
+	if got, _ := w.m.Receipt(r.id, alice, "m.read", ""); got.EventID != mention.EventID {
 		t.Errorf("a replayed receipt moved alice's read marker back to %s", got.EventID)
 	}
 	if pos := w.m.Position().Receipts; pos != 4 {

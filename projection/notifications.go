@@ -93,7 +93,7 @@ func (m *Model) Notifications(user, device, from string, limit int, onlyHighligh
 				continue
 			}
 			pe := m.pushEvaluator(r, user)
-			readUpto, err := m.readUpto(r, user)
+			marks, err := m.readMarksOf(r, user)
 			if err != nil {
 				return nil, err
 			}
@@ -109,7 +109,15 @@ func (m *Model) Notifications(user, device, from string, limit int, onlyHighligh
 					return scanned < notificationScan, nil
 				}
 				if res := pe.evaluate(e); res.Notify && (!onlyHighlight || res.Highlight) && canSee(user, e) {
-					all = append(all, found{key: k, entry: e, res: res.Actions, read: e.Index <= readUpto})
+					read := e.Index <= marks.upto
+					if !read && len(marks.threads) > 0 {
+						thread, err := m.threadOf(r, e)
+						if err != nil {
+							return false, err
+						}
+						read = marks.read(e.Index, thread)
+					}
+					all = append(all, found{key: k, entry: e, res: res.Actions, read: read})
 					n++
 				}
 				return n <= limit && scanned < notificationScan, nil // one more tells whether a next page exists
@@ -143,22 +151,4 @@ func joinedAt(r *Room, user string) int {
 		}
 	}
 	return at
-}
-
-// readUpto returns the index of the newest event user's read receipts
-// (m.read or m.read.private) point at in r, or -1. Caller holds mu.
-func (m *Model) readUpto(r *Room, user string) (int, error) {
-	upto := -1
-	for _, rtype := range []string{"m.read", "m.read.private"} {
-		if rc, ok := r.receipts[user][rtype]; ok {
-			er, idx, ok, err := m.locateInRoom(r, rc.EventID)
-			if err != nil {
-				return 0, err
-			}
-			if ok && er == r && idx > upto {
-				upto = idx
-			}
-		}
-	}
-	return upto, nil
 }

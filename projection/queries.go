@@ -304,12 +304,13 @@ func (m *Model) AccountData(user, roomID, dtype string) (json.RawMessage, error)
 	return e.content, nil
 }
 
-// Receipt returns user's receipt of rtype in roomID.
-func (m *Model) Receipt(roomID, user, rtype string) (Receipt, bool) {
+// Receipt returns user's receipt of rtype in roomID for thread ("" for
+// the unthreaded one).
+func (m *Model) Receipt(roomID, user, rtype, thread string) (Receipt, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if r := m.rooms[roomID]; r != nil {
-		rc, ok := r.receipts[user][rtype]
+		rc, ok := r.receipts[user][receiptSlot{rtype, thread}]
 		return rc, ok
 	}
 	return Receipt{}, false

@@ -41,7 +41,7 @@ const StoreVersion = "3"
 //	'S' room type stateKey       → idx: the room's current state
 //	'M' room user idx            → membership eventID: membership changes
 //	'V' room idx                 → history visibility changes
-//	'C' room user receiptType    → Receipt (JSON)
+//	'C' room user receiptType [thread] → Receipt (JSON): no thread part when unthreaded
 //	'A' user room type           → pos content: account data ("" room: global)
 //	'F' user room                → eventID: the room was forgotten at this membership
 //	"\x00t", "\x00k"             → applied to-device / device-keys sequence

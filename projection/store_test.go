@@ -352,7 +352,7 @@ func TestReceiptBeforeItsRoom(t *testing.T) {
 	}
 	seen := func(what string) {
 		t.Helper()
-		if rc, ok := w.m.Receipt("!later:hs", bob, "m.read"); !ok || rc.TS != 7 || rc.Pos != 1 {
+		if rc, ok := w.m.Receipt("!later:hs", bob, "m.read", ""); !ok || rc.TS != 7 || rc.Pos != 1 {
 			t.Fatalf("%s: receipt %+v, %v", what, rc, ok)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 // Caller holds mu for writing.
 func (m *Model) load() error {
 	m.rooms, m.users, m.events = map[string]*Room{}, map[string]*User{}, 0
-	m.earlyReceipts = map[string]map[string]map[string]Receipt{}
+	m.earlyReceipts = map[string]map[string]map[receiptSlot]Receipt{}
 	for p := range m.parts {
 		seq, err := getUint(m.db, keyPart(p))
 		if err != nil {
@@ -93,10 +93,17 @@ func (m *Model) load() error {
 	}
 	if err := m.each(kReceipt, func(k *keyReader, v []byte) error {
 		roomID, user, rtype := k.str(), k.str(), k.str()
+		thread := ""
+		if len(k.b) > 0 {
+			thread = k.str() // a threaded receipt
+		}
 		var rc Receipt
 		if err := json.Unmarshal(v, &rc); err != nil || k.err {
 			return fmt.Errorf("receipt of %s in %s: damaged (%v)", user, roomID, err)
 		}
+		// The key says the thread, as the bucket's subject does (a receipt
+		// stored before threads counted may carry a thread_id of its own).
+		rc.ThreadID = thread
 		m.setReceipt(roomID, user, rtype, rc)
 		return nil
 	}); err != nil {

@@ -82,6 +82,14 @@ type Unread struct {
 	Highlights    int `json:"highlight_count"`
 }
 
+// add counts one more notification.
+func (u *Unread) add(highlight bool) {
+	u.Notifications++
+	if highlight {
+		u.Highlights++
+	}
+}
+
 // JoinedRoom is a room in rooms.join.
 type JoinedRoom struct {
 	Summary             *Summary  `json:"summary,omitempty"`
@@ -90,6 +98,10 @@ type JoinedRoom struct {
 	Ephemeral           EventList `json:"ephemeral"`
 	AccountData         EventList `json:"account_data"`
 	UnreadNotifications Unread    `json:"unread_notifications"`
+	// UnreadThreadNotifications is there only when the filter asks for it
+	// (then UnreadNotifications counts the main timeline only), and only
+	// with the threads that have notifications.
+	UnreadThreadNotifications map[string]Unread `json:"unread_thread_notifications,omitempty"`
 }
 
 // InvitedRoom is a room in rooms.invite.
@@ -361,7 +373,13 @@ func (m *Model) joinedRoom(r *Room, req SyncRequest, sincePos int, full bool, rf
 	if !full && len(tl.Events) == 0 && len(state.Events) == 0 && len(jr.Ephemeral.Events) == 0 && len(jr.AccountData.Events) == 0 {
 		return nil, nil
 	}
-	if jr.UnreadNotifications, err = m.unread(r, req.User); err != nil {
+	if rf.Timeline != nil && rf.Timeline.UnreadThreadNotifs {
+		tu, err := m.unreadByThread(r, req.User)
+		if err != nil {
+			return nil, err
+		}
+		jr.UnreadNotifications, jr.UnreadThreadNotifications = tu.Main, tu.Threads
+	} else if jr.UnreadNotifications, err = m.unread(r, req.User); err != nil {
 		return nil, err
 	}
 	jr.Summary = summary(r, req.User)
@@ -369,24 +387,42 @@ func (m *Model) joinedRoom(r *Room, req SyncRequest, sincePos int, full bool, rf
 }
 
 // receiptContent builds m.receipt content with receipts newer than since.
+// A user's receipts of one type for one event can be one only: the
+// unthreaded one wins over threaded ones (MSC4102), whether or not it is
+// newer than since, so that a client never sees the threaded one replace
+// it; of threaded ones, "main" wins, then the lowest thread ID.
 func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]map[string]any {
 	out := map[string]map[string]map[string]any{}
-	for uid, byType := range r.receipts {
-		for rtype, rc := range byType {
-			if rc.Pos <= since || (rtype == "m.read.private" && uid != viewer) {
+	for uid, bySlot := range r.receipts {
+		type shown struct {
+			rtype, eventID string
+		}
+		best := map[shown]receiptSlot{}
+		for slot, rc := range bySlot {
+			if slot.rtype == "m.read.private" && uid != viewer {
+				continue
+			}
+			k := shown{slot.rtype, rc.EventID}
+			if cur, ok := best[k]; !ok || threadBefore(slot.thread, cur.thread) {
+				best[k] = slot
+			}
+		}
+		for k, slot := range best {
+			rc := bySlot[slot]
+			if rc.Pos <= since {
 				continue
 			}
 			if out[rc.EventID] == nil {
 				out[rc.EventID] = map[string]map[string]any{}
 			}
-			if out[rc.EventID][rtype] == nil {
-				out[rc.EventID][rtype] = map[string]any{}
+			if out[rc.EventID][k.rtype] == nil {
+				out[rc.EventID][k.rtype] = map[string]any{}
 			}
 			v := map[string]any{"ts": rc.TS}
-			if rc.ThreadID != "" {
-				v["thread_id"] = rc.ThreadID
+			if slot.thread != "" {
+				v["thread_id"] = slot.thread
 			}
-			out[rc.EventID][rtype][uid] = v
+			out[rc.EventID][k.rtype][uid] = v
 		}
 	}
 	if len(out) == 0 {
@@ -395,70 +431,128 @@ func receiptContent(r *Room, viewer string, since uint64) map[string]map[string]
 	return out
 }
 
-// unread counts the events after the user's read receipt that their push
-// rules say notify (and highlight). The count is cached per user and room
-// and continued from where it stopped: counting the whole timeline since
-// the user joined on every /sync was half of a node's CPU under load (see
-// docs/benchmarks.md). Each event is so evaluated once, against the room
-// as it was when first counted; a change of the user's rules or display
-// name, a new receipt or a redaction counts again.
-func (m *Model) unread(r *Room, user string) (Unread, error) {
-	// What the count depends on, compared cheaply: the join, the receipts'
-	// event IDs, the rules, the user's member event (display name) and
-	// the room's redactions.
-	joined := joinedAt(r, user)
-	var receipts [2]string
-	for i, rtype := range []string{"m.read", "m.read.private"} {
-		receipts[i] = r.receipts[user][rtype].EventID
+// threadBefore orders the threads of receipts for the same event: the
+// unthreaded one first, then the main timeline, then by ID.
+func threadBefore(a, b string) bool {
+	rank := func(t string) int {
+		switch t {
+		case "":
+			return 0
+		case ThreadMain:
+			return 1
+		}
+		return 2
 	}
+	if rank(a) != rank(b) {
+		return rank(a) < rank(b)
+	}
+	return a < b
+}
+
+// unread counts the events after the user's read receipts that their
+// push rules say notify (and highlight), over all threads. The count is
+// cached per user and room and continued from where it stopped: counting
+// the whole timeline since the user joined on every /sync was half of a
+// node's CPU under load (see docs/benchmarks.md). Each event is so
+// evaluated once, against the room as it was when first counted; a change
+// of the user's rules or display name, a new receipt or a redaction counts
+// again.
+func (m *Model) unread(r *Room, user string) (Unread, error) {
+	c, err := m.countUnread(r, user, false)
+	return c.total, err
+}
+
+// unreadByThread is unread with the main timeline and each thread apart.
+func (m *Model) unreadByThread(r *Room, user string) (ThreadUnread, error) {
+	c, err := m.countUnread(r, user, true)
+	return ThreadUnread{Main: c.main, Threads: c.threads}, err
+}
+
+// countUnread brings user's cached count in r up to date and returns a
+// copy of it, with the per-thread map only when threads. Caller holds mu.
+func (m *Model) countUnread(r *Room, user string, threads bool) (unreadCount, error) {
+	// What the count depends on, compared cheaply: the join, the
+	// receipts, the rules, the user's member event (display name) and the
+	// room's redactions.
+	joined := joinedAt(r, user)
+	receipts := receiptStampOf(r, user)
 	rules := m.pushRules(user)
 	me := r.current[planb.StateTuple{Type: planb.TypeMember, StateKey: user}]
 	r.unreadMu.Lock()
 	defer r.unreadMu.Unlock()
 	c := r.unread[user]
 	if c == nil || c.joined != joined || c.receipts != receipts || c.rules != rules || c.me != me || c.redactions != r.redactions {
-		read, err := m.readUpto(r, user)
+		marks, err := m.readMarksOf(r, user)
 		if err != nil {
-			return Unread{}, err
+			return unreadCount{}, err
 		}
-		start := max(joined, read)
 		if r.unread == nil {
 			r.unread = map[string]*unreadCount{}
 		}
-		c = &unreadCount{joined: joined, receipts: receipts, rules: rules, me: me, redactions: r.redactions, upto: start + 1}
+		// Before the unthreaded receipt everything is read; after it, each
+		// event is read when its thread's receipt is past it.
+		c = &unreadCount{joined: joined, receipts: receipts, rules: rules, me: me, redactions: r.redactions,
+			upto: max(joined, marks.upto) + 1, marks: marks}
 		r.unread[user] = c
 	}
-	if c.upto >= r.Count {
-		return c.u, nil
-	}
-	pe := m.pushEvaluatorWith(r, user, rules)
-	err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
-		if res := pe.evaluate(e); res.Notify {
-			c.u.Notifications++
-			if res.Highlight {
-				c.u.Highlights++
+	if c.upto < r.Count {
+		pe := m.pushEvaluatorWith(r, user, rules)
+		err := m.scan(r, c.upto, false, func(e *Entry) (bool, error) {
+			res := pe.evaluate(e)
+			if !res.Notify {
+				return true, nil
 			}
+			thread, err := m.threadOf(r, e)
+			if err != nil {
+				return false, err
+			}
+			if c.marks.read(e.Index, thread) {
+				return true, nil
+			}
+			c.total.add(res.Highlight)
+			if thread == "" {
+				c.main.add(res.Highlight)
+				return true, nil
+			}
+			if c.threads == nil {
+				c.threads = map[string]Unread{}
+			}
+			t := c.threads[thread]
+			t.add(res.Highlight)
+			c.threads[thread] = t
+			return true, nil
+		})
+		if err != nil {
+			delete(r.unread, user) // counted in part: count again next time
+			return unreadCount{}, err
 		}
-		return true, nil
-	})
-	if err != nil {
-		delete(r.unread, user) // counted in part: count again next time
-		return Unread{}, err
+		c.upto = max(c.upto, r.Count)
 	}
-	c.upto = max(c.upto, r.Count)
-	return c.u, nil
+	out := *c
+	out.threads = nil
+	if threads && len(c.threads) > 0 {
+		out.threads = make(map[string]Unread, len(c.threads))
+		for k, v := range c.threads {
+			out.threads[k] = v
+		}
+	}
+	return out, nil
 }
 
 // unreadCount is a user's unread count in one room, valid while what it
 // depends on stays the same; events from upto on are not counted yet.
 type unreadCount struct {
 	joined     int
-	receipts   [2]string
+	receipts   receiptStamp
 	rules      *pushrules.Compiled
 	me         *Entry
 	redactions int
+	marks      readMarks
 	upto       int
-	u          Unread
+	// total is over the whole room, main over the main timeline (thread
+	// roots included), threads per thread root.
+	total, main Unread
+	threads     map[string]Unread
 }
 
 // summary returns the room summary for user.

@@ -12,7 +12,8 @@ import (
 // from the room log.
 
 // ApplyReceipt records a receipt stored at sequence pos of the receipts
-// bucket.
+// bucket. It replaces the user's receipt of the same type and thread
+// (r.ThreadID: "" unthreaded, "main" or a thread root's ID).
 func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -22,7 +23,7 @@ func (m *Model) ApplyReceipt(pos uint64, roomID, userID, rtype string, r Receipt
 		return err
 	}
 	ok, err := m.applyAt(&m.receiptPos, keyReceipts, pos, func(b *pebble.Batch) {
-		b.Set(key(kReceipt, roomID, userID, rtype), raw, nil)
+		b.Set(receiptKey(roomID, userID, rtype, r.ThreadID), raw, nil)
 	})
 	if !ok {
 		return err
@@ -48,14 +49,24 @@ func (m *Model) setReceipt(roomID, userID, rtype string, r Receipt) *Room {
 	if room != nil {
 		receipts = room.receipts
 	} else if receipts == nil {
-		receipts = map[string]map[string]Receipt{}
+		receipts = map[string]map[receiptSlot]Receipt{}
 		m.earlyReceipts[roomID] = receipts
 	}
 	if receipts[userID] == nil {
-		receipts[userID] = map[string]Receipt{}
+		receipts[userID] = map[receiptSlot]Receipt{}
 	}
-	receipts[userID][rtype] = r
+	receipts[userID][receiptSlot{rtype, r.ThreadID}] = r
 	return room
+}
+
+// receiptKey is the store key of a receipt: an unthreaded one's key has
+// no thread part, so stores written before threaded receipts read the same.
+func receiptKey(roomID, userID, rtype, thread string) []byte {
+	k := key(kReceipt, roomID, userID, rtype)
+	if thread != "" {
+		k = appendStr(k, thread)
+	}
+	return k
 }
 
 // SkipReceiptPos moves the receipts position past a record that carried no

@@ -56,10 +56,9 @@ func TestBrowserMedia(t *testing.T) {
 
 	ownPhoto(t, alice, bob, roomID)
 	files(t, alice, bob)
-	if os.Getenv("PLANB_SCREENSHOT") == "1" { // for a look: the photo, the file chips, the bell
-		saveScreenshot(t, alice, "")
-		saveScreenshot(t, bob, "")
-	}
+	// For a look (PLANB_SCREENSHOT=1): the photo, the file chips, the bell.
+	shot(t, alice, "")
+	shot(t, bob, "")
 	notifications(t, alice, bob, dc2.URL, roomID)
 
 	// Bob's page in Korean: the limit is refused in Korean too.

@@ -38,8 +38,10 @@ func reactions(alice, bob *page) {
 	bob.send(text)
 	alice.waitJS("alice gets bob's message", uiTimeout, hasMessage(text, "theirs", 1))
 	openActions(alice, text)
-	if s := alice.str(`[...` + rowOf(text) + `.querySelectorAll('.msg-actions > button')].map((b) => b.textContent).join(',')`); s != "답장" {
-		alice.fail("alice is offered %q on bob's message, want only 답장 (and reactions)", s)
+	// Alice made the group, so she is its admin and may delete bob's
+	// message; she may not edit it.
+	if s := alice.str(`[...` + rowOf(text) + `.querySelectorAll('.msg-actions > button')].map((b) => b.textContent).join(',')`); s != "답장,삭제(관리자)" {
+		alice.fail("alice is offered %q on bob's message, want 답장 and the admin's 삭제 (and reactions)", s)
 	}
 	if s := alice.str(`[...` + rowOf(text) + `.querySelectorAll('.msg-actions .msg-react')].map((b) => b.textContent).join('')`); s != "👍❤️😂😮😢🙏" {
 		alice.fail("quick reactions %q", s)

@@ -13,12 +13,19 @@
 //	           localStorage and sent until a data center acknowledges them
 //	model.js   rooms from /sync and /messages; who has read what (receipts)
 //	chat.js    the /sync loop, status line, receipts, typing, room actions
-//	           (deleting a message is a redaction)
+//	           (deleting a message is a redaction; an admin's of anyone's)
 //	list.js    chat list and dialogs; room.js the conversation and composer:
-//	           links (util.js linkify), replies, the ⋯ menu of each message
+//	           links (util.js linkify), replies; msgmenu.js the ⋯ menu of
+//	           each message and its reaction chips
 //	incidents.js  "Report damage": the outages that affected the user, what
 //	           the published rule pays, and damage reports (idempotent txnId)
-//	auth.js    sign up / log in; i18n.js Korean and English
+//	members.js a chat's settings (name, topic) and members: power marks,
+//	           removing a member (kick), offered only where power levels allow
+//	profile.js my display name and photo; avatar.js photos or initials
+//	search.js  message search (POST /search) in one room or all, the
+//	           matched words marked, more pages through next_batch
+//	auth.js    sign up / log in; i18n.js Korean and English (the top bar's
+//	           switch, kept in the account data)
 //	media.js   photos and files: authenticated downloads through the
 //	           failover (retried when they fail), file chips, the server's
 //	           upload limit checked before an upload

@@ -520,6 +520,24 @@ export class Api extends EventTarget {
     return this.request('GET', Api.v3(`/rooms/${encodeURIComponent(roomId)}/messages`), { query: { from, dir: 'b', limit } });
   }
 
+  /**
+   * search finds the messages with the words of term (POST /search,
+   * category room_events, newest first): in roomId only, or in every room
+   * when roomId is empty; nextBatch continues a previous page. It returns
+   * the category's {count, highlights, results, next_batch}. A search only
+   * reads, so it may be sent again to another data center.
+   */
+  async search(term, { roomId = '', nextBatch = '', limit = 0, signal } = {}) {
+    const filter = {};
+    if (roomId) filter.rooms = [roomId];
+    if (limit) filter.limit = limit;
+    const res = await this.request('POST', Api.v3('/search'), {
+      query: { next_batch: nextBatch }, idempotent: true, budgetMs: 15000, signal,
+      body: { search_categories: { room_events: { search_term: term, keys: ['content.body'], order_by: 'recent', filter } } },
+    });
+    return (res.search_categories && res.search_categories.room_events) || { count: 0, highlights: [], results: [] };
+  }
+
   joinedMembers(roomId) {
     return this.request('GET', Api.v3(`/rooms/${encodeURIComponent(roomId)}/joined_members`));
   }
@@ -545,6 +563,32 @@ export class Api extends EventTarget {
 
   profile(userId) {
     return this.request('GET', Api.v3(`/profile/${encodeURIComponent(userId)}`), { auth: false, budgetMs: 5000 });
+  }
+
+  /** setProfileField sets my displayname or avatar_url (PUT /profile/{userId}/{field}). */
+  setProfileField(userId, field, value) {
+    return this.request('PUT', Api.v3(`/profile/${encodeURIComponent(userId)}/${field}`), {
+      body: { [field]: value }, budgetMs: 30000,
+    });
+  }
+
+  /** kick removes userId from the room, saying why (reason may be empty). */
+  kick(roomId, userId, reason) {
+    return this.request('POST', Api.v3(`/rooms/${encodeURIComponent(roomId)}/kick`), {
+      body: reason ? { user_id: userId, reason } : { user_id: userId }, idempotent: true,
+    });
+  }
+
+  /** sendState sends a state event (PUT /rooms/{roomId}/state/{type}/{stateKey}). */
+  sendState(roomId, type, stateKey, content) {
+    return this.request('PUT', Api.v3(`/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`), {
+      body: content,
+    });
+  }
+
+  /** forget drops a room I have left from my list for good. */
+  forget(roomId) {
+    return this.request('POST', Api.v3(`/rooms/${encodeURIComponent(roomId)}/forget`), { body: {}, idempotent: true });
   }
 
   setAccountData(userId, type, content) {

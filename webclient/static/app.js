@@ -2,14 +2,11 @@
 import { Api } from './api.js';
 import { renderAuth } from './auth.js';
 import { Chat } from './chat.js';
-import { lang, t } from './i18n.js';
 import { loadSession, saveSession } from './store.js';
+import { relabelDocument } from './util.js';
 
 const root = document.getElementById('app');
-document.documentElement.lang = lang;
-document.title = t('appName');
-const skip = document.getElementById('skip-link');
-if (skip) skip.textContent = t('skipToComposer');
+relabelDocument();
 
 /** The running app, exposed for debugging in the console (window.planb). */
 const state = { chat: null };

@@ -1,8 +1,8 @@
 // The sign-up and log-in page.
 import { Api, discover, MatrixError } from './api.js';
-import { t } from './i18n.js';
-import { loadKnownDataCenters, saveKnownDataCenters } from './store.js';
-import { describeError, h } from './util.js';
+import { setLang, t } from './i18n.js';
+import { loadKnownDataCenters, saveKnownDataCenters, saveLanguageChoice } from './store.js';
+import { describeError, h, languageButton, relabelDocument } from './util.js';
 
 /**
  * MIN_PASSWORD is the shortest password sign-up accepts (in characters, as
@@ -48,8 +48,10 @@ async function findDataCenters(base) {
 /**
  * renderAuth shows the log-in/sign-up page in root; onSession(session, api)
  * is called once logged in. notice is shown first (e.g. "session ended").
+ * keep ({mode, user, server}) is what the page held before its language
+ * switch built it again.
  */
-export function renderAuth(root, { onSession, notice = '' }) {
+export function renderAuth(root, { onSession, notice = '', keep = null }) {
   let mode = 'login';
   let lockedUntil = 0;
   let lockTimer = 0;
@@ -184,14 +186,28 @@ export function renderAuth(root, { onSession, notice = '' }) {
     }
   });
 
+  // The language switch: the choice is kept on this device, and written
+  // to the account data once logged in (chat.js).
+  const langBtn = languageButton('auth-lang', (l) => {
+    saveLanguageChoice(l, Date.now());
+    setLang(l);
+    relabelDocument();
+    renderAuth(root, { onSession, notice, keep: { mode, user: user.value, server: server.value } });
+    document.getElementById('auth-lang')?.focus();
+  });
   const card = h('main', { class: 'auth', id: 'auth' },
     h('div', { class: 'auth-card' },
+      h('div', { class: 'auth-top' }, langBtn),
       h('div', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 48, height: 48 }),
         h('h1', { text: t('appName') })),
       h('p', { class: 'tagline', text: t('tagline') }),
       notice ? h('p', { class: 'notice', role: 'status', text: notice }) : null,
       form));
-  setMode('login');
+  if (keep) {
+    user.value = keep.user;
+    server.value = keep.server;
+  }
+  setMode(keep ? keep.mode : 'login');
   root.replaceChildren(card);
-  user.focus();
+  if (!keep) user.focus();
 }

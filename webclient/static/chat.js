@@ -1,20 +1,24 @@
 // The logged-in app: the top bar with the data center in use and the
 // connection status, the chat list, the conversation, the "Report damage"
 // view (#/incidents), the /sync loop, the outbox and read receipts,
-// desktop notifications (notify.js), and the user's language in their
-// account data (for the server's notices).
+// desktop notifications (notify.js), message search results opened in
+// their room, and the user's language: the switch in the top bar, kept on
+// this device and in their account data (which also tells the server the
+// language of its notices).
 import { discover } from './api.js';
+import { avatarEl, avatarSig } from './avatar.js';
 import { RoomCache } from './cache.js';
-import { lang, t } from './i18n.js';
+import { forcedLang, lang, setLang, t } from './i18n.js';
 import { IncidentPane } from './incidents.js';
 import { confirmDialog, ListPane } from './list.js';
 import { Media } from './media.js';
 import { Model } from './model.js';
 import { Notifier } from './notify.js';
 import { newTxnId, Outbox } from './outbox.js';
+import { profileDialog } from './profile.js';
 import { RoomPane } from './room.js';
-import { clearOutbox, clearSession, saveKnownDataCenters, saveSession } from './store.js';
-import { describeError, h, normalizeUserId, serverOf, sleep } from './util.js';
+import { clearOutbox, clearSession, loadLanguageChoice, saveKnownDataCenters, saveLanguageChoice, saveSession } from './store.js';
+import { describeError, h, languageButton, localpart, normalizeUserId, relabelDocument, serverOf, sleep } from './util.js';
 
 /** SYNC_TIMEOUT_MS is the /sync long-poll. */
 const SYNC_TIMEOUT_MS = 30000;
@@ -72,6 +76,8 @@ export class Chat {
     this.language = { done: false, sending: false, failedAt: 0 };
     this.cache = new RoomCache(this.me);
     this.cacheTimer = 0;
+    /** profile: my display name and photo (GET /profile at start). */
+    this.profile = { displayname: '', avatarUrl: '' };
     /** base: the connection status (state, text) before the outbox's overlay. */
     this.base = { state: 'connecting', text: '' };
   }
@@ -95,27 +101,38 @@ export class Chat {
     }, CACHE_SAVE_MS);
   }
 
-  start() {
-    const signal = this.abort.signal;
+  /** buildShell makes the views (again, after the language changed). */
+  buildShell() {
     this.badge = h('span', { id: 'dc-badge', class: 'dc-badge', title: t('dcBadgeTitle') });
     this.status = h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite', dataset: { state: 'connecting' } });
     const logout = h('button', { type: 'button', id: 'logout', class: 'small', text: t('logout') });
     logout.addEventListener('click', () => this.logout());
+    const langBtn = languageButton('lang-btn', (l) => this.chooseLanguage(l));
+    // My name and photo; a click edits them.
+    this.meAvatar = h('span', { class: 'avatar-slot' });
+    this.meName = h('span', { class: 'me-name', text: localpart(this.me) });
+    this.meBtn = h('button', { type: 'button', id: 'me', class: 'me-btn', title: this.me, 'aria-haspopup': 'dialog' }, this.meAvatar, this.meName);
+    this.meBtn.addEventListener('click', () => profileDialog(this));
     this.list = new ListPane(this);
     this.roomPane = new RoomPane(this);
-    this.incidents = new IncidentPane(this);
     const shell = h('div', { class: 'shell', id: 'chat-app' },
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
         this.badge,
-        h('span', { class: 'me muted', id: 'me', text: this.me }),
-        this.notifier.button(),
-        logout),
+        this.meBtn,
+        h('span', { class: 'top-actions' }, this.notifier.button(), langBtn, logout)),
       this.status,
       h('div', { class: 'panes' }, this.list.el, this.roomPane.el, this.incidents.el));
     this.root.replaceChildren(shell);
     this.root.removeAttribute('aria-busy');
     this.renderBadge();
+    this.renderMe();
+  }
+
+  start() {
+    const signal = this.abort.signal;
+    this.incidents = new IncidentPane(this);
+    this.buildShell();
     this.setStatus('connecting', t('connecting'));
 
     // The data center in use and the recent failures are kept in the
@@ -144,6 +161,7 @@ export class Chat {
     window.addEventListener('hashchange', () => this.route(), { signal });
 
     this.showCached(signal);
+    this.loadProfile(signal);
     this.refreshDataCenters();
     this.outbox.run(signal);
     this.api.probe(signal);
@@ -164,6 +182,39 @@ export class Chat {
       }
     } catch {
       // keep the known list; the failover finds a data center that answers
+    }
+  }
+
+  /** loadProfile reads my display name and photo (tried again a few times). */
+  async loadProfile(signal) {
+    for (let i = 0; i < 5 && !signal.aborted; i++) {
+      try {
+        const p = await this.api.profile(this.me);
+        this.setProfile({ displayname: String(p.displayname || ''), avatarUrl: String(p.avatar_url || '') });
+        return;
+      } catch (e) {
+        if (e && e.errcode === 'M_NOT_FOUND') return;
+        await sleep(3000, signal).catch(() => {});
+      }
+    }
+  }
+
+  /** setProfile records my profile (loaded or just saved) and shows it. */
+  setProfile(p) {
+    this.profile = { displayname: p.displayname || '', avatarUrl: p.avatarUrl || '' };
+    this.renderMe();
+    this.renderRoom();
+  }
+
+  /** renderMe shows my name and photo in the top bar. */
+  renderMe() {
+    const name = this.profile.displayname || localpart(this.me);
+    if (this.meName.textContent !== name) this.meName.textContent = name;
+    this.meBtn.setAttribute('aria-label', t('myProfileLabel', { name }));
+    const sig = avatarSig(name, this.profile.avatarUrl);
+    if (this.meAvatar.dataset.sig !== sig) {
+      this.meAvatar.dataset.sig = sig;
+      this.meAvatar.replaceChildren(avatarEl(this.media, name, this.profile.avatarUrl, 'avatar-xs'));
     }
   }
 
@@ -333,31 +384,126 @@ export class Chat {
   }
 
   /**
-   * syncLanguage writes the UI language to the user's account data when
-   * it says another one (or none), so that the server's notices come in
-   * the language the user reads. It runs after the first /sync (which
-   * brings the account data) and until it has succeeded once, not after
-   * every change: two devices in different languages would otherwise
-   * overwrite each other for ever. The last page opened wins.
+   * syncLanguage keeps the language of this page and the user's account
+   * data ({"language", "chosen_at"}) in step; it runs after every /sync.
+   *
+   * A choice made with the switch (on this device: kept in localStorage
+   * with its time; on another: chosen_at in the account data) wins over
+   * the browser's language, and the newest choice wins over older ones:
+   * a newer one in the account data is taken at once (the views change
+   * language), a newer one here is written there. Without any choice the
+   * page is in the browser's language and writes it once when the account
+   * data says another (or none), so that the server's notices come in the
+   * language the user reads; not after every change, or two devices in
+   * different languages would overwrite each other for ever. ?lang= (for
+   * testing) fixes the page's language and is written like the browser's.
    */
   async syncLanguage() {
     const st = this.language;
-    if (st.done || st.sending || Date.now() - st.failedAt < LANGUAGE_RETRY_MS) return;
-    const cur = this.model.accountData.get(LANGUAGE_TYPE);
-    if (cur && cur.language === lang) {
+    if (st.sending || Date.now() - st.failedAt < LANGUAGE_RETRY_MS) return;
+    const cur = this.model.accountData.get(LANGUAGE_TYPE) || {};
+    const theirs = (cur.language === 'ko' || cur.language === 'en') && Number.isFinite(cur.chosen_at) ? cur : null;
+    const mine = forcedLang ? null : loadLanguageChoice();
+    let want = null;
+    if (theirs && !forcedLang && (!mine || theirs.chosen_at > mine.at)) {
+      // chosen on another device (or here, before this page): take it
+      saveLanguageChoice(theirs.language, theirs.chosen_at);
+      st.done = true;
+      if (setLang(theirs.language)) this.relabel();
+      return;
+    }
+    if (mine && (!theirs || mine.at > theirs.chosen_at || mine.language !== theirs.language)) {
+      want = { language: mine.language, chosen_at: mine.at };
+    } else if (mine || st.done) {
+      st.done = true;
+      return;
+    } else if (cur.language !== lang) {
+      want = { language: lang };
+    } else {
       st.done = true;
       return;
     }
     st.sending = true;
     try {
-      await this.api.setAccountData(this.me, LANGUAGE_TYPE, { language: lang });
-      this.model.accountData.set(LANGUAGE_TYPE, { language: lang });
+      await this.api.setAccountData(this.me, LANGUAGE_TYPE, want);
+      this.model.accountData.set(LANGUAGE_TYPE, want);
       st.done = true;
     } catch {
       st.failedAt = Date.now(); // not important enough to bother the user; try again later
     } finally {
       st.sending = false;
     }
+  }
+
+  /**
+   * chooseLanguage switches the UI to l at once, remembers the choice on
+   * this device and writes it to the account data for the other devices.
+   */
+  chooseLanguage(l) {
+    saveLanguageChoice(l, Date.now());
+    this.language.failedAt = 0;
+    if (setLang(l)) this.relabel();
+    document.getElementById('lang-btn')?.focus();
+    this.syncLanguage();
+  }
+
+  /**
+   * relabel builds the views again in the UI language, keeping what they
+   * show: the open room with the text being typed, the reply or edit under
+   * way, the searches, and the chat's settings and members if they are
+   * open (with what is being typed there). The top bar's name and photo
+   * are drawn again by buildShell; my profile's dialog, if open, stays
+   * as it is (it saves through setProfile, which draws the new top bar).
+   */
+  relabel() {
+    relabelDocument();
+    const old = this.roomPane;
+    const keep = {
+      draft: old.input.value, replyTo: old.replyTo, editing: old.editing,
+      listTerm: this.list.search.term, roomTerm: old.search.term, roomSearch: !old.searchBar.hidden,
+      settings: old.settings ? old.settings.carry() : null,
+    };
+    old.settings?.dismiss();
+    this.incidents.rebuild();
+    this.buildShell();
+    this.route(true);
+    const pane = this.roomPane;
+    if (pane.room && old.room === pane.room) {
+      if (keep.editing) pane.setEdit(keep.editing, keep.draft);
+      else if (keep.replyTo) pane.setReply(keep.replyTo);
+      pane.input.value = keep.draft;
+      pane.autosize();
+      if (keep.roomSearch) {
+        pane.openSearch();
+        pane.search.input.value = keep.roomTerm;
+        if (keep.roomTerm) pane.search.run(keep.roomTerm);
+      }
+      if (keep.settings) {
+        pane.openSettings();
+        pane.settings?.restore(keep.settings);
+      }
+    }
+    if (keep.listTerm) {
+      this.list.search.input.value = keep.listTerm;
+      this.list.search.run(keep.listTerm);
+    }
+    const { state } = this.base;
+    const again = { connecting: t('connecting'), offline: t('offline'), switching: t('switching'), switched: t('switched', { dc: this.api.dc.name }), ok: '' };
+    this.setStatus(state, state in again ? again[state] : this.base.text);
+    this.updateTitle();
+  }
+
+  /**
+   * openResult opens a search result: its room, scrolled to the message
+   * (loading older history if needed). from is "room" for the room's own
+   * search (which closes), "all" for the chat list's (which stays).
+   */
+  async openResult(roomId, eventId, from) {
+    const room = this.model.rooms.get(roomId);
+    if (!room || room.membership !== 'join') return;
+    if (from === 'room') this.roomPane.closeSearch();
+    if (this.currentRoomId !== roomId) this.openRoom(roomId);
+    await this.roomPane.reveal(eventId);
   }
 
   /** openIncidents shows the "Report damage" view. */
@@ -393,7 +539,8 @@ export class Chat {
     const id = m ? decodeURIComponent(m[1]) : null;
     const room = id ? this.model.rooms.get(id) : null;
     if (id && !room && !this.ready) return; // not known yet; route again after the first sync
-    const shown = room && room.membership === 'join' ? room : null;
+    // A room I was removed from stays readable until I delete it from the list.
+    const shown = room && (room.membership === 'join' || room.membership === 'leave') ? room : null;
     this.currentRoomId = shown ? shown.id : null;
     document.body.classList.toggle('in-room', !!shown);
     this.roomPane.show(shown);
@@ -417,7 +564,7 @@ export class Chat {
   /** markRead sends a read receipt for the newest message of the open room. */
   async markRead() {
     const room = this.currentRoomId && this.model.rooms.get(this.currentRoomId);
-    if (!room || !this.pageVisible()) return;
+    if (!room || room.membership !== 'join' || !this.pageVisible()) return;
     const ev = room.latestFromOthers(this.me);
     if (!ev) return;
     const mine = room.receipts.get(this.me);
@@ -537,7 +684,9 @@ export class Chat {
    * room shows it deleted at once; /sync brings the redaction to everyone.
    */
   async deleteMessage(room, ev) {
-    if (!(await confirmDialog('dlg-delete', t('deleteConfirm'), t('deleteMessage'), true))) return;
+    const own = ev.sender === this.me;
+    const question = own ? t('deleteConfirm') : t('deleteOthersConfirm', { user: room.displayName(ev.sender) });
+    if (!(await confirmDialog('dlg-delete', question, own ? t('deleteMessage') : t('deleteOthers'), true))) return;
     this.roomPane.composerError.textContent = '';
     try {
       const res = await this.api.redact(room.id, ev.event_id, newTxnId());
@@ -545,8 +694,19 @@ export class Chat {
       this.renderRoom();
       this.list.update();
     } catch (e) {
-      this.roomPane.composerError.textContent = describeError(e);
+      this.roomPane.composerError.textContent = describeError(e, 'redact');
     }
+  }
+
+  /** forget deletes a room I was removed from from my list (POST /forget). */
+  async forget(roomId) {
+    try {
+      await this.api.forget(roomId);
+    } catch {
+      // gone from this page anyway; an initial /sync does not list it either
+    }
+    this.model.rooms.delete(roomId);
+    this.openRoom(null);
   }
 
   /**

@@ -1,5 +1,9 @@
-// UI text in Korean and English. The language comes from the browser
-// (navigator.languages); ?lang=ko or ?lang=en overrides it for testing.
+// UI text in Korean and English. The language is the one the user chose
+// with the switch in the top bar (kept on this device and in their account
+// data, see chat.js), else the browser's (navigator.languages); ?lang=ko or
+// ?lang=en overrides both for testing. setLang changes it while the page
+// runs: the views are built again with the new texts.
+import { loadLanguageChoice } from './store.js';
 
 const en = {
   appName: 'planb',
@@ -41,6 +45,7 @@ const en = {
   errGeneric: '{msg} ({code})',
   errOutcomeUnknown: 'The connection broke before the server answered. Check the chat list before trying again.',
   errFileTooLarge: '“{name}” ({size}) is too large to send: this server takes files up to {limit}.',
+  errNotImage: 'Only images can be sent.',
   // status
   onDC: 'Connected to data center {dc}',
   dcBadgeTitle: 'Data center in use',
@@ -147,6 +152,17 @@ const en = {
   kicked: '{user} removed {target}',
   kickedMe: 'You removed {target}',
   kickedYou: '{user} removed you',
+  banned: '{user} banned {target}',
+  bannedMe: 'You banned {target}',
+  bannedYou: '{user} banned you',
+  unbanned: '{user} unbanned {target}',
+  unbannedMe: 'You unbanned {target}',
+  unbannedYou: '{user} unbanned you',
+  uninvited: '{user} withdrew the invitation of {target}',
+  uninvitedMe: 'You withdrew the invitation of {target}',
+  uninvitedYou: '{user} withdrew your invitation',
+  declined: '{user} declined the invitation',
+  declinedMe: 'You declined the invitation',
   created: '{user} created the chat',
   createdMe: 'You created the chat',
   renamed: '{user} named the chat “{name}”',
@@ -214,6 +230,62 @@ const en = {
   errReportTooLarge: 'The report is too large: the description can have at most 4000 characters.',
   errReportNetwork: 'The report was not sent: no data center answers. Try again; it will not be filed twice.',
   errIncidentGone: 'This outage is no longer listed.',
+  // people: profile, chat settings, members (profile.js, members.js)
+  myProfile: 'My profile',
+  myProfileLabel: 'My profile: {name}',
+  displayName: 'Name',
+  profileHint: 'People in your chats see this name and photo. Your ID stays {id}.',
+  changePhoto: 'Choose photo',
+  removePhoto: 'Remove photo',
+  save: 'Save',
+  saving: 'Saving…',
+  chatSettings: 'Chat settings',
+  chatSettingsLabel: 'Chat settings and members',
+  chatName: 'Chat name',
+  chatTopic: 'Topic',
+  noChatName: 'No name',
+  noTopic: 'No topic',
+  settingsAdminsOnly: 'Only admins can change the name and topic.',
+  settingsSaved: 'Saved.',
+  membersCount: 'Members ({n})',
+  meMark: '{name} (you)',
+  roleAdmin: 'Admin',
+  roleModerator: 'Moderator',
+  kick: 'Remove',
+  kickLabel: 'Remove {user} from the chat',
+  kickTitle: 'Remove {user} from this chat?',
+  kickExplain: 'They stop receiving its messages and can come back only if invited again.',
+  kickReason: 'Reason (optional, everyone sees it)',
+  withReason: '{text} (reason: {reason})',
+  topicSet: '{user} set the topic: “{topic}”',
+  topicMe: 'You set the topic: “{topic}”',
+  removedFromChat: '{user} removed you from this chat.',
+  bannedFromChat: '{user} banned you from this chat.',
+  forgetChat: 'Remove from list',
+  deleteOthers: 'Delete (admin)',
+  deleteOthersConfirm: 'Delete this message by {user} for everyone in the chat?',
+  errKickForbidden: 'You are not allowed to remove {user} from this chat. ({msg})',
+  errSettingsForbidden: 'You are not allowed to change this chat’s settings. ({msg})',
+  errRedactForbidden: 'You are not allowed to delete this message. ({msg})',
+  // search (search.js)
+  searchAll: 'Search messages',
+  searchRoom: 'Search this chat',
+  searchGo: 'Search',
+  searchOpen: 'Search in this chat',
+  searchClose: 'Close search',
+  searchClear: 'Clear search',
+  searching: 'Searching…',
+  searchCountOne: '1 message',
+  searchCount: '{n} messages',
+  searchNone: 'No messages match “{term}”.',
+  searchError: 'Search failed: {msg}',
+  searchTooBroad: 'Too many messages contain these words. Add another word or search in one chat.',
+  searchMore: 'More results',
+  searchResultLabel: '{room}, {sender}, {time}: {body}',
+  searchNotShown: 'That message could not be shown: it is further back than the history loaded here.',
+  // language switch
+  language: 'Language',
+  switchLanguage: 'Language: English. Switch to Korean',
   // server notices
   serverNotices: 'Server notices',
   noticesReadOnly: 'Notices from the service. You cannot reply in this room.',
@@ -258,6 +330,7 @@ const ko = {
   errGeneric: '{msg} ({code})',
   errOutcomeUnknown: '서버가 응답하기 전에 연결이 끊겼습니다. 다시 시도하기 전에 채팅 목록을 확인하세요.',
   errFileTooLarge: '“{name}” 파일({size})은 너무 커서 보낼 수 없습니다. 이 서버에는 {limit}까지 올릴 수 있습니다.',
+  errNotImage: '이미지만 보낼 수 있습니다.',
   onDC: '{dc} 데이터센터에 연결됨',
   dcBadgeTitle: '사용 중인 데이터센터',
   switching: '데이터센터 전환 중…',
@@ -360,6 +433,17 @@ const ko = {
   kicked: '{user}님이 {target}님을 내보냈습니다',
   kickedMe: '내가 {target}님을 내보냈습니다',
   kickedYou: '{user}님이 나를 내보냈습니다',
+  banned: '{user}님이 {target}님을 차단했습니다',
+  bannedMe: '내가 {target}님을 차단했습니다',
+  bannedYou: '{user}님이 나를 차단했습니다',
+  unbanned: '{user}님이 {target}님을 차단 해제했습니다',
+  unbannedMe: '내가 {target}님을 차단 해제했습니다',
+  unbannedYou: '{user}님이 나를 차단 해제했습니다',
+  uninvited: '{user}님이 {target}님의 초대를 취소했습니다',
+  uninvitedMe: '내가 {target}님의 초대를 취소했습니다',
+  uninvitedYou: '{user}님이 나에게 보낸 초대를 취소했습니다',
+  declined: '{user}님이 초대를 거절했습니다',
+  declinedMe: '내가 초대를 거절했습니다',
   created: '{user}님이 채팅방을 만들었습니다',
   createdMe: '내가 채팅방을 만들었습니다',
   renamed: '{user}님이 채팅방 이름을 바꿨습니다: “{name}”',
@@ -426,32 +510,111 @@ const ko = {
   errReportTooLarge: '신고 내용이 너무 깁니다. 4000자까지 쓸 수 있습니다.',
   errReportNetwork: '응답하는 데이터센터가 없어 신고를 보내지 못했습니다. 다시 시도해 주세요. 두 번 접수되지는 않습니다.',
   errIncidentGone: '이 장애는 더 이상 목록에 없습니다.',
+  myProfile: '내 프로필',
+  myProfileLabel: '내 프로필: {name}',
+  displayName: '이름',
+  profileHint: '대화 상대에게 이 이름과 사진이 보입니다. 내 ID는 {id} 그대로입니다.',
+  changePhoto: '사진 선택',
+  removePhoto: '사진 삭제',
+  save: '저장',
+  saving: '저장 중…',
+  chatSettings: '채팅방 설정',
+  chatSettingsLabel: '채팅방 설정과 대화 상대',
+  chatName: '채팅방 이름',
+  chatTopic: '채팅방 설명',
+  noChatName: '이름 없음',
+  noTopic: '설명 없음',
+  settingsAdminsOnly: '이름과 설명은 관리자만 바꿀 수 있습니다.',
+  settingsSaved: '저장했습니다.',
+  membersCount: '대화 상대 {n}명',
+  meMark: '{name} (나)',
+  roleAdmin: '관리자',
+  roleModerator: '운영자',
+  kick: '내보내기',
+  kickLabel: '{user}님을 채팅방에서 내보내기',
+  kickTitle: '{user}님을 이 채팅방에서 내보낼까요?',
+  kickExplain: '더 이상 이 채팅방의 메시지를 받지 않으며, 다시 초대받아야 돌아올 수 있습니다.',
+  kickReason: '사유 (선택, 모두에게 보입니다)',
+  withReason: '{text} (사유: {reason})',
+  topicSet: '{user}님이 채팅방 설명을 바꿨습니다: “{topic}”',
+  topicMe: '내가 채팅방 설명을 바꿨습니다: “{topic}”',
+  removedFromChat: '{user}님이 나를 이 채팅방에서 내보냈습니다.',
+  bannedFromChat: '{user}님이 나를 이 채팅방에서 차단했습니다.',
+  forgetChat: '목록에서 삭제',
+  deleteOthers: '삭제(관리자)',
+  deleteOthersConfirm: '{user}님의 이 메시지를 삭제할까요? 대화방의 모든 사람에게서 삭제됩니다.',
+  errKickForbidden: '{user}님을 이 채팅방에서 내보낼 권한이 없습니다. ({msg})',
+  errSettingsForbidden: '이 채팅방의 설정을 바꿀 권한이 없습니다. ({msg})',
+  errRedactForbidden: '이 메시지를 삭제할 권한이 없습니다. ({msg})',
   serverNotices: '서버 알림',
   noticesReadOnly: '서비스에서 보내는 알림입니다. 이 방에서는 답장할 수 없습니다.',
+  searchAll: '메시지 검색',
+  searchRoom: '이 채팅방에서 검색',
+  searchGo: '검색',
+  searchOpen: '이 채팅방에서 검색',
+  searchClose: '검색 닫기',
+  searchClear: '검색어 지우기',
+  searching: '검색 중…',
+  searchCountOne: '메시지 1개',
+  searchCount: '메시지 {n}개',
+  searchNone: '“{term}” 검색 결과가 없습니다.',
+  searchError: '검색하지 못했습니다: {msg}',
+  searchTooBroad: '이 단어가 들어간 메시지가 너무 많습니다. 단어를 더 넣거나 한 채팅방에서 검색하세요.',
+  searchMore: '결과 더 보기',
+  searchResultLabel: '{room}, {sender}, {time}: {body}',
+  searchNotShown: '이 메시지는 불러온 대화보다 더 이전에 있어서 보여 줄 수 없습니다.',
+  language: '언어',
+  switchLanguage: '언어: 한국어. 영어로 바꾸기',
   cannotSend: '이 방에서는 메시지를 보낼 수 없습니다.',
 };
 
-function pickLang() {
+/** forcedLang is the language ?lang= asks for ("" for none). */
+export const forcedLang = (() => {
   const q = new URLSearchParams(location.search).get('lang');
-  if (q === 'ko' || q === 'en') return q;
+  return q === 'ko' || q === 'en' ? q : '';
+})();
+
+/** browserLang is the language of the browser: "ko" or "en". */
+export function browserLang() {
   const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
   return String(langs[0] || 'en').toLowerCase().startsWith('ko') ? 'ko' : 'en';
 }
 
-/** The UI language: "ko" or "en". */
-export const lang = pickLang();
-const dict = lang === 'ko' ? ko : en;
-const locale = lang === 'ko' ? 'ko-KR' : undefined;
+function pickLang() {
+  if (forcedLang) return forcedLang;
+  const chosen = loadLanguageChoice();
+  return chosen ? chosen.language : browserLang();
+}
+
+/** The UI language: "ko" or "en" (a live binding: setLang changes it). */
+export let lang = '';
+let dict = en;
+let timeFmt, dayFmt, shortDayFmt, dateTimeFmt, resultDayFmt, sizeFmt;
+
+/** setLang makes l ("ko" or "en") the UI language; it returns whether it changed. */
+export function setLang(l) {
+  if (l !== 'ko' && l !== 'en') return false;
+  if (l === lang) return false;
+  lang = l;
+  dict = l === 'ko' ? ko : en;
+  // English in the browser's own English (en-GB dates stay en-GB).
+  const locale = l === 'ko' ? 'ko-KR' : browserLang() === 'en' ? undefined : 'en-US';
+  timeFmt = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' });
+  dayFmt = new Intl.DateTimeFormat(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+  shortDayFmt = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric' });
+  dateTimeFmt = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' });
+  resultDayFmt = new Intl.DateTimeFormat(locale, { year: 'numeric', month: 'short', day: 'numeric' });
+  sizeFmt = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
+  if (typeof document !== 'undefined') document.documentElement.lang = l;
+  return true;
+}
+setLang(pickLang());
 
 /** t returns the text for key with {name} placeholders filled from vars. */
 export function t(key, vars = {}) {
   const s = dict[key] ?? en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
 }
-
-const timeFmt = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' });
-const dayFmt = new Intl.DateTimeFormat(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
-const shortDayFmt = new Intl.DateTimeFormat(locale, { month: 'short', day: 'numeric' });
 
 /** fmtTime formats a timestamp (ms) as a clock time. */
 export function fmtTime(ts) {
@@ -477,7 +640,12 @@ export function fmtListTime(ts) {
   return shortDayFmt.format(new Date(ts));
 }
 
-const dateTimeFmt = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' });
+/** fmtResultTime is the time of a search result: clock today, else date and clock. */
+export function fmtResultTime(ts) {
+  if (dayKey(ts) === dayKey(Date.now())) return fmtTime(ts);
+  const day = dayKey(ts) === dayKey(Date.now() - 86400000) ? t('yesterday') : resultDayFmt.format(new Date(ts));
+  return `${day} ${fmtTime(ts)}`;
+}
 
 /** fmtDateTime formats a time (ms or a string Date parses) as a local date and time. */
 export function fmtDateTime(ts) {
@@ -499,8 +667,6 @@ export function fmtDuration(ms) {
   if (lang === 'ko') return hrs === 0 ? `${min}분` : min === 0 ? `${hrs}시간` : `${hrs}시간 ${min}분`;
   return hrs === 0 ? `${min} min` : min === 0 ? `${hrs} h` : `${hrs} h ${min} min`;
 }
-
-const sizeFmt = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
 
 /** fmtSize formats a size in bytes for people: "512 B", "3.2 KB", "1.5 MB" (1 KB = 1,024 bytes). */
 export function fmtSize(n) {

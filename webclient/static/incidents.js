@@ -133,7 +133,12 @@ export class IncidentPane {
     this.wake = null;
     /** txns: incident id -> the txnId of the report being sent or to retry. */
     this.txns = new Map();
+    this.build();
+  }
 
+  /** build makes the view's elements (again: rebuild). */
+  build() {
+    const chat = this.chat;
     const back = h('button', { type: 'button', id: 'incidents-back', class: 'icon back', 'aria-label': t('back'), text: '‹' });
     back.addEventListener('click', () => chat.openRoom(null));
     this.title = h('h2', { id: 'incidents-title', tabindex: '-1', text: t('reportDamage') });
@@ -148,6 +153,16 @@ export class IncidentPane {
         h('p', { class: 'incidents-intro muted', text: t('incidentsIntro') }),
         h('div', { class: 'incidents-state' }, this.state, this.retryBtn),
         this.empty, this.list));
+  }
+
+  /**
+   * rebuild makes the view again in the UI language, with what it showed
+   * (a report being written is lost; the list is read again when shown).
+   */
+  rebuild() {
+    this.build();
+    this.el.hidden = !this.shown;
+    this.render();
   }
 
   /** incidents are the user's incidents as last read. */

@@ -1,6 +1,8 @@
 // The chat list (sorted by the latest message, with unread badges and the
 // last message) and the dialogs that start chats.
+import { avatarEl, avatarSig, initialOf } from './avatar.js';
 import { fmtListTime, t } from './i18n.js';
+import { SearchView } from './search.js';
 import { describeError, h, localpart, reconcile } from './util.js';
 
 /** preview is the one-line summary of an event for the chat list. */
@@ -33,14 +35,20 @@ export function notice(room, ev, me) {
       return byMe ? t('createdMe') : t('created', { user: name(ev.sender) });
     case 'm.room.name':
       return byMe ? t('renamedMe', { name: c.name || '' }) : t('renamed', { user: name(ev.sender), name: c.name || '' });
+    case 'm.room.topic':
+      return byMe ? t('topicMe', { topic: c.topic || '' }) : t('topicSet', { user: name(ev.sender), topic: c.topic || '' });
     case 'm.room.member': {
       const target = ev.state_key;
       const targetName = c.displayname || name(target);
-      const removed = () => {
-        if (byMe) return t('kickedMe', { target: name(target) });
-        if (target === me) return t('kickedYou', { user: name(ev.sender) });
-        return t('kicked', { user: name(ev.sender), target: name(target) });
+      const why = (text) => (typeof c.reason === 'string' && c.reason.trim() ? t('withReason', { text, reason: c.reason.trim() }) : text);
+      // acted is the sentence of key for one member acting on another:
+      // key+"Me" when I acted, key+"You" when it was done to me.
+      const acted = (key) => {
+        if (byMe) return why(t(key + 'Me', { target: name(target) }));
+        if (target === me) return why(t(key + 'You', { user: name(ev.sender) }));
+        return why(t(key, { user: name(ev.sender), target: name(target) }));
       };
+      const prev = ev.unsigned && ev.unsigned.prev_content && ev.unsigned.prev_content.membership;
       switch (c.membership) {
         case 'join':
           return target === me ? t('joinedMe') : t('joined', { user: targetName });
@@ -49,10 +57,15 @@ export function notice(room, ev, me) {
           if (target === me) return t('invitedMe', { user: name(ev.sender) });
           return t('invitedUser', { user: name(ev.sender), target: targetName });
         case 'leave':
-          if (ev.sender === target) return target === me ? t('leftMe') : t('left', { user: name(target) });
-          return removed();
+          if (ev.sender === target) {
+            if (prev === 'invite') return target === me ? t('declinedMe') : t('declined', { user: name(target) });
+            return target === me ? t('leftMe') : t('left', { user: name(target) });
+          }
+          if (prev === 'ban') return acted('unbanned');
+          if (prev === 'invite') return acted('uninvited');
+          return acted('kicked');
         case 'ban':
-          return removed();
+          return acted('banned');
       }
     }
   }
@@ -126,8 +139,13 @@ export function confirmDialog(id, text, okText, danger = false) {
 
 function avatar(name, notices = false) {
   if (notices) return h('span', { class: 'avatar notices', 'aria-hidden': 'true', text: '!' });
-  const ch = Array.from(String(name || '?').replace(/^@/, ''))[0] || '?';
-  return h('span', { class: 'avatar', 'aria-hidden': 'true', text: ch.toUpperCase() });
+  return h('span', { class: 'avatar', 'aria-hidden': 'true', text: initialOf(name) });
+}
+
+/** peerOf is the other person of a 1:1 chat ("" for a group). */
+function peerOf(room, me) {
+  if (!room.isDirect(me)) return '';
+  return room.activeMembers().find((u) => u !== me) || '';
 }
 
 /** ListPane is the left column. chat is the controller (chat.js). */
@@ -147,9 +165,18 @@ export class ListPane {
       h('span', { class: 'incidents-top' }, h('span', { class: 'incidents-name', text: t('reportDamage') }), this.incidentsBadge),
       this.incidentsSub);
     this.incidentsBtn.addEventListener('click', () => this.chat.openIncidents());
+    // Search in every room: the results take the place of the chat list.
+    this.search = new SearchView(chat, {
+      id: 'search', placeholder: t('searchAll'), clearable: true,
+      onToggle: (on) => {
+        this.list.hidden = on;
+        this.empty.hidden = on || this.chat.model.sorted().length > 0;
+      },
+    });
     this.el = h('nav', { class: 'list-pane', 'aria-labelledby': 'chats-title' },
       h('div', { class: 'list-head' }, h('h2', { id: 'chats-title', text: t('chats') }), newChat, newGroup),
-      this.incidentsBtn, this.list, this.empty);
+      h('div', { class: 'list-search' }, this.search.form),
+      this.incidentsBtn, this.search.results, this.list, this.empty);
   }
 
   /** setIncidents shows the banner for the user's incidents (none: hidden). */
@@ -169,7 +196,7 @@ export class ListPane {
   update() {
     const { model, me } = this.chat;
     const rooms = model.sorted();
-    this.empty.hidden = rooms.length > 0;
+    this.empty.hidden = rooms.length > 0 || this.search.shown;
     reconcile(this.list, rooms.map((room) => ({
       key: room.id + '|' + room.membership,
       create: () => (room.membership === 'invite' ? this.inviteItem(room) : this.roomItem(room)),
@@ -197,9 +224,11 @@ export class ListPane {
     btn.classList.toggle('notices-room', notices);
     btn.querySelector('.chat-name').textContent = title;
     const slot = btn.querySelector('.avatar-slot');
-    const letter = (notices ? 'n:' : 'r:') + title;
+    // A 1:1 chat shows the other person's photo; a group its initial.
+    const peer = notices ? '' : peerOf(room, me);
+    const letter = notices ? 'n:' : peer ? 'p:' + avatarSig(title, room.avatarOf(peer)) : 'r:' + initialOf(title);
     if (slot.dataset.letter !== letter) {
-      slot.replaceChildren(avatar(title, notices));
+      slot.replaceChildren(peer ? avatarEl(this.chat.media, title, room.avatarOf(peer)) : avatar(title, notices));
       slot.dataset.letter = letter;
     }
     btn.querySelector('.chat-preview').textContent = preview(room, last, me);

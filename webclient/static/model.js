@@ -43,6 +43,11 @@ export function isReplacement(ev) {
   return !!(ev && ev.type === 'm.room.message' && relation(ev, 'm.replace'));
 }
 
+/** num is v when it is a number, else d. */
+function num(v, d) {
+  return typeof v === 'number' ? v : d;
+}
+
 /** Room is one room the user is in or invited to. */
 export class Room {
   constructor(id, me) {
@@ -54,9 +59,11 @@ export class Room {
     this.powerLevels = null;
     this.membership = 'join';
     this.name = '';
+    /** topic: the content of m.room.topic. */
+    this.topic = '';
     this.creator = '';
     this.createdTs = 0;
-    /** members: userId -> {membership, displayname}. */
+    /** members: userId -> {membership, displayname, avatarUrl}. */
     this.members = new Map();
     /** timeline: loaded events, oldest first; each has a numeric ord. */
     this.timeline = [];
@@ -81,6 +88,14 @@ export class Room {
     this.inviter = '';
     this.inviteDirect = false;
     this.summary = null;
+    /**
+     * removedBy: who removed me (kick or ban) while membership is "leave";
+     * the room stays listed, read-only, until I delete it from the list.
+     */
+    this.removedBy = '';
+    this.removedReason = '';
+    /** banned: removedBy banned me (not only removed). */
+    this.banned = false;
   }
 
   /**
@@ -92,14 +107,52 @@ export class Room {
     return this.tags.has(NOTICE_TAG) || this.inviter === n || this.creator === n;
   }
 
+  /** powerOf is a user's power level (m.room.power_levels; the creator's 100 without one). */
+  powerOf(user) {
+    const pl = this.powerLevels;
+    if (!pl) return user === this.creator ? 100 : 0;
+    return num((pl.users || {})[user], num(pl.users_default, 0));
+  }
+
+  /** level is the power level an action needs ("kick", "ban", "redact", "invite"). */
+  level(action) {
+    const pl = this.powerLevels || {};
+    return num(pl[action], action === 'invite' ? 0 : 50);
+  }
+
   /** canSend reports whether the room's power levels let me send messages. */
   canSend(me) {
     const pl = this.powerLevels;
     if (!pl) return true;
-    const num = (v, d) => (typeof v === 'number' ? v : d);
-    const mine = num((pl.users || {})[me], num(pl.users_default, 0));
-    const need = num((pl.events || {})['m.room.message'], num(pl.events_default, 0));
-    return mine >= need;
+    return this.powerOf(me) >= num((pl.events || {})['m.room.message'], num(pl.events_default, 0));
+  }
+
+  /** canSetState reports whether my power level lets me send the state event type. */
+  canSetState(me, type) {
+    const pl = this.powerLevels;
+    if (!pl) return true; // the server decides
+    return this.powerOf(me) >= num((pl.events || {})[type], num(pl.state_default, 50));
+  }
+
+  /**
+   * canKick reports whether I may remove target: my power level reaches
+   * the kick level and is above theirs (the spec's auth rules).
+   */
+  canKick(me, target) {
+    if (target === me || this.membership !== 'join') return false;
+    const mine = this.powerOf(me);
+    return mine >= this.level('kick') && this.powerOf(target) < mine;
+  }
+
+  /** canRedactOthers reports whether I may delete other people's messages. */
+  canRedactOthers(me) {
+    return this.membership === 'join' && this.powerOf(me) >= this.level('redact');
+  }
+
+  /** avatarOf returns a member's avatar (an mxc:// URI) or "". */
+  avatarOf(userId) {
+    const m = this.members.get(userId);
+    return (m && m.avatarUrl) || '';
   }
 
   /**
@@ -200,6 +253,7 @@ export class Room {
     if (ev.type === 'm.room.message') return !isReplacement(ev);
     if (this.isServerNotice) return false; // only the notices themselves
     if (ev.type === 'm.room.name') return !!(ev.content && ev.content.name);
+    if (ev.type === 'm.room.topic') return !!(ev.content && ev.content.topic);
     if (ev.type !== 'm.room.member') return false;
     const m = ev.content && ev.content.membership;
     const prev = ev.unsigned && ev.unsigned.prev_content && ev.unsigned.prev_content.membership;
@@ -233,9 +287,16 @@ export class Room {
         this.creator = c.creator || ev.sender;
         this.createdTs = ev.origin_server_ts || this.createdTs;
         break;
-      case 'm.room.member':
-        this.members.set(ev.state_key, { membership: c.membership, displayname: c.displayname || '' });
+      case 'm.room.topic':
+        this.topic = typeof c.topic === 'string' ? c.topic : '';
         break;
+      case 'm.room.member': {
+        const av = typeof c.avatar_url === 'string' && c.avatar_url.startsWith('mxc://') ? c.avatar_url : '';
+        this.members.set(ev.state_key, {
+          membership: c.membership, displayname: typeof c.displayname === 'string' ? c.displayname : '', avatarUrl: av,
+        });
+        break;
+      }
       case 'm.room.power_levels':
         this.powerLevels = c;
         break;
@@ -344,8 +405,8 @@ export class Model {
    * data. It is structured-clonable.
    */
   snapshot(limit = SNAPSHOT_EVENTS) {
-    const rooms = [...this.rooms.values()].map((r) => ({
-      id: r.id, membership: r.membership, name: r.name, creator: r.creator, createdTs: r.createdTs,
+    const rooms = [...this.rooms.values()].filter((r) => r.membership !== 'leave').map((r) => ({
+      id: r.id, membership: r.membership, name: r.name, topic: r.topic, creator: r.creator, createdTs: r.createdTs,
       tags: [...r.tags], powerLevels: r.powerLevels, members: [...r.members], receipts: [...r.receipts],
       unread: r.unread, inviter: r.inviter, inviteDirect: r.inviteDirect, summary: r.summary,
       events: r.timeline.slice(-limit).map(({ ord, ...ev }) => ev),
@@ -360,7 +421,7 @@ export class Model {
       if (!s || !s.id) continue;
       const r = this.room(s.id);
       Object.assign(r, {
-        membership: s.membership || 'join', name: s.name || '', creator: s.creator || '', createdTs: s.createdTs || 0,
+        membership: s.membership || 'join', name: s.name || '', topic: s.topic || '', creator: s.creator || '', createdTs: s.createdTs || 0,
         tags: new Set(s.tags || []), powerLevels: s.powerLevels || null, members: new Map(s.members || []),
         receipts: new Map(s.receipts || []), unread: s.unread || 0, inviter: s.inviter || '',
         inviteDirect: !!s.inviteDirect, summary: s.summary || null,
@@ -412,6 +473,7 @@ export class Model {
     for (const [id, jr] of Object.entries(rooms.join || {})) {
       const r = this.room(id);
       r.membership = 'join';
+      r.removedBy = '';
       changed.add(id);
       for (const ev of (jr.account_data && jr.account_data.events) || []) {
         if (ev.type === 'm.tag') r.tags = new Set(Object.keys((ev.content && ev.content.tags) || {}));
@@ -459,6 +521,7 @@ export class Model {
       const r = this.room(id);
       const wasInvite = r.membership === 'invite';
       r.membership = 'invite';
+      r.removedBy = '';
       changed.add(id);
       for (const ev of (ir.invite_state && ir.invite_state.events) || []) {
         r.applyState(ev);
@@ -469,8 +532,28 @@ export class Model {
       }
       if (!wasInvite) invites.push(r);
     }
-    for (const id of Object.keys(rooms.leave || {})) {
-      if (this.rooms.delete(id)) changed.add(id);
+    for (const [id, lr] of Object.entries(rooms.leave || {})) {
+      const r = this.rooms.get(id);
+      if (!r) continue;
+      changed.add(id);
+      // Removed by someone else (kicked or banned): the room stays listed,
+      // read-only, with the notice of who removed me; left by me: gone.
+      const events = (lr.timeline && lr.timeline.events) || [];
+      const mine = [...events].reverse().find((ev) => ev.type === 'm.room.member' && ev.state_key === this.me);
+      const m = mine && mine.content && mine.content.membership;
+      if (!mine || mine.sender === this.me || (m !== 'leave' && m !== 'ban') || r.membership !== 'join') {
+        this.rooms.delete(id);
+        continue;
+      }
+      for (const ev of (lr.state && lr.state.events) || []) r.applyState(ev);
+      for (const ev of events) if (ev.state_key !== undefined) r.applyState(ev);
+      r.add(events);
+      r.membership = 'leave';
+      r.removedBy = mine.sender;
+      r.banned = m === 'ban';
+      r.removedReason = typeof mine.content.reason === 'string' ? mine.content.reason : '';
+      r.typing = [];
+      r.unread = 0;
     }
     return { rooms: changed, incoming, invites, notify, rulesChanged };
   }

@@ -31,6 +31,8 @@ export class Notifier {
     /** audio: the AudioContext, made at the first click or sound. */
     this.audio = null;
     this.btn = null;
+    /** armed: the first gesture's audio unlock is registered. */
+    this.armed = false;
   }
 
   supported() {
@@ -64,12 +66,16 @@ export class Notifier {
     this.btn.hidden = !this.supported();
     this.btn.addEventListener('click', () => this.toggle());
     // After a reload the chime may only start from a user gesture: the
-    // first click or key on the page unlocks it.
-    const unlock = () => {
-      if (this.on()) this.unlockAudio();
-    };
-    window.addEventListener('pointerdown', unlock, { once: true, capture: true });
-    window.addEventListener('keydown', unlock, { once: true, capture: true });
+    // first click or key on the page unlocks it (armed once: the button is
+    // made again when the language changes).
+    if (!this.armed) {
+      this.armed = true;
+      const unlock = () => {
+        if (this.on()) this.unlockAudio();
+      };
+      window.addEventListener('pointerdown', unlock, { once: true, capture: true });
+      window.addEventListener('keydown', unlock, { once: true, capture: true });
+    }
     this.render();
     return this.btn;
   }

@@ -1,40 +1,33 @@
 // The conversation: bubbles (own on the right, others on the left) with
-// sender, time, day separators and the KakaoTalk-style count of members who
-// have not read each message; older history on scroll-up; typing; the
-// composer (Enter sends, Shift+Enter is a new line), photos and files of
-// any type (refused before the upload when over the server's limit); links in
-// messages; deleting one's own messages, replying, reacting and editing
-// one's own text messages (each message's "⋯"); reactions as chips under
-// the message, edited messages with their newest text and a mark.
+// sender, photo, time, day separators and the KakaoTalk-style count of
+// members who have not read each message; older history on scroll-up;
+// typing; the composer (Enter sends, Shift+Enter is a new line), photos and
+// files of any type (refused before the upload when over the server's
+// limit); links in messages; replies and edits, with each message's "⋯"
+// menu and its reaction chips in msgmenu.js; the header with the topic,
+// search in the room, the mute bell, invite, leave and the settings (≡).
+import { avatarEl, avatarSig } from './avatar.js';
 import { dayKey, fmtDay, fmtSize, fmtTime, t } from './i18n.js';
 import { confirmDialog, formDialog, notice } from './list.js';
 import { fileChip, imageButton, openLightbox, saveBlob } from './media.js';
+import { RoomSettings } from './members.js';
 import { isRedacted, replyTarget } from './model.js';
+import { messageActions, toggleActions, updateReactions } from './msgmenu.js';
 import { bellIcon } from './notify.js';
 import { tooLarge } from './outbox.js';
-import { describeError, h, linkify, reconcile } from './util.js';
+import { searchIcon, SearchView } from './search.js';
+import { describeError, h, linkify, reconcile, sleep, stripReplyFallback } from './util.js';
 
 /** The distance from the bottom (px) within which the view follows new messages. */
 const FOLLOW_PX = 60;
 /** Scrolling closer than this (px) to the top loads older messages. */
 const OLDER_PX = 120;
-/** QUICK_REACTIONS are the reactions offered in a message's menu. */
-const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 /** A quoted message is cut to this many characters. */
 const QUOTE_CHARS = 120;
-
-/**
- * stripReplyFallback drops the "> <@user> quoted text" lines that older
- * clients put at the start of a reply's body (the quote is shown from the
- * original event instead).
- */
-function stripReplyFallback(body) {
-  if (!body.startsWith('> ')) return body;
-  const lines = body.split('\n');
-  let i = 0;
-  while (i < lines.length && lines[i].startsWith('> ')) i++;
-  return i < lines.length && lines[i] === '' ? lines.slice(i + 1).join('\n') : body;
-}
+/** Showing a search result loads at most this many pages of older history. */
+const REVEAL_PAGES = 20;
+/** …and waits at most this long for them (ms). */
+const REVEAL_MS = 60000;
 
 /** isFileType: messages shown as a file chip. */
 function isFileType(msgtype) {
@@ -52,6 +45,12 @@ function snippet(ev) {
   return line.length > QUOTE_CHARS ? line.slice(0, QUOTE_CHARS) + '…' : line;
 }
 
+/** removedText says who removed me from room, and why if they said. */
+function removedText(room) {
+  const text = t(room.banned ? 'bannedFromChat' : 'removedFromChat', { user: room.displayName(room.removedBy) });
+  return room.removedReason ? t('withReason', { text, reason: room.removedReason }) : text;
+}
+
 export class RoomPane {
   constructor(chat) {
     this.chat = chat;
@@ -62,18 +61,44 @@ export class RoomPane {
     back.addEventListener('click', () => chat.openRoom(null));
     this.title = h('h2', { id: 'room-title' });
     this.members = h('span', { id: 'room-members', class: 'muted' });
+    this.topic = h('span', { id: 'room-topic', class: 'muted room-topic' });
     const invite = h('button', { type: 'button', id: 'invite-btn', class: 'small', text: t('invite') });
     const leave = h('button', { type: 'button', id: 'leave-btn', class: 'small danger', text: t('leave') });
+    const settings = h('button', { type: 'button', id: 'settings-btn', class: 'icon', 'aria-label': t('chatSettingsLabel'), title: t('chatSettingsLabel'), 'aria-haspopup': 'dialog', text: '≡' });
     invite.addEventListener('click', () => this.inviteDialog());
     leave.addEventListener('click', () => this.leave());
+    settings.addEventListener('click', () => this.openSettings());
     this.inviteBtn = invite;
     this.leaveBtn = leave;
+    this.settingsBtn = settings;
+    /** settings: the open settings dialog (members.js), or null. */
+    this.settings = null;
+    // Search in this room: a bar under the header; the results take the
+    // place of the timeline until one is opened or the search is closed.
+    this.searchBtn = h('button', { type: 'button', id: 'room-search-btn', class: 'icon', 'aria-label': t('searchOpen'), title: t('searchOpen'), 'aria-expanded': 'false', 'aria-controls': 'room-search-bar' }, searchIcon());
+    this.search = new SearchView(chat, {
+      id: 'room-search', placeholder: t('searchRoom'),
+      onToggle: (on) => {
+        this.timeline.hidden = on;
+        this.typing.hidden = on;
+      },
+    });
+    const closeSearch = h('button', { type: 'button', id: 'room-search-close', class: 'icon', 'aria-label': t('searchClose'), title: t('searchClose'), text: '×' });
+    closeSearch.addEventListener('click', () => this.closeSearch(true));
+    this.searchBar = h('div', { id: 'room-search-bar', class: 'room-search-bar', hidden: true }, this.search.form, closeSearch);
+    this.searchBtn.addEventListener('click', () => (this.searchBar.hidden ? this.openSearch() : this.closeSearch(true)));
+    this.searchBar.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        this.closeSearch(true);
+      }
+    });
     // Mute: a room push rule that does not notify (the server's counts,
     // badges and notifications then leave the room out).
     this.muteBtn = h('button', { type: 'button', id: 'mute-btn', class: 'small icon mute-btn' });
     this.muteBtn.addEventListener('click', () => this.toggleMute());
     this.header = h('header', { class: 'room-head' }, back,
-      h('div', { class: 'room-titles' }, this.title, this.members), this.muteBtn, invite, leave);
+      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)), this.searchBtn, this.muteBtn, invite, leave, settings);
 
     this.items = h('div', { class: 'items' });
     this.timeline = h('div', { id: 'timeline', class: 'timeline', role: 'log', 'aria-live': 'off', 'aria-labelledby': 'room-title', tabindex: '0' }, this.items);
@@ -165,10 +190,12 @@ export class RoomPane {
     this.readOnlyText = h('p', { id: 'read-only-text' });
     this.reportBtn = h('button', { type: 'button', id: 'notices-report', class: 'small', hidden: true, text: t('reportDamage') });
     this.reportBtn.addEventListener('click', () => chat.openIncidents());
-    this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn);
+    this.forgetBtn = h('button', { type: 'button', id: 'forget-btn', class: 'small danger', hidden: true, text: t('forgetChat') });
+    this.forgetBtn.addEventListener('click', () => chat.forget(this.room.id));
+    this.readOnly = h('div', { id: 'read-only', class: 'read-only', hidden: true }, this.readOnlyText, this.reportBtn, this.forgetBtn);
 
     this.placeholder = h('div', { id: 'no-room', class: 'no-room muted' }, h('p', { text: t('chooseChat') }));
-    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
+    this.body = h('div', { class: 'room-body', hidden: true }, this.header, this.searchBar, this.search.results, this.timeline, this.typing, this.composerError, this.replyBar, this.form, this.readOnly);
     this.el = h('section', { class: 'room-pane', 'aria-labelledby': 'room-title' }, this.placeholder, this.body);
     // Files dropped on the conversation are sent like chosen ones.
     this.body.addEventListener('dragover', (e) => {
@@ -180,6 +207,49 @@ export class RoomPane {
       e.preventDefault();
       this.sendFiles(files);
     });
+  }
+
+  /** openSearch shows the room's search bar and puts the focus in it. */
+  openSearch() {
+    this.searchBar.hidden = false;
+    this.searchBtn.setAttribute('aria-expanded', 'true');
+    this.search.input.focus();
+  }
+
+  /** closeSearch hides the room's search (focus: back to the button). */
+  closeSearch(focus = false) {
+    this.search.close();
+    this.search.roomId = this.room ? this.room.id : null;
+    this.searchBar.hidden = true;
+    this.searchBtn.setAttribute('aria-expanded', 'false');
+    if (focus) this.searchBtn.focus();
+  }
+
+  /**
+   * reveal scrolls to a message of the open room and marks it, loading
+   * older history until it is there (at most REVEAL_PAGES pages). It
+   * returns whether the message is shown.
+   */
+  async reveal(eventId) {
+    const room = this.room;
+    if (!room) return false;
+    let pages = 0;
+    const until = Date.now() + REVEAL_MS;
+    while (!room.has(eventId) && !room.reachedStart && pages < REVEAL_PAGES && Date.now() < until) {
+      if (room.loadingOlder) {
+        await sleep(100); // a page asked for by the scroll is on its way
+      } else {
+        await this.chat.loadOlder(room);
+        pages++;
+      }
+      if (this.room !== room) return false;
+    }
+    if (!room.has(eventId)) {
+      this.composerError.textContent = t('searchNotShown');
+      return false;
+    }
+    this.update();
+    return this.jumpTo(eventId);
   }
 
   /** setReply makes the next message a reply to ev (null: not a reply). */
@@ -304,6 +374,8 @@ export class RoomPane {
     this.placeholder.hidden = !!room;
     this.body.hidden = !room;
     if (changed) {
+      this.settings?.dlg.close();
+      this.closeSearch();
       this.items.replaceChildren();
       this.stick = true;
       this.input.value = '';
@@ -334,20 +406,32 @@ export class RoomPane {
     const me = chat.me;
     this.title.textContent = room.title(me);
     this.members.textContent = t('members', { n: room.joinedCount() });
+    if (this.topic.textContent !== room.topic) this.topic.textContent = room.topic;
+    this.topic.title = room.topic;
+    this.topic.hidden = !room.topic;
     const notices = room.isServerNotice;
-    const readOnly = notices || !room.canSend(me);
+    const removed = room.membership === 'leave';
+    const readOnly = notices || removed || !room.canSend(me);
     this.el.classList.toggle('server-notices', notices);
     this.members.hidden = notices;
     this.inviteBtn.hidden = notices || readOnly;
-    this.muteBtn.hidden = notices;
+    this.muteBtn.hidden = notices || removed;
     this.updateMute(room);
-    this.leaveBtn.hidden = notices;
+    this.leaveBtn.hidden = notices || removed;
+    this.settingsBtn.hidden = notices || removed;
+    // Search results open in a joined room only (chat.openResult).
+    this.searchBtn.hidden = removed;
+    if (removed && !this.searchBar.hidden) this.closeSearch();
     this.form.hidden = readOnly;
     if (readOnly && this.replyTo) this.setReply(null);
     if (readOnly && this.editing) this.setEdit(null);
     this.readOnly.hidden = !readOnly;
-    this.readOnlyText.textContent = notices ? t('noticesReadOnly') : t('cannotSend');
+    this.readOnlyText.textContent = notices ? t('noticesReadOnly')
+      : removed ? removedText(room) : t('cannotSend');
+    this.readOnly.classList.toggle('removed', removed);
     this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
+    this.forgetBtn.hidden = !removed;
+    this.settings?.update();
 
     const el = this.timeline;
     const follow = this.stick || this.atBottom();
@@ -378,7 +462,15 @@ export class RoomPane {
       addDay(ev.origin_server_ts);
       if (ev.type !== 'm.room.message') {
         prevSender = '';
-        items.push({ key: ev.event_id, create: () => h('div', { class: 'notice-row', dataset: { eventId: ev.event_id } }, h('span', { text: notice(room, ev, me) })) });
+        items.push({
+          key: ev.event_id,
+          create: () => h('div', { class: 'notice-row', dataset: { eventId: ev.event_id } }, h('span')),
+          update: (row) => {
+            // Names change with the members' profiles.
+            const text = notice(room, ev, me);
+            if (row.firstChild.textContent !== text) row.firstChild.textContent = text;
+          },
+        });
         continue;
       }
       const showSender = ev.sender !== me && ev.sender !== prevSender;
@@ -472,13 +564,14 @@ export class RoomPane {
   /** jumpTo scrolls to a loaded message and highlights it. */
   jumpTo(eventId) {
     const row = [...this.items.children].find((r) => r.dataset.eventId === eventId);
-    if (!row) return;
+    if (!row) return false;
     this.stick = false;
     row.scrollIntoView({ block: 'center' });
     row.classList.remove('flash');
     void row.offsetWidth; // restart the animation
     row.classList.add('flash');
     setTimeout(() => row.classList.remove('flash'), 1600);
+    return true;
   }
 
   messageEl(room, ev) {
@@ -488,8 +581,9 @@ export class RoomPane {
     const target = replyTarget(ev);
     const more = h('button', { type: 'button', class: 'msg-more', 'aria-label': t('messageActions'), title: t('messageActions'), 'aria-expanded': 'false', text: '⋯' });
     const actions = h('div', { class: 'msg-actions', hidden: true });
-    more.addEventListener('click', () => this.toggleActions(room, ev, more, actions));
+    more.addEventListener('click', () => toggleActions(this, room, ev, more, actions));
     return h('div', { class: `row ${mine ? 'mine' : 'theirs'}${kind}`, dataset: { eventId: ev.event_id, sender: ev.sender } },
+      mine ? null : h('span', { class: 'msg-avatar avatar-slot', hidden: true }),
       h('span', { class: 'sender', hidden: true, text: room.displayName(ev.sender) }),
       h('div', { class: 'line' },
         h('div', { class: `bubble${c.msgtype === 'm.image' ? ' image' : isFileType(c.msgtype) ? ' file' : ''}` }, target ? this.quoteEl(target) : null, this.bubbleContent(ev)),
@@ -501,98 +595,23 @@ export class RoomPane {
       actions);
   }
 
-  /** canReply: messages of a room the user may write in; canDelete: their own. */
-  messageActions(room, ev) {
-    const me = this.chat.me;
-    const c = ev.content || {};
-    if (isRedacted(ev) || room.isServerNotice || !c.msgtype) return { reply: false, del: false, react: false, edit: false };
-    const send = room.canSend(me);
-    return { reply: send, del: ev.sender === me, react: send, edit: send && ev.sender === me && (c.msgtype === 'm.text' || c.msgtype === 'm.emote') };
-  }
-
-  /** toggleActions opens (or closes) the actions under a message. */
-  toggleActions(room, ev, more, actions) {
-    const open = actions.hidden;
-    more.setAttribute('aria-expanded', String(open));
-    actions.hidden = !open;
-    if (!open) {
-      actions.replaceChildren();
-      return;
-    }
-    const can = this.messageActions(room, ev);
-    const close = () => {
-      actions.hidden = true;
-      actions.replaceChildren();
-      more.setAttribute('aria-expanded', 'false');
-    };
-    const reply = can.reply ? h('button', { type: 'button', class: 'small msg-reply', text: t('reply') }) : null;
-    const del = can.del ? h('button', { type: 'button', class: 'small danger msg-delete', text: t('deleteMessage') }) : null;
-    const edit = can.edit ? h('button', { type: 'button', class: 'small msg-edit', text: t('editMessage') }) : null;
-    edit?.addEventListener('click', () => {
-      close();
-      const e = room.relations().edits.get(ev.event_id);
-      this.setEdit(ev, String((e ? e.content['m.new_content'] : ev.content).body || ''));
-    });
-    const reacts = can.react ? h('div', { class: 'msg-reacts', role: 'group', 'aria-label': t('react') },
-      ...QUICK_REACTIONS.map((key) => {
-        const b = h('button', { type: 'button', class: 'icon msg-react', dataset: { key }, 'aria-label': t('reactWith', { key }), text: key });
-        b.addEventListener('click', () => {
-          close();
-          this.toggleReaction(room, ev, key, true);
-          more.focus();
-        });
-        return b;
-      })) : null;
-    reply?.addEventListener('click', () => {
-      close();
-      this.setReply(ev);
-    });
-    del?.addEventListener('click', async () => {
-      close();
-      await this.chat.deleteMessage(room, ev);
-      (more.hidden ? this.input : more).focus();
-    });
-    actions.replaceChildren(...[reacts, reply, edit, del].filter(Boolean));
-    (reacts?.firstElementChild || reply || del)?.focus();
-  }
-
-  /**
-   * toggleReaction adds my reaction key to ev, or (when I have it and
-   * onlyAdd is not set) removes it by redacting my reaction event.
-   */
-  toggleReaction(room, ev, key, onlyAdd = false) {
-    const mine = room.relations().reactions.get(ev.event_id)?.get(key)?.get(this.chat.me);
-    if (mine && !onlyAdd) this.chat.removeReaction(room, mine);
-    else if (!mine) this.chat.outbox.addReaction(room.id, ev.event_id, key);
-  }
-
-  /** updateReactions shows the reactions to ev as chips with counts. */
-  updateReactions(row, room, ev, byKey) {
-    const box = row.querySelector('.reactions');
-    const me = this.chat.me;
-    const list = isRedacted(ev) || !byKey ? [] : [...byKey].filter(([, s]) => s.size);
-    const sig = list.map(([k, s]) => `${k}:${s.size}:${s.has(me)}`).join(',');
-    if (box.dataset.sig === sig) return;
-    box.dataset.sig = sig;
-    box.hidden = !list.length;
-    box.replaceChildren(...list.map(([key, senders]) => {
-      const mine = senders.has(me);
-      const names = [...senders.keys()].map((u) => (u === me ? t('you') : room.displayName(u))).join(', ');
-      const b = h('button', {
-        type: 'button', class: `small reaction${mine ? ' mine' : ''}`, dataset: { key, count: String(senders.size) },
-        'aria-pressed': String(mine), title: names, 'aria-label': t('reactionLabel', { key, n: senders.size, names }),
-      }, h('span', { class: 'reaction-key', text: key }), h('span', { class: 'reaction-count', text: String(senders.size) }));
-      b.disabled = !room.canSend(me) || room.isServerNotice;
-      b.addEventListener('click', () => this.toggleReaction(room, ev, key));
-      return b;
-    }));
-  }
-
   updateMessage(row, room, ev, showSender, rel) {
-    const sender = row.firstElementChild;
+    const sender = row.querySelector('.sender');
     showSender = showSender && !room.isServerNotice; // the room's name says who writes
     sender.hidden = !showSender;
-    if (showSender) sender.textContent = room.displayName(ev.sender);
+    const name = room.displayName(ev.sender);
+    if (showSender && sender.textContent !== name) sender.textContent = name;
+    // The sender's photo (or initial) at the first of their messages in a row.
+    const slot = row.querySelector('.msg-avatar');
+    if (slot) {
+      slot.hidden = !showSender;
+      row.classList.toggle('with-avatar', !room.isServerNotice);
+      const sig = avatarSig(name, room.avatarOf(ev.sender));
+      if (showSender && slot.dataset.sig !== sig) {
+        slot.dataset.sig = sig;
+        slot.replaceChildren(avatarEl(this.chat.media, name, room.avatarOf(ev.sender), 'avatar-sm'));
+      }
+    }
     const bubble = row.querySelector('.bubble');
     if (isRedacted(ev) && row.dataset.redacted !== 'true') {
       // Deleted, here or live by someone else: the content goes away.
@@ -611,9 +630,9 @@ export class RoomPane {
       bubble.replaceChildren(...[q, this.bubbleContent(ev, edit.content['m.new_content']),
         h('span', { class: 'edited muted', text: t('edited') })].filter(Boolean));
     }
-    this.updateReactions(row, room, ev, rel.reactions.get(ev.event_id));
+    updateReactions(this.chat, row, room, ev, rel.reactions.get(ev.event_id));
     bubble.querySelector('.image-button.broken')?.retry(); // shown again: fetch again
-    const can = this.messageActions(room, ev);
+    const can = messageActions(this.chat.me, room, ev);
     const more = row.querySelector('.msg-more');
     more.hidden = !can.reply && !can.del && !can.react;
     const quote = bubble.querySelector('.reply-quote');
@@ -677,6 +696,19 @@ export class RoomPane {
     row.querySelector('.retry').hidden = !!it.permanent;
     const quote = row.querySelector('.reply-quote');
     if (quote && this.room) this.updateQuote(quote, this.room);
+  }
+
+  /** openSettings opens the chat's settings and members (members.js). */
+  openSettings() {
+    const room = this.room;
+    if (!room || room.membership !== 'join') return;
+    this.settings?.dlg.close();
+    const s = new RoomSettings(this.chat, room);
+    s.onClose = () => {
+      if (this.settings === s) this.settings = null;
+      this.settingsBtn.focus();
+    };
+    this.settings = s;
   }
 
   inviteDialog() {

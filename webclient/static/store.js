@@ -73,3 +73,19 @@ export function loadKnownDataCenters() {
   const v = read(KNOWN_DCS_KEY);
   return v && Array.isArray(v.dcs) && v.dcs.length ? v : null;
 }
+
+const LANGUAGE_KEY = 'planb.language';
+
+/**
+ * loadLanguageChoice returns the language the user chose on this device,
+ * {language: "ko"|"en", at: ms}, or null when they have not chosen one.
+ */
+export function loadLanguageChoice() {
+  const v = read(LANGUAGE_KEY);
+  return v && (v.language === 'ko' || v.language === 'en') && Number.isFinite(v.at) ? v : null;
+}
+
+/** saveLanguageChoice keeps the user's choice of language (kept across logouts). */
+export function saveLanguageChoice(language, at) {
+  write(LANGUAGE_KEY, { language, at });
+}

@@ -1,5 +1,5 @@
 // Small DOM and error helpers shared by the views.
-import { t } from './i18n.js';
+import { lang, t } from './i18n.js';
 
 /**
  * h creates an element. attrs: class, text, dataset, on<event> listeners,
@@ -108,6 +108,39 @@ export function linkify(text) {
   return frag;
 }
 
+/**
+ * stripReplyFallback drops the "> <@user> quoted text" lines that older
+ * clients put at the start of a reply's body (the quote is shown from the
+ * original event instead).
+ */
+export function stripReplyFallback(body) {
+  if (!body.startsWith('> ')) return body;
+  const lines = body.split('\n');
+  let i = 0;
+  while (i < lines.length && lines[i].startsWith('> ')) i++;
+  return i < lines.length && lines[i] === '' ? lines.slice(i + 1).join('\n') : body;
+}
+
+/** relabelDocument puts the page's own texts (title, skip link) in the UI language. */
+export function relabelDocument() {
+  document.documentElement.lang = lang;
+  document.title = t('appName');
+  const skip = document.getElementById('skip-link');
+  if (skip) skip.textContent = t('skipToComposer');
+}
+
+/**
+ * languageButton is the switch to the other language, named in that
+ * language; onChoose(l) is called with it.
+ */
+export function languageButton(id, onChoose) {
+  const other = lang === 'ko' ? 'en' : 'ko';
+  const b = h('button', { type: 'button', id, class: 'small lang-btn', dataset: { lang: other }, title: t('language'), 'aria-label': t('switchLanguage') },
+    h('span', { lang: other, text: other === 'ko' ? '한국어' : 'English' }));
+  b.addEventListener('click', () => onChoose(other));
+  return b;
+}
+
 /** sleep waits ms, or rejects when signal aborts. */
 export function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
@@ -144,6 +177,9 @@ export function describeError(err, ctx = '', vars = {}) {
     case 'M_FORBIDDEN':
       if (ctx === 'login') return t('errWrongPassword');
       if (ctx === 'register') return t('errRegistrationDisabled');
+      if (ctx === 'kick') return t('errKickForbidden', { user: vars.user || '', msg: err.message });
+      if (ctx === 'settings') return t('errSettingsForbidden', { msg: err.message });
+      if (ctx === 'redact') return t('errRedactForbidden', { msg: err.message });
       return t('errForbidden', { msg: err.message });
     case 'M_USER_IN_USE':
       return t('errUserTaken');
