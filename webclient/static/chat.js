@@ -117,7 +117,7 @@ export class Chat {
     this.roomPane = new RoomPane(this);
     const shell = h('div', { class: 'shell', id: 'chat-app' },
       h('header', { class: 'topbar' },
-        h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), t('appName')),
+        h('span', { class: 'brand' }, h('img', { src: '/_planb/web/icon.svg', alt: '', width: 24, height: 24 }), h('span', { class: 'brand-name', text: t('appName') })),
         this.badge,
         this.meBtn,
         h('span', { class: 'top-actions' }, this.notifier.button(), langBtn, logout)),

@@ -97,8 +97,11 @@ export class RoomPane {
     // badges and notifications then leave the room out).
     this.muteBtn = h('button', { type: 'button', id: 'mute-btn', class: 'small icon mute-btn' });
     this.muteBtn.addEventListener('click', () => this.toggleMute());
+    // The actions are one group: on a narrow phone it goes under the title
+    // as a whole rather than squeezing the title to a letter.
     this.header = h('header', { class: 'room-head' }, back,
-      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)), this.searchBtn, this.muteBtn, invite, leave, settings);
+      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)),
+      h('div', { class: 'room-actions' }, this.searchBtn, this.muteBtn, invite, leave, settings));
 
     this.items = h('div', { class: 'items' });
     this.timeline = h('div', { id: 'timeline', class: 'timeline', role: 'log', 'aria-live': 'off', 'aria-labelledby': 'room-title', tabindex: '0' }, this.items);
