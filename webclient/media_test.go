@@ -35,6 +35,8 @@ const mediaUploadLimit = 256 << 10
 //     notification and one chime; in a muted room (a room push rule
 //     without "notify") none, and none for the room open in a visible tab;
 //     the badge follows the server's notification_count;
+//   - the language switch draws both bells again in Korean and back in
+//     English, keeping their state, and the new ones work;
 //   - a photo sent at dc1 loads in bob's page after dc1 is SIGKILLed,
 //     while his page's first data center is dc1.
 func TestBrowserMedia(t *testing.T) {
@@ -60,6 +62,7 @@ func TestBrowserMedia(t *testing.T) {
 	shot(t, alice, "")
 	shot(t, bob, "")
 	notifications(t, alice, bob, dc2.URL, roomID)
+	bellsRelabelled(t, bob, dc2.URL, roomID)
 
 	// Bob's page in Korean: the limit is refused in Korean too.
 	bob.do("reload in Korean", chromedp.Navigate(dc2.URL+"/?lang=ko#/room/"+url.PathEscape(roomID)))

@@ -94,6 +94,46 @@ func notifications(t *testing.T, alice, bob *page, bobBase, roomID string) {
 	bob.waitJS("no notification for the room open in a visible tab", time.Second, counts(1, 1))
 }
 
+// bellsRelabelled mutes the room, then switches bob's page to Korean with
+// the top bar's language button: the notification bell and the room's
+// mute bell are drawn again (once each, shown) in Korean, still pressed;
+// the new mute bell unmutes (the server's rule goes), and back in English
+// both say so in English.
+func bellsRelabelled(t *testing.T, bob *page, bobBase, roomID string) {
+	t.Helper()
+	token := bob.str(`JSON.parse(localStorage.getItem('planb.session')).accessToken`)
+	bob.click("#mute-btn")
+	bob.waitJS("the room is muted", uiTimeout, `document.getElementById('mute-btn').getAttribute('aria-pressed') === 'true' ? '' : 'not pressed'`)
+	bells := func(lang string) string {
+		return fmt.Sprintf(`(() => {
+			if (document.documentElement.lang !== %s) return 'lang ' + document.documentElement.lang;
+			const one = (id) => document.querySelectorAll('#' + id).length === 1 && document.getElementById(id).getClientRects().length ? '' : id + ' not shown once';
+			const bad = one('notify-btn') || one('mute-btn');
+			if (bad) return bad;
+			const b = (id) => { const e = document.getElementById(id); return [e.getAttribute('aria-label'), e.getAttribute('aria-pressed'), e.title].join(' / '); };
+			return JSON.stringify([b('notify-btn'), b('mute-btn')]);
+		})()`, jsString(lang))
+	}
+	want := func(lang, notify, mute string) string {
+		return fmt.Sprintf(`(() => { const s = %s; return s === %s ? '' : s; })()`, bells(lang), jsString(mustJSON([]string{notify, mute})))
+	}
+	bob.click("#lang-btn")
+	bob.waitJS("both bells in Korean, still pressed", uiTimeout, want("ko",
+		"알림 / true / 알림이 켜져 있습니다. 누르면 끕니다.",
+		"이 채팅방 알림 끄기 / true / 알림 꺼짐: 이 채팅방의 알림을 받지 않습니다. 누르면 다시 켭니다."))
+	bob.click("#mute-btn")
+	bob.waitJS("the Korean mute bell unmutes", uiTimeout, want("ko",
+		"알림 / true / 알림이 켜져 있습니다. 누르면 끕니다.",
+		"이 채팅방 알림 끄기 / false / 누르면 이 채팅방의 알림을 끕니다."))
+	if got := roomRule(t, bobBase, token, roomID); got != "" {
+		t.Fatalf("after unmuting with the Korean bell, the room rule is still there: %s", got)
+	}
+	bob.click("#lang-btn")
+	bob.waitJS("both bells back in English", uiTimeout, want("en",
+		"Notifications / true / Notifications are on. Click to turn them off.",
+		"Mute this chat / false / Click to mute this chat."))
+}
+
 // setHidden makes p's page report itself hidden (or visible again) and
 // fires visibilitychange, as switching tabs does.
 func setHidden(p *page, hidden bool) {
