@@ -34,12 +34,19 @@ func (s *Service) cutOff() error {
 // refuseCutOff counts and returns the answer of a cut-off node.
 func (s *Service) refuseCutOff() error {
 	s.m.cutOff.Inc()
+	if peer := s.engine.BrokenLink(); peer != "" {
+		return planb.Unavailable(2*time.Second, "this data center cannot reach %s (the link between them is broken; the other data centers still reach both): it may not have the latest messages and cannot commit to the rooms led there; retry at another data center", peer)
+	}
 	return planb.Unavailable(2*time.Second, "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center")
 }
 
 // isCutOff reports whether this node knows it has no routes to a quorum of
-// the cluster (see jetstream.Engine.CutOff).
-func (s *Service) isCutOff() bool { return s.engine.CutOff() }
+// the cluster (see jetstream.Engine.CutOff), or sits at one end of a broken
+// link (jetstream.Engine.BrokenLink). At a broken link's end the node could
+// still commit to part of the rooms, but what the far end leads reaches it
+// only after healing and its writes to those rooms find no route: clients
+// are better served by the data center that reaches both ends.
+func (s *Service) isCutOff() bool { return s.engine.CutOff() || s.engine.BrokenLink() != "" }
 
 // health tracks whether this node can commit writes, from a real replicated
 // write every probeInterval. Lock rule: mu guards every field below it.

@@ -23,7 +23,7 @@ import (
 //     more than one that shows nothing.
 //
 // Every read is counted in planb_reads_total by read and outcome (ok,
-// served_cut_off, refused_cut_off, refused_broken_link).
+// served_cut_off, refused_cut_off).
 type readKind int
 
 const (
@@ -40,13 +40,6 @@ func (s *Service) readable(kind readKind, name string) error {
 		}
 		s.m.reads.WithLabelValues(name, "served_cut_off").Inc()
 		return nil
-	}
-	if peer := s.engine.BrokenLink(); peer != "" && kind == readLive {
-		// It commits through the others, but what the far node leads
-		// reaches it only after healing: /sync here would be silently
-		// behind for those rooms.
-		s.m.reads.WithLabelValues(name, "refused_broken_link").Inc()
-		return planb.Unavailable(2*time.Second, "this data center cannot hear %s (the link between them is broken, the others still reach both): it may not have the latest messages; retry at another data center", peer)
 	}
 	s.m.reads.WithLabelValues(name, "ok").Inc()
 	return nil
