@@ -23,7 +23,7 @@ import (
 //     more than one that shows nothing.
 //
 // Every read is counted in planb_reads_total by read and outcome (ok,
-// served_cut_off, refused_cut_off).
+// served_cut_off, refused_cut_off, refused_broken_link).
 type readKind int
 
 const (
@@ -40,6 +40,10 @@ func (s *Service) readable(kind readKind, name string) error {
 		}
 		s.m.reads.WithLabelValues(name, "served_cut_off").Inc()
 		return nil
+	}
+	if kind == readLive && s.brokenLink() != "" {
+		s.m.reads.WithLabelValues(name, "refused_broken_link").Inc()
+		return s.refuseCutOff()
 	}
 	s.m.reads.WithLabelValues(name, "ok").Inc()
 	return nil
