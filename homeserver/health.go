@@ -76,9 +76,11 @@ func (s *Service) Status() adminapi.Status {
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
 	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
 	fault := s.model.Fault()
-	broken := s.brokenLink()
-	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil && broken == ""
+	broken, cut := s.brokenLink(), s.isCutOff()
+	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil && broken == "" && !cut
 	switch {
+	case cut:
+		out.Reason = "cut off from the other data centers: no route to a quorum, or too few of them heard"
 	case broken != "":
 		out.Reason = "cannot hear " + broken + " although the other data centers do: the rooms led there may be behind here until the link heals"
 	case fault != nil:
