@@ -92,13 +92,15 @@ func TestFaultEndpointOff(t *testing.T) {
 	if r.status != 200 || r.json["enabled"] != false || r.json["reason"] == "" {
 		t.Fatalf("GET faults on a node without --enable-faults: %s", r)
 	}
-	for _, path := range []string{"/faults/isolate", "/faults/heal"} {
+	for _, path := range []string{"/faults/isolate", "/faults/blackhole", "/faults/heal"} {
 		if r := s.raw(t, "POST", "/_planb/admin/v1"+path, tok, []byte(`{}`)); r.status != 403 || r.json["errcode"] != "M_FORBIDDEN" {
 			t.Errorf("POST %s: want 403 M_FORBIDDEN, got %s", path, r)
 		}
 	}
-	if r := s.raw(t, "POST", "/_planb/admin/v1/faults/slow", tok, []byte(`{"latency_ms":100}`)); r.status != 400 || r.json["errcode"] != "M_MISSING_PARAM" {
-		t.Errorf("slow without a peer: want 400 M_MISSING_PARAM, got %s", r)
+	for _, path := range []string{"/faults/slow", "/faults/cut"} {
+		if r := s.raw(t, "POST", "/_planb/admin/v1"+path, tok, []byte(`{"latency_ms":100}`)); r.status != 400 || r.json["errcode"] != "M_MISSING_PARAM" {
+			t.Errorf("POST %s without a peer: want 400 M_MISSING_PARAM, got %s", path, r)
+		}
 	}
 	if r := s.raw(t, "POST", "/_planb/admin/v1/faults/isolate", "", []byte(`{}`)); r.status != 401 {
 		t.Errorf("fault endpoint without a token: want 401, got %s", r)

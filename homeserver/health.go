@@ -34,12 +34,23 @@ func (s *Service) cutOff() error {
 // refuseCutOff counts and returns the answer of a cut-off node.
 func (s *Service) refuseCutOff() error {
 	s.m.cutOff.Inc()
+	if peer := s.brokenLink(); peer != "" {
+		return planb.Unavailable(2*time.Second, "this data center cannot reach %s (the link between them is broken; the other data centers still reach both): it may not have the latest messages; retry at another data center", peer)
+	}
 	return planb.Unavailable(2*time.Second, "this data center is cut off from the other data centers: it cannot commit writes and may not have the latest messages; retry at another data center")
 }
 
 // isCutOff reports whether this node knows it has no routes to a quorum of
 // the cluster (see jetstream.Engine.CutOff).
 func (s *Service) isCutOff() bool { return s.engine.CutOff() }
+
+// brokenLink returns the data center this node cannot reach although the
+// others still reach both (jetstream.Engine.BrokenLink), or "". Such a
+// node commits what it or the others lead, but what the far end leads
+// reaches it only after healing, and its writes there find no route: it
+// refuses live reads, is not ready, and bounds its writes by the degraded
+// timeout, so its clients move to the data center that reaches both ends.
+func (s *Service) brokenLink() string { return s.engine.BrokenLink() }
 
 // health tracks whether this node can commit writes, from a real replicated
 // write every probeInterval. Lock rule: mu guards every field below it.
@@ -65,9 +76,11 @@ func (s *Service) Status() adminapi.Status {
 		Since: s.h.since, LastProbe: s.h.lastProbe, Events: st.Events, Rooms: st.Rooms, Users: st.Users}
 	behind := s.h.target != nil && !s.model.Reached(*s.h.target)
 	fault := s.model.Fault()
-	broken := s.engine.BrokenLink()
-	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil && broken == ""
+	broken, cut := s.brokenLink(), s.isCutOff()
+	out.Ready = out.CaughtUp && out.CanCommit && !behind && !s.draining.Load() && fault == nil && broken == "" && !cut
 	switch {
+	case cut:
+		out.Reason = "cut off from the other data centers: no route to a quorum, or too few of them heard"
 	case broken != "":
 		out.Reason = "cannot hear " + broken + " although the other data centers do: the rooms led there may be behind here until the link heals"
 	case fault != nil:
@@ -115,6 +128,9 @@ func (s *Service) canCommitLocked() bool {
 func (s *Service) writeTimeout() time.Duration {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
+	if s.brokenLink() != "" {
+		return degradedWriteTimeout // a write to what the far end leads finds no route
+	}
 	if s.h.ok || s.h.lastProbe.IsZero() {
 		return s.cfg.WriteTimeout.Std()
 	}

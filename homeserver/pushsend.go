@@ -234,8 +234,11 @@ func (d *pushDelivery) run(ctx context.Context) error {
 			// leadership cannot be told and every node sends: the cursor's
 			// compare-and-set keeps one at a time, with duplicates at the
 			// hand-overs.
+			// A node cut off from the quorum may still believe it leads
+			// (until the engine notices the lost quorum), but it can save no
+			// cursor and hears no new event: the majority's leader sends.
 			leader, known := d.s.engine.IsStreamLeader(jetstream.EventStream(p))
-			leader = leader || !known
+			leader = (leader || !known) && !d.s.isCutOff()
 			switch {
 			case leader && w == nil && d.s.caught.Load():
 				wctx, cancel := context.WithCancel(ctx)

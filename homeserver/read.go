@@ -41,12 +41,9 @@ func (s *Service) readable(kind readKind, name string) error {
 		s.m.reads.WithLabelValues(name, "served_cut_off").Inc()
 		return nil
 	}
-	if peer := s.engine.BrokenLink(); peer != "" && kind == readLive {
-		// It commits through the others, but what the far node leads
-		// reaches it only after healing: /sync here would be silently
-		// behind for those rooms.
+	if kind == readLive && s.brokenLink() != "" {
 		s.m.reads.WithLabelValues(name, "refused_broken_link").Inc()
-		return planb.Unavailable(2*time.Second, "this data center cannot hear %s (the link between them is broken, the others still reach both): it may not have the latest messages; retry at another data center", peer)
+		return s.refuseCutOff()
 	}
 	s.m.reads.WithLabelValues(name, "ok").Inc()
 	return nil

@@ -174,75 +174,36 @@ func (a *API) routesFaults() {
 		}
 		writeJSON(w, 200, a.faults.Status())
 	}))
-	a.mux.HandleFunc("POST "+adminPrefix+"/faults/isolate", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		var req faultReq
-		if err := decode(r, &req); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		if !enabled(w) {
-			return
-		}
-		if err := a.faults.Isolate(duration(req)); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		writeJSON(w, 200, a.faults.Status())
-	}))
-	a.mux.HandleFunc("POST "+adminPrefix+"/faults/blackhole", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		var req faultReq
-		if err := decode(r, &req); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		if !enabled(w) {
-			return
-		}
-		if err := a.faults.Blackhole(duration(req)); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		writeJSON(w, 200, a.faults.Status())
-	}))
-	a.mux.HandleFunc("POST "+adminPrefix+"/faults/slow", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		var req faultReq
-		if err := decode(r, &req); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		if req.Peer == "" {
-			writeError(w, a.log, planb.MissingParam("peer (the data center at the other end of the link) is required"))
-			return
-		}
-		if !enabled(w) {
-			return
-		}
+	// inject serves POST /faults/{name}: decode, check, apply, answer with
+	// the status. needPeer: the fault acts on the link to req.Peer.
+	inject := func(name string, needPeer bool, apply func(req faultReq) error) {
+		a.mux.HandleFunc("POST "+adminPrefix+"/faults/"+name, a.admin(func(w http.ResponseWriter, r *http.Request) {
+			var req faultReq
+			if err := decode(r, &req); err != nil {
+				writeError(w, a.log, err)
+				return
+			}
+			if needPeer && req.Peer == "" {
+				writeError(w, a.log, planb.MissingParam("peer (the data center at the other end of the link) is required"))
+				return
+			}
+			if !enabled(w) {
+				return
+			}
+			if err := apply(req); err != nil {
+				writeError(w, a.log, err)
+				return
+			}
+			writeJSON(w, 200, a.faults.Status())
+		}))
+	}
+	inject("isolate", false, func(req faultReq) error { return a.faults.Isolate(duration(req)) })
+	inject("blackhole", false, func(req faultReq) error { return a.faults.Blackhole(duration(req)) })
+	inject("cut", true, func(req faultReq) error { return a.faults.Cut(req.Peer, duration(req)) })
+	inject("slow", true, func(req faultReq) error {
 		ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-		if err := a.faults.Slow(req.Peer, ms(req.LatencyMS), ms(req.JitterMS), duration(req)); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		writeJSON(w, 200, a.faults.Status())
-	}))
-	a.mux.HandleFunc("POST "+adminPrefix+"/faults/cut", a.admin(func(w http.ResponseWriter, r *http.Request) {
-		var req faultReq
-		if err := decode(r, &req); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		if req.Peer == "" {
-			writeError(w, a.log, planb.MissingParam("peer (the data center at the other end of the link) is required"))
-			return
-		}
-		if !enabled(w) {
-			return
-		}
-		if err := a.faults.Cut(req.Peer, duration(req)); err != nil {
-			writeError(w, a.log, err)
-			return
-		}
-		writeJSON(w, 200, a.faults.Status())
-	}))
+		return a.faults.Slow(req.Peer, ms(req.LatencyMS), ms(req.JitterMS), duration(req))
+	})
 	a.mux.HandleFunc("POST "+adminPrefix+"/faults/heal", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		if !enabled(w) {
 			return
