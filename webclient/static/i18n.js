@@ -290,6 +290,10 @@ const en = {
   serverNotices: 'Server notices',
   noticesReadOnly: 'Notices from the service. You cannot reply in this room.',
   cannotSend: 'You cannot send messages in this room.',
+  encryptedChat: 'Encrypted',
+  encryptedChatTitle: 'End-to-end encrypted chat: only apps that support encryption can read it',
+  encryptedMessage: 'Encrypted message',
+  encryptedReadOnly: 'This chat is end-to-end encrypted. The web client cannot read or send encrypted messages yet: continue it in Element or FluffyChat.',
 };
 
 const ko = {
@@ -566,6 +570,10 @@ const ko = {
   language: '언어',
   switchLanguage: '언어: 한국어. 영어로 바꾸기',
   cannotSend: '이 방에서는 메시지를 보낼 수 없습니다.',
+  encryptedChat: '암호화됨',
+  encryptedChatTitle: '종단간 암호화된 대화: 암호화를 지원하는 앱에서만 읽을 수 있습니다',
+  encryptedMessage: '암호화된 메시지',
+  encryptedReadOnly: '이 대화는 종단간 암호화되어 있습니다. 웹 클라이언트는 아직 암호화된 메시지를 읽거나 보낼 수 없으니 Element나 FluffyChat에서 이어 가세요.',
 };
 
 /** forcedLang is the language ?lang= asks for ("" for none). */

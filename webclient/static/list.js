@@ -3,7 +3,7 @@
 import { avatarEl, avatarSig, initialOf } from './avatar.js';
 import { fmtListTime, t } from './i18n.js';
 import { SearchView } from './search.js';
-import { describeError, h, localpart, reconcile } from './util.js';
+import { describeError, h, localpart, lockIcon, reconcile } from './util.js';
 
 /** preview is the one-line summary of an event for the chat list. */
 export function preview(room, ev, me) {
@@ -11,6 +11,7 @@ export function preview(room, ev, me) {
   const edit = ev.type === 'm.room.message' && ev.content && room.relations().edits.get(ev.event_id);
   const c = (edit && edit.content['m.new_content']) || ev.content || {};
   const who = ev.sender === me ? t('you') : room.displayName(ev.sender);
+  if (ev.type === 'm.room.encrypted') return `${who}: ${t('encryptedMessage')}`;
   if (ev.type === 'm.room.message') {
     if (!c.msgtype) return t('deleted');
     if (c.msgtype === 'm.server_notice') return String(c.body || '').split('\n')[0];
@@ -208,7 +209,8 @@ export class ListPane {
     const btn = h('button', { type: 'button', class: 'chat-item', dataset: { roomId: room.id } },
       h('span', { class: 'avatar-slot' }),
       h('span', { class: 'chat-main' },
-        h('span', { class: 'chat-top' }, h('span', { class: 'chat-name' }), h('time', { class: 'chat-time' })),
+        h('span', { class: 'chat-top' }, h('span', { class: 'lock', title: t('encryptedChatTitle'), hidden: true }, lockIcon()),
+          h('span', { class: 'chat-name' }), h('time', { class: 'chat-time' })),
         h('span', { class: 'chat-bottom' }, h('span', { class: 'chat-preview' }), h('span', { class: 'badge', hidden: true }))));
     btn.addEventListener('click', () => this.chat.openRoom(room.id));
     return h('li', {}, btn);
@@ -223,6 +225,7 @@ export class ListPane {
     const notices = room.isServerNotice;
     btn.classList.toggle('notices-room', notices);
     btn.querySelector('.chat-name').textContent = title;
+    btn.querySelector('.lock').hidden = !room.encrypted;
     const slot = btn.querySelector('.avatar-slot');
     // A 1:1 chat shows the other person's photo; a group its initial.
     const peer = notices ? '' : peerOf(room, me);

@@ -61,6 +61,11 @@ export class Room {
     this.name = '';
     /** topic: the content of m.room.topic. */
     this.topic = '';
+    /**
+     * encrypted: the room has m.room.encryption (once on, it stays on).
+     * The web client neither decrypts nor encrypts: it says so.
+     */
+    this.encrypted = false;
     this.creator = '';
     this.createdTs = 0;
     /** members: userId -> {membership, displayname, avatarUrl}. */
@@ -251,6 +256,7 @@ export class Room {
    */
   shows(ev, me) {
     if (ev.type === 'm.room.message') return !isReplacement(ev);
+    if (ev.type === 'm.room.encrypted') return true; // shown as "encrypted message"
     if (this.isServerNotice) return false; // only the notices themselves
     if (ev.type === 'm.room.name') return !!(ev.content && ev.content.name);
     if (ev.type === 'm.room.topic') return !!(ev.content && ev.content.topic);
@@ -289,6 +295,9 @@ export class Room {
         break;
       case 'm.room.topic':
         this.topic = typeof c.topic === 'string' ? c.topic : '';
+        break;
+      case 'm.room.encryption':
+        this.encrypted = this.encrypted || typeof c.algorithm === 'string';
         break;
       case 'm.room.member': {
         const av = typeof c.avatar_url === 'string' && c.avatar_url.startsWith('mxc://') ? c.avatar_url : '';
@@ -406,7 +415,7 @@ export class Model {
    */
   snapshot(limit = SNAPSHOT_EVENTS) {
     const rooms = [...this.rooms.values()].filter((r) => r.membership !== 'leave').map((r) => ({
-      id: r.id, membership: r.membership, name: r.name, topic: r.topic, creator: r.creator, createdTs: r.createdTs,
+      id: r.id, membership: r.membership, name: r.name, topic: r.topic, encrypted: r.encrypted, creator: r.creator, createdTs: r.createdTs,
       tags: [...r.tags], powerLevels: r.powerLevels, members: [...r.members], receipts: [...r.receipts],
       unread: r.unread, inviter: r.inviter, inviteDirect: r.inviteDirect, summary: r.summary,
       events: r.timeline.slice(-limit).map(({ ord, ...ev }) => ev),
@@ -421,7 +430,7 @@ export class Model {
       if (!s || !s.id) continue;
       const r = this.room(s.id);
       Object.assign(r, {
-        membership: s.membership || 'join', name: s.name || '', topic: s.topic || '', creator: s.creator || '', createdTs: s.createdTs || 0,
+        membership: s.membership || 'join', name: s.name || '', topic: s.topic || '', encrypted: !!s.encrypted, creator: s.creator || '', createdTs: s.createdTs || 0,
         tags: new Set(s.tags || []), powerLevels: s.powerLevels || null, members: new Map(s.members || []),
         receipts: new Map(s.receipts || []), unread: s.unread || 0, inviter: s.inviter || '',
         inviteDirect: !!s.inviteDirect, summary: s.summary || null,

@@ -16,7 +16,7 @@ import { messageActions, toggleActions, updateReactions } from './msgmenu.js';
 import { bellIcon } from './notify.js';
 import { tooLarge } from './outbox.js';
 import { searchIcon, SearchView } from './search.js';
-import { describeError, h, linkify, reconcile, sleep, stripReplyFallback } from './util.js';
+import { describeError, h, linkify, lockIcon, reconcile, sleep, stripReplyFallback } from './util.js';
 
 /** The distance from the bottom (px) within which the view follows new messages. */
 const FOLLOW_PX = 60;
@@ -62,6 +62,7 @@ export class RoomPane {
     this.title = h('h2', { id: 'room-title' });
     this.members = h('span', { id: 'room-members', class: 'muted' });
     this.topic = h('span', { id: 'room-topic', class: 'muted room-topic' });
+    this.lock = h('span', { id: 'room-encrypted', class: 'room-lock muted', title: t('encryptedChatTitle'), hidden: true }, lockIcon(), h('span', { text: t('encryptedChat') }));
     const invite = h('button', { type: 'button', id: 'invite-btn', class: 'small', text: t('invite') });
     const leave = h('button', { type: 'button', id: 'leave-btn', class: 'small danger', text: t('leave') });
     const settings = h('button', { type: 'button', id: 'settings-btn', class: 'icon', 'aria-label': t('chatSettingsLabel'), title: t('chatSettingsLabel'), 'aria-haspopup': 'dialog', text: '≡' });
@@ -100,7 +101,7 @@ export class RoomPane {
     // The actions are one group: on a narrow phone it goes under the title
     // as a whole rather than squeezing the title to a letter.
     this.header = h('header', { class: 'room-head' }, back,
-      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.members, this.topic)),
+      h('div', { class: 'room-titles' }, this.title, h('span', { class: 'room-sub' }, this.lock, this.members, this.topic)),
       h('div', { class: 'room-actions' }, this.searchBtn, this.muteBtn, invite, leave, settings));
 
     this.items = h('div', { class: 'items' });
@@ -414,10 +415,15 @@ export class RoomPane {
     this.topic.hidden = !room.topic;
     const notices = room.isServerNotice;
     const removed = room.membership === 'leave';
-    const readOnly = notices || removed || !room.canSend(me);
+    const cannotSend = notices || removed || !room.canSend(me);
+    // The web client can neither encrypt nor decrypt: typing here would
+    // send plain text into a chat its members believe is private.
+    const encrypted = room.encrypted && !notices && !removed;
+    const readOnly = cannotSend || encrypted;
     this.el.classList.toggle('server-notices', notices);
     this.members.hidden = notices;
-    this.inviteBtn.hidden = notices || readOnly;
+    this.lock.hidden = !room.encrypted;
+    this.inviteBtn.hidden = notices || cannotSend;
     this.muteBtn.hidden = notices || removed;
     this.updateMute(room);
     this.leaveBtn.hidden = notices || removed;
@@ -430,7 +436,7 @@ export class RoomPane {
     if (readOnly && this.editing) this.setEdit(null);
     this.readOnly.hidden = !readOnly;
     this.readOnlyText.textContent = notices ? t('noticesReadOnly')
-      : removed ? removedText(room) : t('cannotSend');
+      : removed ? removedText(room) : encrypted ? t('encryptedReadOnly') : t('cannotSend');
     this.readOnly.classList.toggle('removed', removed);
     this.reportBtn.hidden = !notices || chat.incidents.incidents.length === 0;
     this.forgetBtn.hidden = !removed;
@@ -463,7 +469,7 @@ export class RoomPane {
     for (const ev of room.timeline) {
       if (!room.shows(ev, me)) continue;
       addDay(ev.origin_server_ts);
-      if (ev.type !== 'm.room.message') {
+      if (ev.type !== 'm.room.message' && ev.type !== 'm.room.encrypted') {
         prevSender = '';
         items.push({
           key: ev.event_id,
@@ -521,6 +527,9 @@ export class RoomPane {
   /** bubbleContent shows ev, with content (its newest edit's) if given. */
   bubbleContent(ev, content) {
     const c = content || ev.content || {};
+    if (ev.type === 'm.room.encrypted' && !isRedacted(ev)) {
+      return h('span', { class: 'body encrypted', title: t('encryptedChatTitle') }, lockIcon(), h('span', { text: t('encryptedMessage') }));
+    }
     if (isRedacted(ev) || !c.msgtype) return h('span', { class: 'body deleted', text: t('deleted') });
     const media = this.chat.media;
     if (c.msgtype === 'm.image' && c.url) {

@@ -230,6 +230,11 @@ export function normalizeUserId(input, myServer) {
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /** icon makes a decorative SVG icon (viewBox 0 0 w h) of the path data ds; app.css styles it. */
+/** lockIcon is the padlock of an encrypted chat. */
+export function lockIcon() {
+  return icon('lock-icon', 16, 16, 'M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7h1zm2 0h4V5a2 2 0 0 0-4 0v2z');
+}
+
 export function icon(cls, w, h, ...ds) {
   const svg = document.createElementNS(SVG_NS, 'svg');
   svg.setAttribute('class', cls);
