@@ -192,8 +192,9 @@ func (g *guard) check(now time.Time) {
 	}
 }
 
-// brokenLinkLocked returns a peer this node has not heard for aliveSilence
-// although another peer it hears heard it within freshReport, or "".
+// brokenLinkLocked returns a peer this node heard once but not for
+// aliveSilence, although another peer it hears heard it within
+// freshReport, or "".
 func (g *guard) brokenLinkLocked(now time.Time) string {
 	for via, r := range g.reports {
 		if now.Sub(g.heard[via]) >= aliveSilence || now.Sub(r.at) >= freshReport {
@@ -203,7 +204,9 @@ func (g *guard) brokenLinkLocked(now time.Time) string {
 			if peer == g.name || peer == via || ago >= freshReport {
 				continue
 			}
-			if at, ok := g.heard[peer]; !ok || now.Sub(at) >= aliveSilence {
+			// A peer never heard is not a broken link but one not yet
+			// connected (a cluster forming, a node just started).
+			if at, ok := g.heard[peer]; ok && now.Sub(at) >= aliveSilence {
 				return peer
 			}
 		}
