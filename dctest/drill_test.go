@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,7 @@ import (
 	"github.com/planb-chat/planb/internal/testutil"
 )
 
-// TestDrillCommand runs `planb drill` for dc-loss and dc-isolate against a
+// TestDrillCommand runs `planb drill` for dc-loss, dc-isolate and dc-flap against a
 // real three-data-center cluster and checks its report: RPO 0, no
 // duplicates, the same order everywhere, a measured RTO and delivery
 // latency, and the report stored in the cluster's drill history. While the
@@ -30,12 +31,12 @@ func TestDrillCommand(t *testing.T) {
 	c := startCluster(t)
 	clusterFile := filepath.Join(c.dir, "cluster.json")
 	var ids []string
-	for _, sc := range []string{"dc-loss", "dc-isolate"} {
+	for _, sc := range []string{"dc-loss", "dc-isolate", "dc-flap"} {
 		t.Run(sc, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.json")
 			cmd := exec.Command(planbBinary, "drill", "--cluster", clusterFile,
 				"--scenario", sc, "--target", "dc3", "--users", "3", "--rooms", "4",
-				"--before", "4s", "--during", "12s", "--after", "10s", "--rto-budget", "60s", "--out", out)
+				"--before", "4s", "--during", "12s", "--after", "10s", "--rto-budget", "60s", "--flap", "2s", "--out", out)
 			var output syncBuffer
 			cmd.Stdout, cmd.Stderr = &output, &output
 			if err := cmd.Start(); err != nil {
@@ -99,7 +100,7 @@ func TestDrillCommand(t *testing.T) {
 			ids = append(ids, rep.ID)
 		})
 	}
-	// Both drills are in the cluster's history, newest first, from any data center.
+	// Every drill is in the cluster's history, newest first, from any data center.
 	b, err := exec.Command(planbBinary, "drill", "history", "--cluster", clusterFile, "--json").Output()
 	if err != nil {
 		t.Fatalf("planb drill history: %v", err)
@@ -115,7 +116,9 @@ func TestDrillCommand(t *testing.T) {
 	for _, h := range hist {
 		got = append(got, h.ID)
 	}
-	if len(ids) != 2 || len(got) < 2 || got[0] != ids[1] || got[1] != ids[0] {
+	want := slices.Clone(ids)
+	slices.Reverse(want)
+	if len(ids) != 3 || len(got) < 3 || !slices.Equal(got[:3], want) {
 		t.Errorf("history (newest first) = %v, want the drills %v in reverse", got, ids)
 	}
 	// The drill's users send from every data center; sends were forwarded

@@ -23,6 +23,7 @@ type Config struct {
 	Peer      string        // slow-link: the other end of the link; default: the one after Target
 	Latency   time.Duration // slow-link: added latency each way
 	Jitter    time.Duration // slow-link: jitter of that latency
+	Flap      time.Duration // dc-flap: how long each cut, and each healed spell between cuts, lasts
 	Users     int           // simulated users
 	Rooms     int           // rooms, every user in every room
 	Receivers int           // users that follow /sync to measure delivery latency (at most Users)
@@ -64,6 +65,9 @@ func (c *Config) Validate() error {
 	}
 	if sc.name == ScenarioSlowLink && (c.Latency <= 0 || c.Latency > 5*time.Second || c.Jitter < 0 || c.Jitter > c.Latency) {
 		errs = append(errs, errors.New("slow-link: latency must be in (0, 5s] and jitter in [0, latency]"))
+	}
+	if sc.name == ScenarioDCFlap && (c.Flap < time.Second || c.Flap > time.Minute) {
+		errs = append(errs, errors.New("dc-flap: --flap must be in [1s, 1m]"))
 	}
 	if c.Users < 2 || c.Users > 200 || c.Rooms < 1 || c.Rooms > 200 {
 		errs = append(errs, errors.New("users must be 2..200 and rooms 1..200"))

@@ -21,6 +21,7 @@ const (
 	ScenarioDCFreeze       = "dc-freeze"        // SIGSTOP the data center, later SIGCONT
 	ScenarioDCIsolate      = "dc-isolate"       // cut every link of the data center, later heal
 	ScenarioDCBlackhole    = "dc-blackhole"     // every link of the data center carries nothing but stays open, later heal
+	ScenarioDCFlap         = "dc-flap"          // cut every link of the data center and heal it, again and again
 	ScenarioSlowLink       = "slow-link"        // latency and jitter between two data centers
 	ScenarioBridge         = "bridge-partition" // cut the link between two data centers; both still see the others
 	ScenarioRollingRestart = "rolling-restart"  // restart every node one by one (SIGTERM, start)
@@ -42,6 +43,7 @@ var scenarios = []scenario{
 	{name: ScenarioDCFreeze, process: true, held: true},
 	{name: ScenarioDCIsolate, network: true, held: true},
 	{name: ScenarioDCBlackhole, network: true, held: true},
+	{name: ScenarioDCFlap, network: true, held: true},
 	{name: ScenarioSlowLink, network: true, pair: true, held: true},
 	{name: ScenarioBridge, network: true, pair: true, held: true},
 	{name: ScenarioRollingRestart, process: true, all: true},
@@ -207,6 +209,8 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
 			return "/faults/blackhole", map[string]any{"duration_seconds": int(f.limit.Seconds())}
 		})
+	case ScenarioDCFlap:
+		return f.flap(ctx, target)
 	case ScenarioBridge:
 		if f.t.Dev != nil {
 			return f.devLinks(f.linksBetween(target, peer), func(p *toxiclient.Proxy) error { return p.Disable() },
@@ -348,6 +352,81 @@ func (f *faults) restart(ctx context.Context, name string) error {
 	}
 	dc, _ := f.t.dataCenter(name)
 	return waitReady(ctx, dc.Nodes[0])
+}
+
+// flap cuts every link of target for cfg.Flap, heals it for cfg.Flap, and
+// again, until the returned heal stops it (and heals). On a deployment each
+// cut is a timed isolation of the nodes (they heal by themselves after it).
+func (f *faults) flap(ctx context.Context, target string) (func(context.Context) error, error) {
+	cut, mend := func(context.Context) error { return nil }, func(context.Context) error { return nil }
+	if f.t.Dev != nil {
+		toxi := toxiclient.NewClient(strings.TrimPrefix(f.t.Dev.ToxiproxyURL, "http://"))
+		links := f.t.Dev.LinksOf(target)
+		each := func(enable bool) error {
+			for _, l := range links {
+				p, err := toxi.Proxy(l)
+				if err == nil {
+					if enable {
+						err = p.Enable()
+					} else {
+						err = p.Disable()
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("link %s: %w", l, err)
+				}
+			}
+			return nil
+		}
+		cut = func(context.Context) error { return each(false) }
+		mend = func(context.Context) error { return each(true) }
+	} else {
+		secs := max(1, int(f.cfg.Flap.Seconds()))
+		cut = func(ctx context.Context) error {
+			heal, err := f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
+				return "/faults/isolate", map[string]any{"duration_seconds": secs}
+			})
+			if err == nil {
+				mend = heal
+			}
+			return err
+		}
+	}
+	if err := cut(ctx); err != nil {
+		_ = mend(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		down := true
+		t := time.NewTicker(f.cfg.Flap)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- mend(context.WithoutCancel(ctx))
+				return
+			case <-t.C:
+			}
+			var err error
+			if down {
+				err = mend(ctx)
+				f.say("flapping: %s healed", target)
+			} else {
+				err = cut(ctx)
+				f.say("flapping: %s cut", target)
+			}
+			if err != nil {
+				done <- errors.Join(err, mend(context.WithoutCancel(ctx)))
+				return
+			}
+			down = !down
+		}
+	}()
+	return func(context.Context) error {
+		close(stop)
+		return <-done
+	}, nil
 }
 
 // linksBetween names the dev cluster's links between data centers a and b,

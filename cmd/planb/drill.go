@@ -32,6 +32,7 @@ func (c *drillCmd) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.cfg.Peer, "peer", "", "slow-link: the other data center of the link (default: the one after --target)")
 	fs.DurationVar(&c.cfg.Latency, "latency", 100*time.Millisecond, "slow-link: latency added each way")
 	fs.DurationVar(&c.cfg.Jitter, "jitter", 20*time.Millisecond, "slow-link: jitter of that latency")
+	fs.DurationVar(&c.cfg.Flap, "flap", 3*time.Second, "dc-flap: length of each cut and of each healed spell between cuts")
 	fs.IntVar(&c.cfg.Users, "users", 6, "simulated users, spread over the data centers")
 	fs.IntVar(&c.cfg.Rooms, "rooms", 8, "rooms; every user sends into every room")
 	fs.IntVar(&c.cfg.Receivers, "receivers", 3, "users that follow /sync to measure delivery latency")

@@ -45,7 +45,8 @@ Usage:
   planb dev    [flags]   run a local cluster for development (open registration)
   planb serve  [flags]   run one node
   planb drill  [flags]   break a cluster on purpose under load (dc-loss, dc-freeze,
-                         dc-isolate, dc-blackhole, slow-link, rolling-restart, drain) and report
+                         dc-isolate, dc-blackhole, dc-flap, bridge-partition, slow-link,
+                         rolling-restart, drain) and report
                          RTO, RPO, duplicates, errors, delivery latency, catch-up
   planb drill history [flags]
                          list the drills stored in the cluster
