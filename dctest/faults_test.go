@@ -39,6 +39,25 @@ func waitAcks(t *testing.T, l *load, n int, what string) {
 	})
 }
 
+// waitResumed waits until every room of w has an acknowledged write of l
+// after since.
+func waitResumed(t *testing.T, l *load, w *world, since time.Time, what string) {
+	t.Helper()
+	testutil.WaitFor(t, 90*time.Second, what, func() error {
+		acks, _ := l.snapshot()
+		after := map[id.RoomID]bool{}
+		for _, a := range acks {
+			if a.at.After(since) {
+				after[a.room] = true
+			}
+		}
+		if len(after) < len(w.rooms) {
+			return fmt.Errorf("%d of %d rooms have writes since %s", len(after), len(w.rooms), since.Format(time.StampMilli))
+		}
+		return nil
+	})
+}
+
 // TestDataCenterLoss is the fire drill in a test: under continuous load from
 // clients spread over three data centers, one data center is SIGKILLed.
 // Every acknowledged event must be readable from both survivors, exactly
@@ -71,19 +90,7 @@ func TestDataCenterLoss(t *testing.T) {
 	t.Logf("SIGKILL %s at %s", victim, killAt.Format(time.RFC3339Nano))
 
 	// Writes resume in every room.
-	testutil.WaitFor(t, 90*time.Second, "every room accepts writes after the loss", func() error {
-		acks, _ := l.snapshot()
-		after := map[id.RoomID]bool{}
-		for _, a := range acks {
-			if a.at.After(killAt) {
-				after[a.room] = true
-			}
-		}
-		if len(after) < len(w.rooms) {
-			return fmt.Errorf("%d of %d rooms have writes after the loss", len(after), len(w.rooms))
-		}
-		return nil
-	})
+	waitResumed(t, l, w, killAt, "every room accepts writes after the loss")
 	waitAcks(t, l, 200, "load after the loss")
 
 	t.Run("survivors serve every function", func(t *testing.T) {

@@ -2,12 +2,9 @@ package dctest
 
 import (
 	"context"
-	"fmt"
 	"syscall"
 	"testing"
 	"time"
-
-	"maunium.net/go/mautrix/id"
 
 	"github.com/planb-chat/planb/internal/testutil"
 )
@@ -30,19 +27,7 @@ func TestTwoDataCentersLost(t *testing.T) {
 
 	resumed := func(what string, since time.Time) {
 		t.Helper()
-		testutil.WaitFor(t, 90*time.Second, what, func() error {
-			acks, _ := l.snapshot()
-			after := map[id.RoomID]bool{}
-			for _, a := range acks {
-				if a.at.After(since) {
-					after[a.room] = true
-				}
-			}
-			if len(after) < len(w.rooms) {
-				return fmt.Errorf("%d of %d rooms have writes since %s", len(after), len(w.rooms), since.Format(time.StampMilli))
-			}
-			return nil
-		})
+		waitResumed(t, l, w, since, what)
 		t.Logf("%s: %s", what, time.Since(since).Round(100*time.Millisecond))
 	}
 

@@ -189,8 +189,7 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 		return func(context.Context) error { return devcluster.SignalDataCenter(f.t.Dev, target, syscall.SIGCONT) }, nil
 	case ScenarioDCIsolate:
 		if f.t.Dev != nil {
-			return f.devLinks(f.t.Dev.LinksOf(target), func(p *toxiclient.Proxy) error { return p.Disable() },
-				func(p *toxiclient.Proxy) error { return p.Enable() })
+			return f.cutLinks(f.t.Dev.LinksOf(target))
 		}
 		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
 			return "/faults/isolate", map[string]any{"duration_seconds": int(f.limit.Seconds())}
@@ -213,8 +212,7 @@ func (f *faults) apply(ctx context.Context, sc scenario) (func(context.Context) 
 		return f.flap(ctx, target)
 	case ScenarioBridge:
 		if f.t.Dev != nil {
-			return f.devLinks(f.linksBetween(target, peer), func(p *toxiclient.Proxy) error { return p.Disable() },
-				func(p *toxiclient.Proxy) error { return p.Enable() })
+			return f.cutLinks(f.linksBetween(target, peer))
 		}
 		return f.nodeFaults(ctx, []string{target, peer}, func(dc string) (string, any) {
 			other := peer
@@ -334,12 +332,14 @@ func (f *faults) partitionLeaders(ctx context.Context) map[int]string {
 	if err := f.a.Any(ctx, 5*time.Second, "GET", "/status", nil, &st); err != nil {
 		return nil
 	}
+	led := map[string]string{} // stream -> data center of its leader
+	for _, s := range st.Streams {
+		led[s.Name] = s.LeaderDC
+	}
 	out := map[int]string{}
 	for p := 0; p < f.cfg.Partitions; p++ {
-		for _, s := range st.Streams {
-			if s.Name == jetstream.EventStream(p) && s.LeaderDC != "" {
-				out[p] = s.LeaderDC
-			}
+		if dc := led[jetstream.EventStream(p)]; dc != "" {
+			out[p] = dc
 		}
 	}
 	return out
@@ -358,39 +358,24 @@ func (f *faults) restart(ctx context.Context, name string) error {
 // again, until the returned heal stops it (and heals). On a deployment each
 // cut is a timed isolation of the nodes (they heal by themselves after it).
 func (f *faults) flap(ctx context.Context, target string) (func(context.Context) error, error) {
-	cut, mend := func(context.Context) error { return nil }, func(context.Context) error { return nil }
+	// inject breaks target's links once and returns what heals them.
+	inject := func(ctx context.Context) (func(context.Context) error, error) {
+		return f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
+			return "/faults/isolate", map[string]any{"duration_seconds": max(1, int(f.cfg.Flap.Seconds()))}
+		})
+	}
 	if f.t.Dev != nil {
-		toxi := toxiclient.NewClient(strings.TrimPrefix(f.t.Dev.ToxiproxyURL, "http://"))
-		links := f.t.Dev.LinksOf(target)
-		each := func(enable bool) error {
-			for _, l := range links {
-				p, err := toxi.Proxy(l)
-				if err == nil {
-					if enable {
-						err = p.Enable()
-					} else {
-						err = p.Disable()
-					}
-				}
-				if err != nil {
-					return fmt.Errorf("link %s: %w", l, err)
-				}
-			}
-			return nil
+		inject = func(context.Context) (func(context.Context) error, error) {
+			return f.cutLinks(f.t.Dev.LinksOf(target))
 		}
-		cut = func(context.Context) error { return each(false) }
-		mend = func(context.Context) error { return each(true) }
-	} else {
-		secs := max(1, int(f.cfg.Flap.Seconds()))
-		cut = func(ctx context.Context) error {
-			heal, err := f.nodeFaults(ctx, []string{target}, func(string) (string, any) {
-				return "/faults/isolate", map[string]any{"duration_seconds": secs}
-			})
-			if err == nil {
-				mend = heal
-			}
-			return err
+	}
+	mend := func(context.Context) error { return nil }
+	cut := func(ctx context.Context) error {
+		heal, err := inject(ctx)
+		if err == nil {
+			mend = heal
 		}
+		return err
 	}
 	if err := cut(ctx); err != nil {
 		_ = mend(context.WithoutCancel(ctx))
@@ -449,6 +434,12 @@ func removeToxics(p *toxiclient.Proxy, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// cutLinks disables the named links of a dev cluster and returns the heal
+// that enables them again.
+func (f *faults) cutLinks(names []string) (func(context.Context) error, error) {
+	return f.devLinks(names, (*toxiclient.Proxy).Disable, (*toxiclient.Proxy).Enable)
 }
 
 // devLinks applies do to the named toxiproxy links of a dev cluster and

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +73,28 @@ func startTestCluster(t *testing.T) *testCluster {
 		t.Cleanup(c.engines[i].Close)
 	}
 	return c
+}
+
+// waitArmed waits until every node hears a quorum and its guard is armed.
+func (c *testCluster) waitArmed(t *testing.T) {
+	t.Helper()
+	waitFor(t, "every node hears a quorum", time.Minute, func() (bool, string) {
+		for _, e := range c.engines {
+			if q, _ := e.QuorumConnected(); !q || !e.guard.armedNow() {
+				return false, e.cfg.NodeName + " not connected or guard not armed"
+			}
+		}
+		return true, ""
+	})
+}
+
+// nodeIDs maps each server's Raft node ID to its name.
+func (c *testCluster) nodeIDs() map[string]string {
+	ids := map[string]string{}
+	for _, e := range c.engines {
+		ids[lookupRaftNode(e.srv, metaGroup).ID()] = e.cfg.NodeName
+	}
+	return ids
 }
 
 // groupView is what one server knows of a Raft group.
@@ -149,24 +173,10 @@ func TestQuorumGuard(t *testing.T) {
 func testBridgePartition(t *testing.T) {
 	c := startTestCluster(t)
 	bridge := c.engines[1]
-	waitFor(t, "every node hears a quorum", time.Minute, func() (bool, string) {
-		for _, e := range c.engines {
-			if q, _ := e.QuorumConnected(); !q || !e.guard.armedNow() {
-				return false, e.cfg.NodeName + " not connected or guard not armed"
-			}
-		}
-		return true, ""
-	})
-	ids := map[string]string{}
-	for _, e := range c.engines {
-		ids[lookupRaftNode(e.srv, metaGroup).ID()] = e.cfg.NodeName
-	}
-	var led []string
-	for _, e := range c.engines {
-		led = append(led, lookupRaftNode(e.srv, metaGroup).ID())
-	}
+	c.waitArmed(t)
+	ids := c.nodeIDs()
 	waitFor(t, "every group has a leader", 30*time.Second, func() (bool, string) {
-		return allLed(view(t, bridge), led...)
+		return allLed(view(t, bridge), slices.Collect(maps.Keys(ids))...)
 	})
 	before := view(t, bridge)
 
@@ -214,9 +224,9 @@ func testBridgePartition(t *testing.T) {
 		return true, ""
 	})
 	time.Sleep(10 * time.Second)
-	changed := 0
+	changed, after := 0, view(t, bridge)
 	for g, b := range before {
-		if a := view(t, bridge)[g]; a != b {
+		if a := after[g]; a != b {
 			changed++
 			t.Errorf("group %s: leader %s term %d before the cut, leader %s term %d after healing", g,
 				ids[b.leader], b.term, ids[a.leader], a.term)
@@ -228,18 +238,8 @@ func testBridgePartition(t *testing.T) {
 func testQuorumGuard(t *testing.T, fault func(*faultnet.Links, time.Duration) error) {
 	c := startTestCluster(t)
 	a, island := c.engines[0], c.engines[2]
-	ids := map[string]string{} // raft node id -> server name
-	for _, e := range c.engines {
-		ids[lookupRaftNode(e.srv, metaGroup).ID()] = e.cfg.NodeName
-	}
-	waitFor(t, "every node hears a quorum", time.Minute, func() (bool, string) {
-		for _, e := range c.engines {
-			if q, _ := e.QuorumConnected(); !q || !e.guard.armedNow() {
-				return false, e.cfg.NodeName + " not connected or guard not armed"
-			}
-		}
-		return true, ""
-	})
+	ids := c.nodeIDs()
+	c.waitArmed(t)
 	before := view(t, island)
 
 	if err := fault(c.links[2], 12*time.Second); err != nil {
